@@ -1,0 +1,62 @@
+# Two commands set everything up on a fresh machine:
+#   make run    virtual environment + install + the main job on the bundled sample (Beam, in-process)
+#   make test   virtual environment + install + the whole test suite
+# `make help` lists every target and variable.
+
+PYTHON   ?= python3
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+WWM      := $(VENV)/bin/wwm
+ENGINE   ?= beam
+INPUT    ?=
+OUTPUT   ?= build/run-$(ENGINE)
+PYTEST_ARGS ?=
+
+SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null)
+
+.PHONY: help venv run sample test bench ingest clean dedup segment vocab shards pretrain report distclean
+
+help:  ## this list
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
+	@echo
+	@echo "Variables: ENGINE=beam|spark (default beam)  INPUT=paths (default: the bundled sample)"
+	@echo "           OUTPUT=dir (default build/run-ENGINE)  PYTHON=interpreter for the venv (default python3)"
+
+$(VENV)/.installed: $(SOURCES)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed  ## create the virtual environment and install the project
+
+sample: venv  ## write the bundled sample corpus to build/sample
+	$(WWM) sample build/sample
+
+run: venv sample  ## run ingest, clean, dedup on INPUT (default: the bundled sample) with ENGINE
+	$(WWM) run $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
+	$(WWM) report $(OUTPUT)
+
+test: venv  ## the whole test suite (a run that collects no test fails)
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+bench: venv  ## benchmarks: bench/results/*.json
+	$(PY) bench/ingest_clean.py
+
+ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
+	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
+
+clean: venv  ## one stage: OUTPUT/ingest -> OUTPUT/clean
+	$(WWM) clean --engine $(ENGINE) --output $(OUTPUT)
+
+dedup: venv  ## one stage: OUTPUT/clean -> OUTPUT/dedup
+	$(WWM) dedup --engine $(ENGINE) --output $(OUTPUT)
+
+segment vocab shards pretrain: venv  ## later stages (not built yet)
+	$(WWM) $@
+
+report: venv  ## summarise OUTPUT's stats
+	$(WWM) report $(OUTPUT)
+
+distclean:  ## remove the virtual environment and build outputs
+	rm -rf $(VENV) build

@@ -1,0 +1,188 @@
+"""Beam adapters: one composite PTransform per stage, around the core.
+
+The transforms only read, group and write; every decision is made by the core
+(``read_file``, ``Cleaner.process``, ``ExactKey`` / ``resolve_group``).
+Counters go to Beam metrics (namespace ``wwm``).  Models and converters are
+built in ``DoFn.setup``, once per worker, never pickled.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from pipeline import schema
+from pipeline.clean.stage import Cleaner
+from pipeline.config import CleanOptions
+from pipeline.dedup.exact import ExactKey, resolve_group
+from pipeline.ingest.readers import read_file
+from pipeline.outputs import parquet_files
+from pipeline.progress import Progress
+from pipeline.records import Document, Quarantined, Rejected, from_row, to_row
+
+NAMESPACE = "wwm"
+
+
+class BeamCount:
+    """``count(name, n)`` onto Beam metrics counters."""
+
+    def __init__(self) -> None:
+        self._counters = {}
+
+    def __call__(self, name: str, n: int = 1) -> None:
+        counter = self._counters.get(name)
+        if counter is None:
+            counter = self._counters[name] = Metrics.counter(NAMESPACE, name)
+        counter.inc(n)
+
+
+class _ReadFileFn(beam.DoFn):
+    def __init__(self, max_record_bytes: int, total_bytes: int, progress: bool) -> None:
+        self.max_record_bytes = max_record_bytes
+        self.total_bytes = total_bytes
+        self.show_progress = progress
+
+    def setup(self):
+        self.count = BeamCount()
+        self.progress = Progress("ingest", self.total_bytes, enabled=self.show_progress)
+
+    def process(self, file):
+        for record in read_file(file, self.max_record_bytes, self.count, self.progress):
+            if isinstance(record, Document):
+                yield record
+            else:
+                yield beam.pvalue.TaggedOutput("quarantined", record)
+
+    def teardown(self):
+        self.progress.close()
+
+
+class _CleanFn(beam.DoFn):
+    def __init__(self, options: CleanOptions) -> None:
+        self.options = options
+
+    def setup(self):
+        self.cleaner = Cleaner(self.options)
+        self.count = BeamCount()
+
+    def process(self, doc):
+        result = self.cleaner.process(doc, self.count)
+        if isinstance(result, Document):
+            yield result
+        elif isinstance(result, Rejected):
+            yield beam.pvalue.TaggedOutput("rejected", result)
+        else:
+            yield beam.pvalue.TaggedOutput("quarantined", result)
+
+
+class _ExactKeyFn(beam.DoFn):
+    def __init__(self, convert: str) -> None:
+        self.convert = convert
+
+    def setup(self):
+        self.key = ExactKey(self.convert)
+        self.count = BeamCount()
+
+    def process(self, doc):
+        try:
+            yield self.key(doc), doc
+        except Exception as exc:
+            self.count("dedup.read")
+            self.count("dedup.quarantined")
+            yield beam.pvalue.TaggedOutput("quarantined", Quarantined(
+                stage="dedup", source=doc.source, file=doc.file, position=doc.position, id=doc.id,
+                error=f"{type(exc).__name__}: {exc}"))
+
+
+class _ResolveFn(beam.DoFn):
+    def setup(self):
+        self.count = BeamCount()
+
+    def process(self, group):
+        _, docs = group
+        kept, duplicates = resolve_group(docs, self.count)
+        yield kept
+        for dup in duplicates:
+            yield beam.pvalue.TaggedOutput("duplicates", dup)
+
+
+class ReadInputs(beam.PTransform):
+    """Input files -> {'documents', 'quarantined'}."""
+
+    def __init__(self, files, max_record_bytes: int, progress: bool) -> None:
+        super().__init__()
+        self.files = list(files)
+        self.max_record_bytes = max_record_bytes
+        self.progress = progress
+
+    def expand(self, pbegin):
+        total = sum(f.size for f in self.files)
+        return (pbegin
+                | "Files" >> beam.Create(self.files, reshuffle=True)
+                | "Read" >> beam.ParDo(_ReadFileFn(self.max_record_bytes, total, self.progress))
+                .with_outputs("quarantined", main="documents"))
+
+
+class CleanDocuments(beam.PTransform):
+    """Documents -> {'documents', 'rejected', 'quarantined'}."""
+
+    def __init__(self, options: CleanOptions) -> None:
+        super().__init__()
+        self.options = options
+
+    def expand(self, docs):
+        return docs | "Clean" >> beam.ParDo(_CleanFn(self.options)).with_outputs(
+            "rejected", "quarantined", main="documents")
+
+
+class ExactDedup(beam.PTransform):
+    """Documents -> {'documents', 'duplicates', 'quarantined'}: one per normalised content."""
+
+    def __init__(self, convert: str) -> None:
+        super().__init__()
+        self.convert = convert
+
+    def expand(self, docs):
+        keyed = docs | "Key" >> beam.ParDo(_ExactKeyFn(self.convert)).with_outputs(
+            "quarantined", main="keyed")
+        resolved = (keyed.keyed
+                    | "Group" >> beam.GroupByKey()
+                    | "Resolve" >> beam.ParDo(_ResolveFn()).with_outputs("duplicates", main="documents"))
+        return {"documents": resolved.documents, "duplicates": resolved.duplicates,
+                "quarantined": keyed.quarantined}
+
+
+class WriteTable(beam.PTransform):
+    """Records -> Parquet files ``<directory>/part-SSSSS-of-NNNNN.parquet`` with the table's schema."""
+
+    def __init__(self, directory: str, table: str) -> None:
+        super().__init__()
+        self.directory = directory
+        self.table = table
+
+    def expand(self, records):
+        return (records
+                | "ToRow" >> beam.Map(to_row)
+                | "Write" >> beam.io.WriteToParquet(
+                    f"{self.directory}/part", schema.load(self.table), file_name_suffix=".parquet",
+                    codec="snappy"))
+
+
+class ReadTable(beam.PTransform):
+    """Parquet files of a table directory -> records of ``record_type``."""
+
+    def __init__(self, directory: str, record_type=Document) -> None:
+        super().__init__()
+        self.directory = directory
+        self.record_type = record_type
+
+    def expand(self, pbegin):
+        record_type = self.record_type
+        if not parquet_files(self.directory):
+            return pbegin | "Empty" >> beam.Create([])
+        return (pbegin
+                | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet")
+                | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
+
+
+__all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDedup", "WriteTable", "ReadTable"]

@@ -1,0 +1,244 @@
+"""The ``wwm`` command: one subcommand per stage, plus run, report, sample and config.
+
+Options come from the defaults, then ``--config FILE`` (YAML), then flags.
+Every option of :mod:`pipeline.config` has a flag named
+``--<section>-<option>`` (``--clean-min-han-ratio 0.4``); ``wwm config``
+prints the effective configuration as YAML, which ``--config`` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline import config as cfg
+from pipeline.stages import BUILT, STAGES, AccountingError, NotBuiltError, run_all, run_stage
+
+SECTIONS_FOR = {
+    "ingest": ("ingest", "beam", "spark"),
+    "clean": ("clean", "beam", "spark"),
+    "dedup": ("dedup", "clean", "beam", "spark"),
+    "run": cfg.Config.SECTIONS,
+    "config": cfg.Config.SECTIONS,
+}
+NOT_BUILT = {
+    "segment": "word segmentation (LTP / jieba) into the segmented table",
+    "vocab": "the 21,128-entry WordPiece vocabulary",
+    "shards": "whole-word-masked TFRecord shards",
+    "pretrain": "the TensorFlow pretraining runner",
+}
+
+
+def _flag(section: str, name: str) -> str:
+    return f"--{section}-{name.replace('_', '-')}"
+
+
+def _add_option(group, section: str, f: dataclasses.Field) -> None:
+    dest = f"{section}.{f.name}"
+    help_text = f"{f.metadata.get('help', '')} (default: {f.default if f.default is not dataclasses.MISSING else f.default_factory()})"
+    help_text = help_text.replace("%", "%%")
+    kind = f.type
+    if kind == "bool":
+        group.add_argument(_flag(section, f.name), dest=dest, action=argparse.BooleanOptionalAction,
+                           default=None, help=help_text)
+    elif kind == "list":
+        group.add_argument(_flag(section, f.name), dest=dest, default=None, metavar="ARGS",
+                           help=help_text + "; one shell-quoted string")
+    elif kind == "dict":
+        group.add_argument(_flag(section, f.name), dest=dest, default=None, action="append",
+                           metavar="KEY=VALUE", help=help_text + "; repeat the flag for several")
+    else:
+        group.add_argument(_flag(section, f.name), dest=dest, default=None,
+                           choices=f.metadata.get("choices"), metavar=None if f.metadata.get("choices") else
+                           f.name.upper(), help=help_text)
+
+
+def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
+    top = {f.name: f for f in dataclasses.fields(cfg.Config)}
+    parser.add_argument("--config", metavar="FILE", help="YAML file with any of the options below "
+                        "(sections: engine, output, inputs, progress, beam, spark, ingest, clean, dedup)")
+    parser.add_argument("--engine", choices=["beam", "spark"], default=None, help=top["engine"].metadata["help"]
+                        + " (default: beam)")
+    parser.add_argument("--output", "-o", metavar="DIR", default=None,
+                        help=top["output"].metadata["help"] + " (default: output)")
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                        help=top["progress"].metadata["help"] + " (default: on)")
+    for section in SECTIONS_FOR.get(command, ()):
+        cls = type(getattr(cfg.Config(), section))
+        group = parser.add_argument_group(f"{section} options")
+        for f in dataclasses.fields(cls):
+            _add_option(group, section, f)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wwm",
+        description="Raw Chinese text to whole-word-masked BERT pretraining data, on Apache Beam or PySpark.",
+        epilog="Stages: ingest -> clean -> dedup -> segment -> vocab -> shards -> pretrain. "
+               "'wwm COMMAND --help' lists every option of a command.")
+    parser.add_argument("--version", action="version", version=f"wwm {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="read raw corpora into the documents table",
+                       description="Read raw corpora (MediaWiki XML dumps, wikiextractor output, nlp_chinese_corpus "
+                                   "and ChineseWebText JSON lines, SQuAD JSON, google-research/bert plain text) into "
+                                   "OUTPUT/ingest/{documents,quarantined}.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT",
+                   help="file, directory or glob; 'SOURCE=PATH' names the source (default: the path's stem)")
+    p.add_argument("--format", dest="ingest.format", default=None,
+                   help="format of the inputs (same as --ingest-format)")
+    p.add_argument("--source", dest="ingest.source", default=None,
+                   help="source name of a single input (same as --ingest-source)")
+    _add_common(p, "ingest")
+
+    for name, text in (("clean", "normalise, filter and sentence-split documents"),
+                       ("dedup", "drop exact duplicates (normalised content), keep the smallest id")):
+        p = sub.add_parser(name, help=text, description=text + f". Reads OUTPUT/{'ingest' if name == 'clean' else 'clean'}"
+                           f"/documents unless --input is given; writes OUTPUT/{name}/.")
+        p.add_argument("--input", metavar="DIR", help="documents table (or a stage directory holding one) to read")
+        _add_common(p, name)
+
+    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup)",
+                       description="Run ingest, clean and dedup in order on the chosen engine; writes OUTPUT/run.json "
+                                   "with each stage's stats and the whole-run accounting.")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="as for 'wwm ingest'")
+    p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
+    p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
+    _add_common(p, "run")
+
+    for name, text in NOT_BUILT.items():
+        sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
+
+    p = sub.add_parser("report", help="summarise a run directory's stats (text and JSON; HTML not built yet)",
+                       description="Print each stage's accounting and counters from OUTPUT/*/stats.json and "
+                                   "write OUTPUT/report.json.")
+    p.add_argument("run_dir", metavar="OUTPUT_DIR")
+
+    p = sub.add_parser("sample", help="write the bundled sample corpus (every input format)",
+                       description="Write the project's own sample corpus, one file per supported format.")
+    p.add_argument("out", metavar="DIR")
+
+    p = sub.add_parser("config", help="print the effective configuration as YAML",
+                       description="Print defaults + --config file + flags as YAML (readable by --config).")
+    p.add_argument("inputs", nargs="*", metavar="INPUT")
+    _add_common(p, "config")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    values: dict = {}
+    for key, value in vars(args).items():
+        if value is None or key in ("command", "config", "input", "run_dir", "out"):
+            continue
+        if key == "inputs":
+            if value:
+                values["inputs"] = list(value)
+            continue
+        section, _, name = key.partition(".")
+        if not name:
+            values[section] = value
+            continue
+        if name == "pipeline_args":
+            value = shlex.split(value)
+        elif name == "conf":
+            pairs = {}
+            for item in value:
+                k, sep, v = item.partition("=")
+                if not sep:
+                    raise cfg.ConfigError(f"--{section}-conf expects KEY=VALUE, got {item!r}")
+                pairs[k] = v
+            value = pairs
+        values.setdefault(section, {})[name] = value
+    return values
+
+
+def config_from_args(args: argparse.Namespace) -> cfg.Config:
+    return cfg.load(args.config, _overrides(args))
+
+
+def report(run_dir: str) -> dict:
+    root = Path(run_dir)
+    stages = {}
+    for stage in STAGES:
+        path = root / stage / "stats.json"
+        if path.exists():
+            stages[stage] = json.loads(path.read_text(encoding="utf-8"))
+    if not stages:
+        raise FileNotFoundError(f"no stage stats under {root}")
+    lines = [f"{'stage':<8} {'read':>10} {'kept':>10} {'rejected':>10} {'duplicate':>10} {'quarantined':>12} "
+             f"{'seconds':>8}"]
+    for stage, stats in stages.items():
+        a = stats["accounting"]
+        lines.append(f"{stage:<8} {a['read']:>10,} {a['kept']:>10,} {a['rejected']:>10,} {a['duplicate']:>10,} "
+                     f"{a['quarantined']:>12,} {stats['seconds']:>8.1f}")
+    for stage, stats in stages.items():
+        for key in ("rejected_by_rule", "duplicates_by_source"):
+            if stats.get(key):
+                lines.append(f"{stage} {key.replace('_', ' ')}: " +
+                             ", ".join(f"{k} {v:,}" for k, v in stats[key].items()))
+    summary = {"stages": stages}
+    (root / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    print(f"report JSON: {root / 'report.json'} (the HTML report is not built yet)")
+    return summary
+
+
+def write_sample_config(out: str) -> Path:
+    """``OUT/sample.yaml``: one input per corpus directory of the sample, named after it."""
+    root = Path(out)
+    inputs = [{"path": str(d), "source": d.name} for d in sorted(root.iterdir()) if d.is_dir()]
+    path = root / "sample.yaml"
+    path.write_text(cfg.yaml.safe_dump({"inputs": inputs}, sort_keys=False, allow_unicode=True),
+                    encoding="utf-8")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    if args.command in NOT_BUILT:
+        print(f"wwm {args.command}: not built yet ({NOT_BUILT[args.command]}).", file=sys.stderr)
+        return 3
+    try:
+        if args.command == "sample":
+            from pipeline.sample import write_sample
+
+            for path in write_sample(args.out):
+                print(path)
+            print(write_sample_config(args.out))
+            return 0
+        if args.command == "report":
+            report(args.run_dir)
+            return 0
+        config = config_from_args(args)
+        if args.command == "config":
+            print(cfg.dump(config), end="")
+            return 0
+        if args.command == "run":
+            summary = run_all(config, BUILT)
+            a = summary.get("accounting", {})
+            print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
+                  f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
+            print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "
+                  f"later stages (segment, vocab, shards) are not built yet")
+            return 0
+        run_stage(args.command, config, getattr(args, "input", None))
+        return 0
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError) as exc:
+        print(f"wwm {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except AccountingError as exc:
+        print(f"wwm {args.command}: accounting failed, nothing published: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

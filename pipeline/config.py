@@ -1,0 +1,237 @@
+"""Every option of every stage, in one place.
+
+A run is configured by one YAML file (read with ``yaml.safe_load``) whose
+sections mirror the dataclasses below; command-line flags override it.  The
+CLI builds its flags from these dataclasses, so each option's ``help`` here is
+also its ``--help`` text.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def option(default, help: str, **kw):
+    """A config field with its help text."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **kw})
+    return field(default=default, metadata={"help": help, **kw})
+
+
+@dataclass
+class InputSpec:
+    """One input: a file, a directory (read recursively) or a glob."""
+
+    path: str
+    format: str = "auto"
+    source: str | None = None
+
+
+@dataclass
+class BeamOptions:
+    runner: str = option("FnApiRunner", "Beam runner: FnApiRunner (in-process, the local default; never "
+                         "Prism), DirectRunner, DataflowRunner, ...")
+    direct_num_workers: int = option(1, "local workers for the in-process runner (0 = one per core)")
+    direct_running_mode: str = option("in_memory", "in_memory, multi_threading or multi_processing "
+                                      "(use multi_processing with more than one worker)",
+                                      choices=["in_memory", "multi_threading", "multi_processing"])
+    pipeline_args: list = option([], "extra Beam pipeline arguments, e.g. ['--project=p', '--region=r']")
+
+
+@dataclass
+class SparkOptions:
+    master: str = option("local[*]", "Spark master URL: local[*], spark://host:7077, yarn")
+    driver_memory: str = option("4g", "spark.driver.memory (local mode: the whole job's memory)")
+    partitions: int = option(0, "partitions for the document RDDs (0 = Spark's default parallelism x 2)")
+    conf: dict = option({}, "extra Spark settings, e.g. {spark.executor.memory: 8g}")
+
+
+@dataclass
+class IngestOptions:
+    format: str = option("auto", "input format when not given per input: auto, mediawiki, wikiextractor, "
+                         "wikiextractor_json, wiki2019zh, news2016zh, baike2018qa, webtext2019zh, ccnet, "
+                         "squad, jsonl, text")
+    source: str = option("", "source name for a single input (default: the input path's stem)")
+    max_record_bytes: int = option(64 * 1024 * 1024, "a record (JSON line, <doc> block, XML page) longer "
+                                   "than this is quarantined instead of parsed")
+
+
+@dataclass
+class CleanOptions:
+    convert: str = option("t2s", "OpenCC conversion applied to every document: t2s, tw2s, hk2s, tw2sp, "
+                          "or none")
+    fullwidth: bool = option(True, "fold full-width ASCII letters and digits (and U+3000) to half-width; "
+                             "Chinese punctuation is never changed")
+    min_chars: int = option(20, "rule too_short: fewest non-space characters a document may have")
+    max_chars: int = option(2_000_000, "rule too_long: most characters a document may have")
+    min_han_ratio: float = option(0.3, "rule low_han_ratio: least share of Han characters among "
+                                  "non-space characters")
+    max_boilerplate_line_ratio: float = option(0.5, "rule boilerplate_lines: most share of lines that "
+                                               "are navigation or boilerplate (such lines are always "
+                                               "removed from kept documents)")
+    max_duplicate_line_ratio: float = option(0.3, "rule repeated_lines: most share of lines that repeat "
+                                             "an earlier line of the document")
+    repeated_ngram_size: int = option(13, "rule repeated_ngrams: character n-gram size")
+    max_repeated_ngram_ratio: float = option(0.5, "rule repeated_ngrams: most share of character n-grams "
+                                             "that occur more than once in the document")
+
+
+@dataclass
+class DedupOptions:
+    exact: bool = option(True, "drop documents whose normalised content (NFKC, simplified, lowercase, "
+                         "whitespace and punctuation removed) equals another's; the smallest id is kept")
+    key_convert: str = option("t2s", "OpenCC conversion applied inside the dedup key (not to the text), so "
+                              "traditional and simplified copies collide; none to turn it off")
+
+
+@dataclass
+class Config:
+    engine: str = option("beam", "engine that runs the stages: beam or spark", choices=["beam", "spark"])
+    output: str = option("output", "run directory; each stage writes OUTPUT/<stage>/")
+    inputs: list = option([], "inputs: paths, or 'SOURCE=PATH', or in YAML a list of "
+                          "{path, format, source}")
+    progress: bool = option(True, "print a progress line (documents/s, MB/s) while reading")
+    beam: BeamOptions = field(default_factory=BeamOptions)
+    spark: SparkOptions = field(default_factory=SparkOptions)
+    ingest: IngestOptions = field(default_factory=IngestOptions)
+    clean: CleanOptions = field(default_factory=CleanOptions)
+    dedup: DedupOptions = field(default_factory=DedupOptions)
+
+    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup")
+
+    def input_specs(self) -> list[InputSpec]:
+        return [parse_input(item, self.ingest.format, self.ingest.source) for item in self.inputs]
+
+    def stage_dir(self, stage: str) -> Path:
+        return Path(self.output) / stage
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot be used."""
+
+
+def parse_input(item: Any, default_format: str = "auto", default_source: str = "") -> InputSpec:
+    """An input from a YAML item or a command-line string (``PATH`` or ``SOURCE=PATH``)."""
+    if isinstance(item, InputSpec):
+        return item
+    if isinstance(item, dict):
+        unknown = set(item) - {"path", "format", "source"}
+        if unknown or "path" not in item:
+            raise ConfigError(f"input {item!r}: expected keys path, format, source")
+        return InputSpec(str(item["path"]), str(item.get("format") or default_format),
+                         str(item.get("source") or default_source) or None)
+    if not isinstance(item, str) or not item:
+        raise ConfigError(f"input {item!r}: expected a path string")
+    source, sep, path = item.partition("=")
+    if sep and source and "/" not in source and not Path(item).exists():
+        return InputSpec(path, default_format, source)
+    return InputSpec(item, default_format, default_source or None)
+
+
+def _input_item(item: Any) -> dict:
+    """An input as a dict holding only what was given (format and source defaults apply later)."""
+    spec = parse_input(item, default_format="", default_source="")
+    given = {"path": spec.path}
+    if spec.format:
+        given["format"] = spec.format
+    if spec.source:
+        given["source"] = spec.source
+    return given
+
+
+def _section_fields(cls) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(cls)}
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on", "false", "no", "0", "off"):
+                return value.lower() in ("true", "yes", "1", "on")
+            raise ValueError(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise ValueError(value)
+            return int(value)
+        if kind == "float":
+            return float(value)
+        if kind == "str":
+            if not isinstance(value, (str, int, float)):
+                raise ValueError(value)
+            return str(value)
+        if kind == "list":
+            if not isinstance(value, list):
+                raise ValueError(value)
+            return value
+        if kind == "dict":
+            if not isinstance(value, dict):
+                raise ValueError(value)
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: {value!r} is not a valid {kind}") from None
+    return value
+
+
+def _check_choice(value: Any, f: dataclasses.Field, where: str) -> None:
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(choices)}")
+
+
+def apply(config: Config, values: dict, where: str = "config") -> Config:
+    """Set options from a nested dict (YAML layout); unknown keys are errors."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping at the top level")
+    top = _section_fields(Config)
+    for key, value in values.items():
+        if key in Config.SECTIONS:
+            if value is None:
+                continue
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}: section {key!r} must be a mapping")
+            section = getattr(config, key)
+            fields = _section_fields(type(section))
+            for name, sub in value.items():
+                if name not in fields:
+                    raise ConfigError(f"{where}: unknown option {key}.{name}")
+                coerced = _coerce(sub, fields[name], f"{where}: {key}.{name}")
+                _check_choice(coerced, fields[name], f"{where}: {key}.{name}")
+                setattr(section, name, coerced)
+        elif key in top:
+            coerced = _coerce(value, top[key], f"{where}: {key}")
+            _check_choice(coerced, top[key], f"{where}: {key}")
+            if key == "inputs":
+                coerced = [_input_item(item) for item in coerced]
+            setattr(config, key, coerced)
+        else:
+            raise ConfigError(f"{where}: unknown option {key}")
+    return config
+
+
+def load(path: str | Path | None = None, overrides: dict | None = None) -> Config:
+    """Defaults, then the YAML file (if any), then overrides (a nested dict)."""
+    config = Config()
+    if path:
+        text = Path(path).read_text(encoding="utf-8")
+        values = yaml.safe_load(text)
+        if values is not None:
+            apply(config, values, where=str(path))
+    if overrides:
+        apply(config, overrides, where="command line")
+    return config
+
+
+def dump(config: Config) -> str:
+    """The config as YAML (what ``--config`` reads back)."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,105 @@
+"""Finding input files and opening them as (decompressed) byte streams."""
+
+from __future__ import annotations
+
+import bz2
+import glob
+import gzip
+import lzma
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+COMPRESSED = {".bz2": bz2.BZ2File, ".gz": gzip.GzipFile, ".xz": lzma.LZMAFile}
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file to read, with the input it belongs to."""
+
+    path: str        # where to open it
+    relpath: str     # path inside its input (used in ids of formats without native ids)
+    source: str      # the input's source name
+    format: str      # format name, or "auto"
+    size: int        # bytes on disk (compressed size for compressed files)
+
+
+class OpenedFile:
+    """A file opened for reading as decompressed bytes.
+
+    ``stream`` yields the decompressed bytes; ``raw_position()`` tells how far
+    into the file on disk reading has got (for progress on compressed input).
+    """
+
+    def __init__(self, path: str) -> None:
+        self.raw = open(path, "rb")
+        wrapper = COMPRESSED.get(Path(path).suffix.lower())
+        self.stream: BinaryIO = wrapper(self.raw) if wrapper else self.raw
+
+    def raw_position(self) -> int:
+        try:
+            return self.raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+    def close(self) -> None:
+        if self.stream is not self.raw:
+            self.stream.close()
+        self.raw.close()
+
+    def __enter__(self) -> "OpenedFile":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def default_source(path: str) -> str:
+    """Source name for an input path: its name without directory and extensions."""
+    name = Path(path.rstrip("/")).name or "input"
+    for suffix in (".bz2", ".gz", ".xz", ".jsonl", ".json", ".xml", ".txt"):
+        if name.lower().endswith(suffix) and len(name) > len(suffix):
+            name = name[: -len(suffix)]
+    return name
+
+
+def _is_hidden(rel: str) -> bool:
+    return any(part.startswith((".", "_")) for part in Path(rel).parts)
+
+
+def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[InputFile]:
+    """The files of one input (file, directory read recursively, or glob), sorted.
+
+    Hidden files and names starting with '_' are skipped inside directories.
+    An input that matches nothing raises ``FileNotFoundError``.
+    """
+    source = source or default_source(path)
+    found: list[tuple[str, str]] = []
+    if os.path.isdir(path):
+        for dirpath, dirnames, filenames in os.walk(path):
+            dirnames.sort()
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, path)
+                if not _is_hidden(rel):
+                    found.append((full, rel))
+    elif os.path.exists(path) or os.path.islink(path):
+        found.append((path, os.path.basename(path)))
+    else:
+        matches = sorted(glob.glob(path, recursive=True))
+        base = os.path.dirname(path.split("*")[0]) if "*" in path else os.path.dirname(path)
+        for full in matches:
+            if os.path.isfile(full):
+                found.append((full, os.path.relpath(full, base or ".")))
+    if not found:
+        raise FileNotFoundError(f"input {path!r} matches no file")
+    files = []
+    for full, rel in found:
+        try:
+            size = os.path.getsize(full)
+        except OSError:
+            size = 0
+        files.append(InputFile(path=full, relpath=rel.replace(os.sep, "/"), source=source,
+                               format=fmt, size=size))
+    return files

@@ -1,0 +1,106 @@
+"""Input formats: detection, and how each JSON format's fields become a document.
+
+Each JSON-lines format is described by a :class:`JsonFormat`: which field is the
+native id, which is the title, url and text, and which other fields go to
+``meta``.  A record missing a required field or with a field of the wrong type
+is an error the reader quarantines.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline.ingest.files import OpenedFile
+
+SNIFF_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True)
+class JsonFormat:
+    name: str
+    id_field: str | None          # None: id from file and line
+    text_fields: tuple[str, ...]  # joined with blank lines, empty ones skipped
+    title_field: str | None = None
+    url_field: str | None = None
+    meta_fields: tuple[str, ...] = ()
+    strip_title_line: bool = False  # wikiextractor repeats the title as the text's first line
+
+
+JSON_FORMATS = {
+    f.name: f
+    for f in (
+        JsonFormat("wiki2019zh", "id", ("text",), "title", "url", (), strip_title_line=True),
+        JsonFormat("wikiextractor_json", "id", ("text",), "title", "url", ("revid",), strip_title_line=True),
+        JsonFormat("news2016zh", "news_id", ("content",), "title", None,
+                   ("keywords", "desc", "source", "time")),
+        JsonFormat("baike2018qa", "qid", ("answer",), "title", None, ("category", "desc")),
+        JsonFormat("webtext2019zh", "answer_id", ("content",), "title", None,
+                   ("qid", "desc", "topic", "star", "answerer_tags")),
+        JsonFormat("ccnet", None, ("raw_content",), "title", "url",
+                   ("digest", "source_domain", "date_download", "language", "language_score",
+                    "perplexity", "bucket")),
+        JsonFormat("jsonl", "id", ("text",), "title", "url", ()),
+    )
+}
+
+FORMATS = ("mediawiki", "wikiextractor", "squad", "text", *JSON_FORMATS)
+
+
+class FormatError(ValueError):
+    """The format of an input cannot be told, or a record does not fit its format."""
+
+
+def _json_format_for_keys(keys: set[str]) -> str | None:
+    if "raw_content" in keys:
+        return "ccnet"
+    if "news_id" in keys:
+        return "news2016zh"
+    if "answer_id" in keys:
+        return "webtext2019zh"
+    if {"qid", "answer"} <= keys:
+        return "baike2018qa"
+    if {"id", "title", "text"} <= keys:
+        return "wikiextractor_json" if "revid" in keys else "wiki2019zh"
+    if "text" in keys:
+        return "jsonl"
+    return None
+
+
+def detect(path: str) -> str:
+    """Tell an input file's format from its name and first bytes.
+
+    Raises :class:`FormatError` when the content fits no format unambiguously
+    (the user then names it with ``--format``).
+    """
+    name = Path(path).name.lower()
+    if name.endswith((".xml", ".xml.bz2", ".xml.gz", ".xml.xz")):
+        return "mediawiki"
+    with OpenedFile(path) as opened:
+        head = opened.stream.read(SNIFF_BYTES)
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if not text:
+        return "text"
+    if text.startswith(("<mediawiki", "<?xml")):
+        return "mediawiki"
+    if text.startswith("<doc ") or text.startswith("<doc>"):
+        return "wikiextractor"
+    if text.startswith("{"):
+        first = text.split("\n", 1)[0]
+        try:
+            record = json.loads(first)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            fmt = _json_format_for_keys(set(record))
+            if fmt:
+                return fmt
+            raise FormatError(f"{path}: JSON lines with fields {sorted(record)} match no known format; "
+                              f"pass --format")
+        if '"data"' in text and '"paragraphs"' in text:
+            return "squad"
+        raise FormatError(f"{path}: starts like JSON but is not a known JSON format; pass --format")
+    if text.startswith("<"):
+        raise FormatError(f"{path}: starts with markup of no known format; pass --format")
+    return "text"

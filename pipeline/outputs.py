@@ -1,0 +1,98 @@
+"""Stage output directories: written to a temporary place, published by rename.
+
+A stage writes its tables under ``OUTPUT/.tmp-<stage>-<token>/<table>/`` and
+its ``stats.json`` beside them; only when everything is written is the
+directory renamed to ``OUTPUT/<stage>``, so a later stage never reads a
+half-written output.  A failed stage leaves the previous output in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline import schema
+
+
+def parquet_files(table_dir: str | Path) -> list[str]:
+    """Data files of a table directory (names starting with '.' or '_' are not data)."""
+    table_dir = Path(table_dir)
+    if not table_dir.is_dir():
+        return []
+    return sorted(str(p) for p in table_dir.iterdir()
+                  if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+
+
+def table_rows(table_dir: str | Path) -> int:
+    """Row count of a table directory, from the Parquet footers."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(table_dir))
+
+
+def read_table(table_dir: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+    """A whole table (for tests, stats and reports; stages stream through their engine)."""
+    target = schema.load(name)
+    if columns:
+        target = pa.schema([target.field(c) for c in columns])
+    parts = [pq.read_table(f, columns=target.names).select(target.names).cast(target)
+             for f in parquet_files(table_dir)]
+    if not parts:
+        return target.empty_table()
+    return pa.concat_tables(parts)
+
+
+def count_by(table_dir: str | Path, name: str, column: str) -> dict[str, int]:
+    """Rows per value of one column."""
+    counts: dict[str, int] = {}
+    for value in read_table(table_dir, name, [column]).column(column).to_pylist():
+        counts[value] = counts.get(value, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def documents_dir(path: str | Path) -> Path:
+    """A documents table given either the table directory or the stage directory holding it."""
+    path = Path(path)
+    if (path / "documents").is_dir():
+        return path / "documents"
+    return path
+
+
+class StageOutput:
+    """The temporary directory a stage writes into, and its publication."""
+
+    def __init__(self, output_root: str | Path, stage: str) -> None:
+        self.root = Path(output_root)
+        self.stage = stage
+        self.final = self.root / stage
+        self.tmp = self.root / f".tmp-{stage}-{uuid.uuid4().hex[:12]}"
+
+    def __enter__(self) -> "StageOutput":
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.tmp.mkdir()
+        return self
+
+    def table(self, name: str) -> str:
+        """Directory for table ``name`` inside the temporary output."""
+        return str(self.tmp / name)
+
+    def publish(self, stats: dict) -> Path:
+        """Write stats.json and move the finished output to its final place."""
+        (self.tmp / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n",
+                                             encoding="utf-8")
+        old = None
+        if self.final.exists():
+            old = self.root / f".old-{self.stage}-{uuid.uuid4().hex[:12]}"
+            os.replace(self.final, old)
+        os.replace(self.tmp, self.final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.final
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp, ignore_errors=True)

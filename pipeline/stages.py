@@ -1,0 +1,139 @@
+"""Run a stage on the chosen engine, check its accounting, publish its output.
+
+Every stage's ``stats.json`` carries the identity ``read = kept + rejected +
+duplicate + quarantined``, computed from the tables the stage wrote (row counts
+from the Parquet footers), next to the engine's counters.  A stage whose tables
+do not add up fails and publishes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from pathlib import Path
+
+from pipeline import __version__, schema
+from pipeline.config import Config, ConfigError
+from pipeline.ingest.files import expand
+from pipeline.outputs import StageOutput, count_by, documents_dir, table_rows
+
+STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
+BUILT = ("ingest", "clean", "dedup")
+STAGE_TABLES = {
+    "ingest": ("documents", "quarantined"),
+    "clean": ("documents", "rejected", "quarantined"),
+    "dedup": ("documents", "duplicates", "quarantined"),
+}
+PREVIOUS = {"clean": "ingest", "dedup": "clean"}
+
+
+class AccountingError(RuntimeError):
+    """A stage's outputs do not account for every document it read."""
+
+
+class NotBuiltError(RuntimeError):
+    """A stage whose issue has not landed yet."""
+
+
+def engine(name: str):
+    """The engine adapter module: ``pipeline.beam.runner`` or ``pipeline.spark.jobs``."""
+    modules = {"beam": "pipeline.beam.runner", "spark": "pipeline.spark.jobs"}
+    if name not in modules:
+        raise ConfigError(f"unknown engine {name!r} (beam or spark)")
+    return importlib.import_module(modules[name])
+
+
+def _stage_input(config: Config, stage: str, input_dir: str | None) -> Path:
+    path = documents_dir(input_dir) if input_dir else config.stage_dir(PREVIOUS[stage]) / "documents"
+    if not path.is_dir():
+        raise FileNotFoundError(f"{stage}: input {path} does not exist (run {PREVIOUS[stage]} first, or pass "
+                                f"--input)")
+    return path
+
+
+def _accounting(stage: str, read: int, tables: dict[str, int]) -> dict:
+    kept = tables.get("documents", 0)
+    rejected = tables.get("rejected", 0)
+    duplicate = tables.get("duplicates", 0)
+    quarantined = tables.get("quarantined", 0)
+    return {"read": read, "kept": kept, "rejected": rejected, "duplicate": duplicate,
+            "quarantined": quarantined, "balanced": read == kept + rejected + duplicate + quarantined}
+
+
+def _detail(stage: str, out: StageOutput) -> dict:
+    detail = {"documents_by_source": count_by(out.table("documents"), "documents", "source")}
+    if stage == "clean":
+        detail["rejected_by_rule"] = count_by(out.table("rejected"), "rejected", "rule")
+    if stage == "dedup":
+        detail["duplicates_by_source"] = count_by(out.table("duplicates"), "duplicates", "source")
+    detail["quarantined_by_source"] = count_by(out.table("quarantined"), "quarantined", "source")
+    return detail
+
+
+def run_stage(stage: str, config: Config, input_dir: str | None = None, log=print) -> dict:
+    """Run one stage; returns its stats (also written to ``OUTPUT/<stage>/stats.json``)."""
+    if stage not in BUILT:
+        raise NotBuiltError(f"stage {stage!r} is not built yet")
+    adapter = engine(config.engine)
+    with StageOutput(config.output, stage) as out:
+        started = time.time()
+        if stage == "ingest":
+            specs = config.input_specs()
+            if not specs:
+                raise ConfigError("ingest: no inputs (pass paths, or 'inputs' in the config file)")
+            files = [f for spec in specs for f in expand(spec.path, spec.source, spec.format)]
+            input_info = {"files": len(files), "bytes": sum(f.size for f in files),
+                          "inputs": [vars(spec) for spec in specs]}
+            counters = adapter.ingest(config, files, out)
+            read = counters.get("ingest.read", 0)
+        else:
+            source = _stage_input(config, stage, input_dir)
+            read = table_rows(source)
+            input_info = {"documents": str(source), "rows": read,
+                          "bytes": sum(p.stat().st_size for p in source.glob("*.parquet"))}
+            counters = getattr(adapter, stage)(config, str(source), out)
+        seconds = time.time() - started
+        tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES[stage]}
+        accounting = _accounting(stage, read, tables)
+        stats = {
+            "stage": stage,
+            "engine": config.engine,
+            "version": __version__,
+            "schemas": {name: int(schema.load(name).metadata[b"wwm.schema_version"]) for name in tables},
+            "seconds": round(seconds, 3),
+            "input": input_info,
+            "throughput": {"docs_per_s": round(read / seconds, 1) if seconds else None,
+                           "mb_per_s": round(input_info["bytes"] / seconds / 1e6, 3) if seconds else None},
+            "accounting": accounting,
+            "tables": tables,
+            **_detail(stage, out),
+            "counters": counters,
+        }
+        if not accounting["balanced"]:
+            raise AccountingError(f"{stage}: read {read} but wrote {json.dumps(tables)}")
+        final = out.publish(stats)
+    log(f"{stage}: read {read:,} -> kept {accounting['kept']:,}, rejected {accounting['rejected']:,}, "
+        f"duplicate {accounting['duplicate']:,}, quarantined {accounting['quarantined']:,} "
+        f"({seconds:.1f} s, {stats['throughput']['mb_per_s']} MB/s) -> {final}")
+    return stats
+
+
+def run_all(config: Config, stages=BUILT, log=print) -> dict:
+    """Run stages in order; write ``OUTPUT/run.json`` with each stage's stats and the whole-run identity."""
+    results = {}
+    for stage in stages:
+        results[stage] = run_stage(stage, config, log=log)
+    summary = {"stages": results}
+    if set(BUILT) <= set(results):
+        read = results["ingest"]["accounting"]["read"]
+        kept = results["dedup"]["accounting"]["kept"]
+        rejected = results["clean"]["accounting"]["rejected"]
+        duplicate = results["dedup"]["accounting"]["duplicate"]
+        quarantined = sum(r["accounting"]["quarantined"] for r in results.values())
+        summary["accounting"] = {"read": read, "kept": kept, "rejected": rejected, "duplicate": duplicate,
+                                 "quarantined": quarantined,
+                                 "balanced": read == kept + rejected + duplicate + quarantined}
+    path = Path(config.output) / "run.json"
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary

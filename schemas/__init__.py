@@ -1,0 +1,1 @@
+"""Schema files (JSON); loaded by pipeline.schema."""

@@ -1,0 +1,39 @@
+"""Install the ``pipeline`` package and the ``wwm`` command.
+
+The schema JSON files under ``schemas/`` are installed as the package data
+``pipeline._schemas`` (``pipeline/schema.py`` finds them there, or in the
+source tree).
+"""
+
+from setuptools import find_packages, setup
+
+# Versions that resolve together on Python 3.11: apache-beam 2.77 needs pyarrow < 26 and
+# protobuf < 7; TensorFlow 2.21 (the pretrain extra) needs protobuf >= 6.31; pandas < 2.4.
+CORE = [
+    "apache-beam==2.77.0",
+    "pyspark==4.1.4",
+    "pyarrow>=18,<26",
+    "protobuf>=6.31,<7",
+    "pandas>=2.2,<2.4",
+    "numpy>=1.26,<3",
+    "opencc==1.4.2",
+    "lxml>=5.2,<7",
+    "PyYAML>=6.0,<7",
+]
+
+setup(
+    name="wwm-pipeline",
+    version="0.1.0",
+    description="Raw Chinese text to whole-word-masked BERT pretraining data on Apache Beam and PySpark",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["pipeline", "pipeline.*"]) + ["pipeline._schemas"],
+    package_dir={"pipeline._schemas": "schemas"},
+    package_data={"pipeline._schemas": ["*.json", "README.md"]},
+    install_requires=CORE,
+    extras_require={
+        "test": ["pytest>=8,<10"],
+    },
+    entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
+)

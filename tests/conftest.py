@@ -1,0 +1,44 @@
+"""Shared fixtures: the bundled sample corpus, the shared real corpora, configs for both engines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import Config, InputSpec
+from pipeline.sample import write_sample
+
+SHARED_DATA = Path(os.environ.get("WWM_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def shared_file(*parts: str) -> Path:
+    """A file under ../shared/data, or skip the test when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared data {path} not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample")
+    write_sample(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_inputs(sample_dir) -> list[InputSpec]:
+    return [InputSpec(str(d), "auto", d.name) for d in sorted(sample_dir.iterdir()) if d.is_dir()]
+
+
+def make_config(output: Path, inputs, engine: str = "beam", **sections) -> Config:
+    config = Config(engine=engine, output=str(output), inputs=list(inputs), progress=False)
+    config.spark.master = "local[2]"
+    config.spark.driver_memory = "2g"
+    config.spark.conf = {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"}
+    for section, values in sections.items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
+    return config

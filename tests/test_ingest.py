@@ -1,0 +1,186 @@
+import bz2
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from conftest import shared_file
+from pipeline.counters import Counters
+from pipeline.ingest.files import InputFile, expand
+from pipeline.ingest.formats import FormatError, detect
+from pipeline.ingest.readers import read_file
+from pipeline.records import Document, Quarantined
+from pipeline.sample import EXPECTED
+
+
+def read_all(path, fmt="auto", source="src", max_record_bytes=64 << 20):
+    count = Counters()
+    records = [r for f in expand(str(path), source, fmt) for r in read_file(f, max_record_bytes, count)]
+    docs = [r for r in records if isinstance(r, Document)]
+    bad = [r for r in records if isinstance(r, Quarantined)]
+    assert count["ingest.read"] == len(records) == count["ingest.documents"] + count["ingest.quarantined"]
+    return docs, bad, count
+
+
+def write(path: Path, data: bytes | str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+@pytest.mark.parametrize("relpath, fmt", [
+    ("zhwiki/zhwiki-20240101-pages-articles.xml.bz2", "mediawiki"),
+    ("wikiextractor/AA/wiki_00", "wikiextractor"),
+    ("wikiextractor_json/AA/wiki_00", "wikiextractor_json"),
+    ("wiki2019zh/wiki_zh_sample.jsonl", "wiki2019zh"),
+    ("news2016zh/news2016zh_sample.json", "news2016zh"),
+    ("baike2018qa/baike_qa_sample.json", "baike2018qa"),
+    ("webtext2019zh/web_text_zh_sample.json", "webtext2019zh"),
+    ("chinesewebtext/cleared_sample.jsonl", "ccnet"),
+    ("plain/bert_format.txt", "text"),
+])
+def test_sample_files_are_detected_and_fully_accounted(sample_dir, relpath, fmt):
+    path = sample_dir / relpath
+    assert detect(str(path)) == fmt
+    docs, bad, _ = read_all(path)
+    assert len(docs) + len(bad) == EXPECTED["documents"][relpath]
+    assert len(bad) == EXPECTED["malformed"].get(relpath, 0)
+    assert all(d.format == fmt and d.source == "src" and d.text for d in docs)
+    assert len({d.id for d in docs}) == len(docs)
+    assert all(b.file == str(path) and b.position > 0 and b.error for b in bad)
+
+
+def test_mediawiki_dump_main_namespace_as_plain_text(sample_dir):
+    docs, bad, count = read_all(sample_dir / "zhwiki/zhwiki-20240101-pages-articles.xml.bz2")
+    assert count["ingest.skipped.redirect"] == EXPECTED["redirects"]
+    assert count["ingest.skipped.namespace"] == EXPECTED["other_namespaces"]
+    titles = {d.title for d in docs}
+    assert "青溪河" in titles and not any(t.startswith(("Template:", "Category:")) for t in titles)
+    assert [b.excerpt for b in bad] == EXPECTED["textless_pages"]["zhwiki/zhwiki-20240101-pages-articles.xml.bz2"]
+    assert "page has no <revision><text>" in bad[0].error
+    for doc in docs:
+        for markup in ("{{", "}}", "[[", "]]", "<ref", "{|", "-{", "'''", "Category:", "File:"):
+            assert markup not in doc.text, (doc.title, markup)
+        assert doc.id.startswith("src:") and doc.url.endswith(doc.id.split(":")[1])
+    river = next(d for d in docs if d.title == "青溪河")
+    assert "发源于云岭山脉东麓" in river.text   # links kept as their text
+
+
+def test_json_record_fields_map_to_documents(sample_dir):
+    docs, _, _ = read_all(sample_dir / "webtext2019zh/web_text_zh_sample.json")
+    meta = json.loads(docs[0].meta)
+    assert docs[0].id.split(":")[1].isdigit()          # integer answer_id as id
+    assert {"qid", "topic", "star"} <= set(meta) and isinstance(meta["star"], int)
+    wiki, _, _ = read_all(sample_dir / "wiki2019zh/wiki_zh_sample.jsonl")
+    assert all(not d.text.startswith(d.title + "\n") for d in wiki)   # repeated title line dropped
+    plain, _, _ = read_all(sample_dir / "plain/bert_format.txt")
+    assert [d.position for d in plain][0] == 1 and all(":plain" not in d.id for d in plain)
+    assert all("\n\n" not in d.text for d in plain)
+
+
+@pytest.mark.parametrize("content, error", [
+    (b'{"id": "1", "title": "t", "text": "\xe4\xb8\xad\xff\xfe"}\n', "UnicodeDecodeError"),
+    (b'{"id": "1", "title": "t", "text": "ok"\n', "JSONDecodeError"),
+    (b'[1, 2]\n', "expected an object"),
+    (b'{"id": "1", "title": "t", "url": "u"}\n', "missing field 'text'"),
+    (b'{"id": "1", "title": "t", "text": ["a"]}\n', "field 'text' is list"),
+    (b'{"id": true, "title": "t", "text": "a"}\n', "field 'id' is bool"),
+])
+def test_malformed_json_lines_are_quarantined_and_reading_goes_on(tmp_path, content, error):
+    good = '{"id": "2", "url": "u", "title": "好", "text": "一段正常的文字。"}\n'.encode()
+    path = write(tmp_path / "x.jsonl", good + content + good.replace(b'"2"', b'"3"'))
+    docs, bad, _ = read_all(path, fmt="wiki2019zh")
+    assert [d.id for d in docs] == ["src:2", "src:3"]
+    assert len(bad) == 1 and bad[0].position == 2 and error in bad[0].error
+
+
+def test_truncated_bz2_keeps_what_was_read_and_quarantines_the_rest(tmp_path):
+    rng = random.Random(0)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    lines = "".join(json.dumps({"id": str(i), "url": "u", "title": f"t{i}",
+                                "text": "".join(rng.choice(han) for _ in range(600))},
+                               ensure_ascii=False) + "\n" for i in range(2000))  # 3.6 MB: several bz2 blocks
+    data = bz2.compress(lines.encode("utf-8"))
+    path = write(tmp_path / "wiki.jsonl.bz2", data[: len(data) // 2])
+    docs, bad, _ = read_all(path, fmt="wiki2019zh")
+    assert 0 < len(docs) < 2000
+    assert len(bad) == 1 and "file ended early" in bad[0].error and bad[0].position >= len(docs)
+
+
+def test_xml_entities_are_never_expanded(tmp_path):
+    laughs = "".join(f'<!ENTITY lol{i} "{"&lol%d;" % (i - 1) * 10}">' for i in range(1, 10))
+    xml = f"""<?xml version="1.0"?>
+<!DOCTYPE mediawiki [<!ENTITY lol0 "lol">{laughs}<!ENTITY ext SYSTEM "file:///etc/passwd">]>
+<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/">
+<page><title>甲</title><ns>0</ns><id>1</id><revision><id>1</id>
+<text xml:space="preserve">甲是一个字。&lol9;&ext;</text></revision></page>
+<page><title>乙</title><ns>0</ns><id>2</id><revision><id>2</id><text>乙也是一个字。</text></revision></page>
+</mediawiki>"""
+    path = write(tmp_path / "evil-pages-articles.xml", xml)
+    docs, bad, _ = read_all(path)
+    assert all("lol" not in d.text and "root:" not in d.text for d in docs)
+    assert sum(len(d.text) for d in docs) < 100
+    assert len(docs) + len(bad) >= 1
+
+
+def test_broken_xml_quarantines_the_rest_of_the_file(tmp_path):
+    xml = ('<mediawiki><page><title>甲</title><ns>0</ns><id>1</id><revision><text>甲文。</text></revision></page>'
+           '<page><title>乙</title><ns>0</ns><id>2</id><revision><text>乙文')
+    docs, bad, _ = read_all(write(tmp_path / "cut.xml", xml))
+    assert [d.title for d in docs] == ["甲"]
+    assert len(bad) == 1 and "XML error" in bad[0].error
+
+
+def test_wikiextractor_blocks_unclosed_and_oversized(tmp_path):
+    text = ('<doc id="1" url="u1" title="甲">\n甲\n\n第一篇。\n</doc>\n'
+            '<doc id="2" url="u2" title="乙">\n乙\n\n' + "很长的内容。" * 200 + "\n</doc>\n"
+            '<doc id="3" url="u3" title="丙">\n丙\n\n没有结束。\n')
+    docs, bad, _ = read_all(write(tmp_path / "wiki_00", text), max_record_bytes=1000)
+    assert [d.id for d in docs] == ["src:1"] and docs[0].text == "第一篇。"
+    assert [b.position for b in bad] == [6, 11]
+    assert "longer than 1000 bytes" in bad[0].error and "not closed" in bad[1].error
+
+
+def test_unreadable_and_undetectable_files_are_quarantined(tmp_path):
+    weird = write(tmp_path / "weird.json", '{"foo": 1, "bar": 2}\n')
+    with pytest.raises(FormatError):
+        detect(str(weird))
+    file = InputFile(path=str(weird), relpath="weird.json", source="s", format="auto", size=10)
+    records = list(read_file(file))
+    assert len(records) == 1 and isinstance(records[0], Quarantined) and "pass --format" in records[0].error
+    missing = InputFile(path=str(tmp_path / "gone.jsonl"), relpath="gone.jsonl", source="s", format="auto", size=0)
+    records = list(read_file(missing))
+    assert len(records) == 1 and records[0].position == 0 and "No such file" in records[0].error
+
+
+def test_empty_file_yields_nothing(tmp_path):
+    docs, bad, count = read_all(write(tmp_path / "empty.txt", b""))
+    assert docs == [] and bad == [] and count["ingest.files"] == 1
+
+
+def test_shared_wiki2019zh_sample(tmp_path):
+    docs, bad, _ = read_all(shared_file("corpora", "wiki2019zh_sample.jsonl"))
+    assert len(docs) == 64 and not bad
+    assert sum("-{" in d.text for d in docs) > 0     # resolved by clean (tested in test_clean)
+
+
+@pytest.mark.parametrize("name, fmt, count", [
+    ("wikiextractor_doc_sample.txt", "wikiextractor", 16),
+    ("chinesewebtext_sample.jsonl", "ccnet", 100),
+    ("cmrc2018_dev.json", "squad", 848),
+    ("drcd_dev_traditional.json", "squad", 1000),
+])
+def test_shared_corpora_are_read(name, fmt, count):
+    path = shared_file("corpora", name)
+    assert detect(str(path)) == fmt
+    docs, bad, _ = read_all(path)
+    assert len(docs) == count and not bad
+    assert len({d.id for d in docs}) == count
+
+
+def test_shared_mediawiki_dump():
+    docs, bad, count = read_all(shared_file("dumps", "enwiki-pages-articles-sample.xml.bz2"))
+    assert docs and not bad
+    assert count["ingest.skipped.redirect"] > 0
+    assert not any("{{" in d.text or "[[" in d.text for d in docs)
