@@ -48,3 +48,24 @@ def test_console_entry_point_runs():
                             check=True)
     for command in COMMANDS:
         assert command in result.stdout
+
+
+def test_sample_command_writes_every_format_and_a_config(tmp_path, capsys):
+    assert main(["sample", str(tmp_path)]) == 0
+    import yaml
+
+    config = yaml.safe_load((tmp_path / "sample.yaml").read_text(encoding="utf-8"))
+    sources = [item["source"] for item in config["inputs"]]
+    assert sources == sorted(sources) and {"zhwiki", "news2016zh", "plain", "chinesewebtext"} <= set(sources)
+
+
+def test_run_and_report_from_the_command_line(tmp_path, capsys):
+    main(["sample", str(tmp_path / "sample")])
+    capsys.readouterr()
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(tmp_path / "sample" / "sample.yaml"), "--output", str(out),
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "run: read 46 = kept" in printed and str(out.resolve()) in printed
+    assert main(["report", str(out)]) == 0
+    assert "dedup" in capsys.readouterr().out and (out / "report.json").exists()
