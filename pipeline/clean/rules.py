@@ -21,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 
-_HAN = re.compile("[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
 _WS = re.compile(r"\s+")
 
 # Whole lines that are site navigation, share buttons, copyright and filing
@@ -53,6 +52,14 @@ def is_boilerplate(line: str) -> bool:
     return _BOILERPLATE.search(line.replace(" ", "")) is not None
 
 
+_HAN_RANGES = ((0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xF900, 0xFAFF), (0x20000, 0x3134F))
+
+
+def code_points(text: str) -> np.ndarray:
+    """The text's code points as a NumPy array."""
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
 @dataclass
 class TextView:
     """What the rules look at: the document's lines and a few counts computed once."""
@@ -60,13 +67,19 @@ class TextView:
     lines: list[str]
     boilerplate_lines: int = 0
     text: str = field(init=False)
+    codes: np.ndarray = field(init=False, repr=False)   # code points without spaces and newlines
     nonspace: int = field(init=False)
     han: int = field(init=False)
 
     def __post_init__(self) -> None:
         self.text = "\n".join(self.lines)
-        self.nonspace = len(self.text) - self.text.count(" ") - self.text.count("\n")
-        self.han = len(self.text) - len(_HAN.sub("", self.text)) if self.text else 0
+        codes = code_points(self.text)
+        self.codes = codes[(codes != 0x20) & (codes != 0x0A)]
+        self.nonspace = len(self.codes)
+        han = np.zeros(len(self.codes), dtype=bool)
+        for low, high in _HAN_RANGES:
+            han |= (self.codes >= low) & (self.codes <= high)
+        self.han = int(np.count_nonzero(han))
 
 
 Rule = Callable[[TextView, object], tuple[bool, str]]
@@ -104,23 +117,29 @@ def repeated_lines(view: TextView, options) -> tuple[bool, str]:
             f"duplicate_line_ratio={ratio:.3f} > {options.max_duplicate_line_ratio}")
 
 
-def repeated_ngram_ratio(text: str, n: int) -> float:
+def repeated_ngram_ratio(codes: np.ndarray | str, n: int) -> float:
     """Share of character n-grams (whitespace removed) that occur more than once."""
-    compact = _WS.sub("", text)
-    if len(compact) <= n:
-        return 0.0
-    codes = np.frombuffer(compact.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    if isinstance(codes, str):
+        codes = code_points(_WS.sub("", codes))
     windows = len(codes) - n + 1
-    hashes = np.zeros(windows, dtype=np.uint64)
+    if windows < 2:
+        return 0.0
+    codes = codes.astype(np.uint64)
+    hashes = codes[:windows].copy()
     base = np.uint64(1_000_003)
-    for k in range(n):  # polynomial hash of each window, mod 2**64
-        hashes = hashes * base + codes[k:k + windows]
-    _, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
-    return float(np.count_nonzero(counts[inverse] > 1)) / windows
+    for k in range(1, n):  # polynomial hash of each window, mod 2**64
+        hashes *= base
+        hashes += codes[k:k + windows]
+    hashes.sort()
+    same = hashes[1:] == hashes[:-1]
+    repeated = np.zeros(windows, dtype=bool)
+    repeated[1:] |= same
+    repeated[:-1] |= same
+    return float(np.count_nonzero(repeated)) / windows
 
 
 def repeated_ngrams(view: TextView, options) -> tuple[bool, str]:
-    ratio = repeated_ngram_ratio(view.text, options.repeated_ngram_size)
+    ratio = repeated_ngram_ratio(view.codes, options.repeated_ngram_size)
     return (ratio <= options.max_repeated_ngram_ratio,
             f"repeated_{options.repeated_ngram_size}gram_ratio={ratio:.3f} > {options.max_repeated_ngram_ratio}")
 

@@ -19,20 +19,12 @@ _END = re.compile(
 )
 
 
+_SENTENCE = re.compile(r"\s*(.+?(?:" + _END.pattern + r"|$))", re.S)
+
+
 def split_line(line: str) -> list[str]:
     """Sentences of one line, whitespace-stripped, empty ones dropped."""
-    sentences = []
-    start = 0
-    for match in _END.finditer(line):
-        end = match.end()
-        piece = line[start:end].strip()
-        if piece:
-            sentences.append(piece)
-        start = end
-    tail = line[start:].strip()
-    if tail:
-        sentences.append(tail)
-    return sentences
+    return [s.strip() for s in _SENTENCE.findall(line) if not s.isspace()]
 
 
 def split_sentences(lines: list[str]) -> list[str]:
