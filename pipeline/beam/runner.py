@@ -62,12 +62,11 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
-        docs = p | "ReadDocuments" >> ReadTable(documents_dir)
         if config.dedup.exact:
-            result = docs | "ExactDedup" >> ExactDedup(config.dedup.key_convert)
+            result = p | "ExactDedup" >> ExactDedup(documents_dir, config.dedup.key_convert)
             kept, duplicates, quarantined = result["documents"], result["duplicates"], result["quarantined"]
         else:
-            kept = docs
+            kept = p | "ReadDocuments" >> ReadTable(documents_dir)
             duplicates = p | "NoDuplicates" >> beam.Create([])
             quarantined = p | "NoQuarantined" >> beam.Create([])
         kept | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")

@@ -14,11 +14,11 @@ from apache_beam.metrics import Metrics
 from pipeline import schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
-from pipeline.dedup.exact import ExactKey, resolve_group
+from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
 from pipeline.progress import Progress
-from pipeline.records import Document, Quarantined, Rejected, from_row, to_row
+from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 
 NAMESPACE = "wwm"
 
@@ -85,13 +85,13 @@ class _ExactKeyFn(beam.DoFn):
 
     def process(self, doc):
         try:
-            yield self.key(doc), doc
+            yield self.key(doc), DocRef.of(doc)
         except Exception as exc:
             self.count("dedup.read")
             self.count("dedup.quarantined")
             yield beam.pvalue.TaggedOutput("quarantined", Quarantined(
                 stage="dedup", source=doc.source, file=doc.file, position=doc.position, id=doc.id,
-                error=f"{type(exc).__name__}: {exc}"))
+                error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text)))
 
 
 class _ResolveFn(beam.DoFn):
@@ -99,11 +99,13 @@ class _ResolveFn(beam.DoFn):
         self.count = BeamCount()
 
     def process(self, group):
-        _, docs = group
-        kept, duplicates = resolve_group(docs, self.count)
-        yield kept
-        for dup in duplicates:
-            yield beam.pvalue.TaggedOutput("duplicates", dup)
+        _, refs = group
+        _, duplicates = resolve_group(refs, self.count)
+        yield from duplicates
+
+
+def _not_dropped(doc, dropped):
+    return doc.id not in dropped
 
 
 class ReadInputs(beam.PTransform):
@@ -136,20 +138,29 @@ class CleanDocuments(beam.PTransform):
 
 
 class ExactDedup(beam.PTransform):
-    """Documents -> {'documents', 'duplicates', 'quarantined'}: one per normalised content."""
+    """Documents table -> {'documents', 'duplicates', 'quarantined'}: one per normalised content.
 
-    def __init__(self, convert: str) -> None:
+    Grouping moves only keys and :class:`DocRef` records; the documents are then
+    read a second time and those whose id was dropped are filtered out (the
+    dropped ids are a side input), so no step holds the corpus text.
+    """
+
+    def __init__(self, documents_dir: str, convert: str) -> None:
         super().__init__()
+        self.documents_dir = documents_dir
         self.convert = convert
 
-    def expand(self, docs):
-        keyed = docs | "Key" >> beam.ParDo(_ExactKeyFn(self.convert)).with_outputs(
-            "quarantined", main="keyed")
-        resolved = (keyed.keyed
-                    | "Group" >> beam.GroupByKey()
-                    | "Resolve" >> beam.ParDo(_ResolveFn()).with_outputs("duplicates", main="documents"))
-        return {"documents": resolved.documents, "duplicates": resolved.duplicates,
-                "quarantined": keyed.quarantined}
+    def expand(self, pbegin):
+        docs = pbegin | "ReadForKeys" >> ReadTable(self.documents_dir)
+        keyed = docs | "Key" >> beam.ParDo(_ExactKeyFn(self.convert)).with_outputs("quarantined", main="keyed")
+        duplicates = keyed.keyed | "Group" >> beam.GroupByKey() | "Resolve" >> beam.ParDo(_ResolveFn())
+        dropped = ((duplicates | "DuplicateIds" >> beam.Map(lambda d: (d.id, None)),
+                    keyed.quarantined | "QuarantinedIds" >> beam.Map(lambda q: (q.id, None)))
+                   | "Dropped" >> beam.Flatten())
+        kept = (pbegin
+                | "ReadForKept" >> ReadTable(self.documents_dir)
+                | "DropDuplicates" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(dropped)))
+        return {"documents": kept, "duplicates": duplicates, "quarantined": keyed.quarantined}
 
 
 class WriteTable(beam.PTransform):

@@ -5,8 +5,10 @@ simplified script, lowercasing, and removal of every whitespace, punctuation,
 symbol and control character, so copies that differ only in script, width,
 case, spacing or punctuation collide.  Within a group of equal keys the
 document with the smallest id (string order) is kept; the others become
-``Duplicate`` records pointing at it.  Engines group by key and call
-:func:`resolve_group`.
+``Duplicate`` records pointing at it.  Engines group small :class:`DocRef`
+records (not whole documents) by key, call :func:`resolve_group`, and then
+stream the documents once more, dropping the ids that came out as duplicates,
+so grouping memory does not hold the corpus text.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import unicodedata
+from dataclasses import dataclass
 from typing import Iterable
 
 from pipeline.clean.normalize import ScriptConverter
@@ -61,7 +64,23 @@ class ExactKey:
         return hashlib.blake2b(folded.encode("utf-8"), digest_size=16).hexdigest()
 
 
-def resolve_group(docs: Iterable[Document], count: CountFn = no_count) -> tuple[Document, list[Duplicate]]:
+@dataclass(frozen=True, slots=True)
+class DocRef:
+    """What grouping needs of a document: its id and where it came from, not its text."""
+
+    id: str
+    source: str
+    file: str
+    position: int
+    title: str | None = None
+
+    @classmethod
+    def of(cls, doc: Document) -> "DocRef":
+        return cls(doc.id, doc.source, doc.file, doc.position, doc.title)
+
+
+def resolve_group(docs: Iterable[Document | DocRef], count: CountFn = no_count
+                  ) -> tuple[Document | DocRef, list[Duplicate]]:
     """Keep the smallest id of documents with equal keys; the rest are its duplicates."""
     docs = list(docs)
     kept = min(docs, key=lambda d: d.id)

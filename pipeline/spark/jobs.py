@@ -16,10 +16,10 @@ from pipeline import schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters
-from pipeline.dedup.exact import ExactKey, resolve_group
+from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.ingest.readers import read_file
 from pipeline.progress import Progress
-from pipeline.records import Document, Duplicate, Quarantined, Rejected, from_row
+from pipeline.records import Document, Duplicate, Quarantined, Rejected, excerpt, from_row
 from pipeline.spark.session import get_session, spark_schema
 
 
@@ -101,39 +101,49 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
+    """Exact dedup: keys and :class:`DocRef` records go through the shuffle, never the text; the kept
+    documents are the input minus the dropped ids (a left anti join, done in the JVM)."""
     spark = get_session(config)
     counts = spark.sparkContext.accumulator(Counter(), _CounterParam())
     key_convert = config.dedup.key_convert
-    docs = _read(spark, documents_dir, config.spark.partitions)
+    frame = spark.read.schema(spark_schema("documents")).parquet(documents_dir)
     if not config.dedup.exact:
-        _split_write(spark, docs, out, {"documents": Document, "duplicates": Duplicate,
-                                        "quarantined": Quarantined})
+        frame.write.mode("overwrite").parquet(out.table("documents"))
+        empty = spark.sparkContext.emptyRDD()
+        _write(spark, empty, "duplicates", out.table("duplicates"))
+        _write(spark, empty, "quarantined", out.table("quarantined"))
         return {}
 
-    def keyed(part, count):
+    def keyed(rows, count):
         key = ExactKey(key_convert)
-        for doc in part:
+        for row in rows:
+            doc = from_row(Document, row.asDict())
             try:
-                yield key(doc), doc
+                yield key(doc), DocRef.of(doc)
             except Exception as exc:
                 count("dedup.read")
                 count("dedup.quarantined")
                 yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file, position=doc.position,
-                                        id=doc.id, error=f"{type(exc).__name__}: {exc}")
+                                        id=doc.id, error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
 
     def resolve(groups, count):
         for key, group in groups:
             if key is None:
                 yield from group
-                continue
-            kept, duplicates = resolve_group(group, count)
-            yield kept
-            yield from duplicates
+            else:
+                yield from resolve_group(group, count)[1]
 
-    pairs = docs.mapPartitions(_counted(counts, keyed))
-    resolved = pairs.groupByKey().mapPartitions(_counted(counts, resolve))
-    _split_write(spark, resolved, out, {"documents": Document, "duplicates": Duplicate,
-                                        "quarantined": Quarantined})
+    columns = ["id", "source", "file", "position", "title", "text"]
+    refs = frame.select(*columns).rdd
+    if config.spark.partitions:
+        refs = refs.repartition(config.spark.partitions)
+    dropped = refs.mapPartitions(_counted(counts, keyed)).groupByKey().mapPartitions(_counted(counts, resolve))
+    _split_write(spark, dropped, out, {"duplicates": Duplicate, "quarantined": Quarantined})
+    dropped_ids = (spark.read.schema(spark_schema("duplicates")).parquet(out.table("duplicates")).select("id")
+                   .union(spark.read.schema(spark_schema("quarantined")).parquet(out.table("quarantined"))
+                          .select("id")))
+    kept = frame.join(dropped_ids, on="id", how="left_anti").select(*schema.field_names("documents"))
+    kept.write.mode("overwrite").parquet(out.table("documents"))
     return dict(sorted(counts.value.items()))
 
 
