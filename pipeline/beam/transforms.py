@@ -21,6 +21,9 @@ from pipeline.progress import Progress
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 
 NAMESPACE = "wwm"
+# Row groups are read back whole (and turned into Python records) by the next stage, so their size
+# bounds that stage's memory; 16 MB keeps it flat without making files of tiny groups.
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 class BeamCount:
@@ -176,7 +179,7 @@ class WriteTable(beam.PTransform):
                 | "ToRow" >> beam.Map(to_row)
                 | "Write" >> beam.io.WriteToParquet(
                     f"{self.directory}/part", schema.load(self.table), file_name_suffix=".parquet",
-                    codec="snappy"))
+                    codec="snappy", row_group_buffer_size=ROW_GROUP_BYTES))
 
 
 class ReadTable(beam.PTransform):
