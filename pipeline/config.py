@@ -47,7 +47,7 @@ class BeamOptions:
 class SparkOptions:
     master: str = option("local[*]", "Spark master URL: local[*], spark://host:7077, yarn")
     driver_memory: str = option("4g", "spark.driver.memory (local mode: the whole job's memory)")
-    partitions: int = option(0, "partitions for the document RDDs (0 = Spark's default parallelism x 2)")
+    partitions: int = option(0, "tasks per stage for clean and dedup (0 = two per core Spark has)")
     conf: dict = option({}, "extra Spark settings, e.g. {spark.executor.memory: 8g}")
 
 

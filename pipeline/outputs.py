@@ -18,6 +18,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline import schema
+from pipeline.records import to_row
+
+ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
 def parquet_files(table_dir: str | Path) -> list[str]:
@@ -96,3 +99,76 @@ class StageOutput:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.tmp.exists():
             shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _row_bytes(row: dict) -> int:
+    size = 0
+    for value in row.values():
+        if isinstance(value, str):
+            size += len(value)
+        elif isinstance(value, list):
+            size += sum(len(v) for v in value if v is not None)
+    return 3 * size + 64
+
+
+class TableWriter:
+    """Records of one table into one Parquet file, written in row groups.
+
+    The file is written under a temporary name and renamed to ``<part>.parquet``
+    on :meth:`close`, so a retried task that writes the same part replaces it
+    whole and a crashed one leaves nothing a reader would take for data.  No
+    file is written for a part that received no record.
+    """
+
+    def __init__(self, table_dir: str | Path, table: str, part: str,
+                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+        self.dir = Path(table_dir)
+        self.schema = schema.load(table)
+        self.final = self.dir / f"{part}.parquet"
+        self.tmp = self.dir / f".{part}.{uuid.uuid4().hex[:12]}.tmp"
+        self.row_group_bytes = row_group_bytes
+        self.rows: list[dict] = []
+        self.pending = 0
+        self.written = 0
+        self._writer = None
+
+    def add(self, record) -> None:
+        row = to_row(record)
+        self.rows.append(row)
+        self.pending += _row_bytes(row)
+        if self.pending >= self.row_group_bytes:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.rows:
+            return
+        if self._writer is None:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._writer = pq.ParquetWriter(str(self.tmp), self.schema, compression="snappy")
+        self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+        self.written += len(self.rows)
+        self.rows, self.pending = [], 0
+
+    def close(self) -> int:
+        """Publish the file; returns the number of rows written."""
+        self._flush()
+        if self._writer is not None:
+            self._writer.close()
+            os.replace(self.tmp, self.final)
+        return self.written
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self.tmp.unlink(missing_ok=True)
+
+
+def row_groups(table_dir: str | Path) -> list[tuple[str, int]]:
+    """(file, row group index) of every row group of a table, for splitting reads."""
+    return [(f, i) for f in parquet_files(table_dir) for i in range(pq.ParquetFile(f).num_row_groups)]
+
+
+def read_row_group(path: str, index: int, name: str, columns: list[str] | None = None) -> list[dict]:
+    """One row group of a table file as rows (all columns of the schema, or just ``columns``)."""
+    names = columns or schema.load(name).names
+    return pq.ParquetFile(path).read_row_group(index, columns=names).select(names).to_pylist()

@@ -76,6 +76,9 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
     if stage not in BUILT:
         raise NotBuiltError(f"stage {stage!r} is not built yet")
     adapter = engine(config.engine)
+    started = time.time()
+    adapter.start(config)
+    startup = time.time() - started
     with StageOutput(config.output, stage) as out:
         started = time.time()
         if stage == "ingest":
@@ -102,6 +105,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             "version": __version__,
             "schemas": {name: int(schema.load(name).metadata[b"wwm.schema_version"]) for name in tables},
             "seconds": round(seconds, 3),
+            "engine_startup_seconds": round(startup, 3),
             "input": input_info,
             "throughput": {"docs_per_s": round(read / seconds, 1) if seconds else None,
                            "mb_per_s": round(input_info["bytes"] / seconds / 1e6, 3) if seconds else None},

@@ -1,77 +1,77 @@
-"""Spark adapters: one function per stage over RDDs of core records.
+"""Spark adapters: one function per stage, around the core.
 
-They only read, partition, group and write; the core decides.  Counters are
-gathered per partition into a plain dict and added to one accumulator when the
-partition is done.  Converters are built inside ``mapPartitions``, once per
-partition, never pickled.
+Spark schedules, partitions and shuffles; the Python tasks read their input
+row groups and write their output parts with pyarrow (``TableWriter``), so
+records never make the Python-to-JVM round trip.  Each task returns its
+counters as its result: the driver sums what successful tasks returned, so a
+retried task is never counted twice.  Converters are built inside the task,
+once per partition, never pickled.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from pathlib import Path
 
-from pyspark import AccumulatorParam, StorageLevel
-
-from pipeline import schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
-from pipeline.counters import Counters
+from pipeline.counters import Counters, merge
 from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.ingest.readers import read_file
+from pipeline.outputs import TableWriter, read_row_group, row_groups
 from pipeline.progress import Progress
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, excerpt, from_row
 from pipeline.spark.session import get_session, spark_schema
+from pipeline import schema
 
 
-class _CounterParam(AccumulatorParam):
-    def zero(self, value):
-        return Counter()
+def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[str, int]:
+    """Run ``process(items, count)`` over each partition, writing each record type to its table."""
+    dirs = {cls: out.table(cls.TABLE) for cls in outputs}
+    for directory in dirs.values():
+        Path(directory).mkdir(parents=True, exist_ok=True)
 
-    def addInPlace(self, a, b):
-        a.update(b)
-        return a
-
-
-def _counted(accumulator, fn):
-    """Wrap ``fn(records, count)`` so its counts reach ``accumulator`` when the partition ends."""
-    def run(records):
-        local = Counters()
+    def run(index, items):
+        count = Counters()
+        writers = {cls: TableWriter(dirs[cls], cls.TABLE, f"{part}-{index:05d}") for cls in outputs}
         try:
-            yield from fn(records, local)
-        finally:
-            accumulator.add(local.values)
-    return run
+            for record in process(items, count):
+                writers[type(record)].add(record)
+            for writer in writers.values():
+                writer.close()
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        yield count.as_dict()
+
+    return merge(*rdd.mapPartitionsWithIndex(run).collect())
 
 
-def _row(record) -> tuple:
-    return tuple(getattr(record, name) for name in schema.field_names(record.TABLE))
+def _documents(items, columns: list[str] | None = None):
+    """Documents of the (file, row group) pairs of a partition (columns not read are None)."""
+    for path, index in items:
+        for row in read_row_group(path, index, "documents", columns):
+            yield from_row(Document, row)
 
 
-def _write(spark, rdd, table: str, path: str) -> None:
-    frame = spark.createDataFrame(rdd.map(_row), spark_schema(table), verifySchema=False)
-    frame.write.mode("overwrite").parquet(path)
+def _partitions(spark, config: Config) -> int:
+    """Tasks per stage: the configured number, else two per core Spark has."""
+    return config.spark.partitions or 2 * spark.sparkContext.defaultParallelism
 
 
-def _read(spark, directory: str, partitions: int):
-    frame = spark.read.schema(spark_schema("documents")).parquet(directory)
-    rdd = frame.rdd.map(lambda row: from_row(Document, row.asDict()))
-    return rdd.repartition(partitions) if partitions else rdd
+def _row_group_rdd(spark, documents_dir: str, partitions: int):
+    """(file, row group) pairs of a table, spread over at most ``partitions`` tasks."""
+    groups = row_groups(documents_dir)
+    return spark.sparkContext.parallelize(groups, max(min(partitions, len(groups)), 1))
 
 
-def _split_write(spark, records, out, kinds: dict) -> None:
-    """Write each record type of one RDD to its table (the RDD is computed once)."""
-    records.persist(StorageLevel.MEMORY_AND_DISK)
-    try:
-        for table, record_type in kinds.items():
-            subset = records.filter(lambda r, t=record_type: isinstance(r, t))
-            _write(spark, subset, table, out.table(table))
-    finally:
-        records.unpersist()
+def start(config: Config) -> None:
+    """Start (or reuse) the Spark session, so stage timings do not include the JVM start."""
+    get_session(config)
 
 
 def ingest(config: Config, files, out) -> dict[str, int]:
     spark = get_session(config)
-    counts = spark.sparkContext.accumulator(Counter(), _CounterParam())
     max_bytes, show, total = config.ingest.max_record_bytes, config.progress, sum(f.size for f in files)
 
     def read(part, count):
@@ -80,71 +80,63 @@ def ingest(config: Config, files, out) -> dict[str, int]:
             yield from read_file(file, max_bytes, count, progress)
         progress.close()
 
-    rdd = spark.sparkContext.parallelize(files, max(len(files), 1)).mapPartitions(_counted(counts, read))
-    _split_write(spark, rdd, out, {"documents": Document, "quarantined": Quarantined})
-    return dict(sorted(counts.value.items()))
+    rdd = spark.sparkContext.parallelize(files, max(len(files), 1))
+    return _run_parts(rdd, read, out, (Document, Quarantined), "part")
 
 
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     spark = get_session(config)
-    counts = spark.sparkContext.accumulator(Counter(), _CounterParam())
     options = config.clean
 
-    def run(part, count):
+    def run(items, count):
         cleaner = Cleaner(options)
-        for doc in part:
+        for doc in _documents(items):
             yield cleaner.process(doc, count)
 
-    rdd = _read(spark, documents_dir, config.spark.partitions).mapPartitions(_counted(counts, run))
-    _split_write(spark, rdd, out, {"documents": Document, "rejected": Rejected, "quarantined": Quarantined})
-    return dict(sorted(counts.value.items()))
+    rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
+    return _run_parts(rdd, run, out, (Document, Rejected, Quarantined), "part")
 
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     """Exact dedup: keys and :class:`DocRef` records go through the shuffle, never the text; the kept
     documents are the input minus the dropped ids (a left anti join, done in the JVM)."""
     spark = get_session(config)
-    counts = spark.sparkContext.accumulator(Counter(), _CounterParam())
-    key_convert = config.dedup.key_convert
     frame = spark.read.schema(spark_schema("documents")).parquet(documents_dir)
     if not config.dedup.exact:
         frame.write.mode("overwrite").parquet(out.table("documents"))
-        empty = spark.sparkContext.emptyRDD()
-        _write(spark, empty, "duplicates", out.table("duplicates"))
-        _write(spark, empty, "quarantined", out.table("quarantined"))
+        for cls in (Duplicate, Quarantined):
+            Path(out.table(cls.TABLE)).mkdir(parents=True, exist_ok=True)
         return {}
+    key_convert = config.dedup.key_convert
 
-    def keyed(rows, count):
+    def keyed(items):
         key = ExactKey(key_convert)
-        for row in rows:
-            doc = from_row(Document, row.asDict())
+        for doc in _documents(items, ["id", "source", "file", "position", "title", "text"]):
             try:
                 yield key(doc), DocRef.of(doc)
-            except Exception as exc:
-                count("dedup.read")
-                count("dedup.quarantined")
+            except Exception as exc:  # counted where it is written, below
                 yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file, position=doc.position,
                                         id=doc.id, error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
 
     def resolve(groups, count):
         for key, group in groups:
             if key is None:
-                yield from group
+                for bad in group:
+                    count("dedup.read")
+                    count("dedup.quarantined")
+                    yield bad
             else:
                 yield from resolve_group(group, count)[1]
 
-    columns = ["id", "source", "file", "position", "title", "text"]
-    refs = frame.select(*columns).rdd
-    if config.spark.partitions:
-        refs = refs.repartition(config.spark.partitions)
-    dropped = refs.mapPartitions(_counted(counts, keyed)).groupByKey().mapPartitions(_counted(counts, resolve))
-    _split_write(spark, dropped, out, {"duplicates": Duplicate, "quarantined": Quarantined})
+    partitions = _partitions(spark, config)
+    pairs = _row_group_rdd(spark, documents_dir, partitions).mapPartitions(keyed)
+    counters = _run_parts(pairs.groupByKey(partitions), resolve, out, (Duplicate, Quarantined), "part")
     dropped_ids = (spark.read.schema(spark_schema("duplicates")).parquet(out.table("duplicates")).select("id")
                    .union(spark.read.schema(spark_schema("quarantined")).parquet(out.table("quarantined"))
                           .select("id")))
     kept = frame.join(dropped_ids, on="id", how="left_anti").select(*schema.field_names("documents"))
     kept.write.mode("overwrite").parquet(out.table("documents"))
-    return dict(sorted(counts.value.items()))
+    return counters
 
 
-__all__ = ["ingest", "clean", "dedup"]
+__all__ = ["start", "ingest", "clean", "dedup"]

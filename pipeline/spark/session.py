@@ -44,8 +44,11 @@ def get_session(config: Config) -> SparkSession:
                .config("spark.sql.parquet.compression.codec", "snappy")
                .config("spark.executorEnv.PYTHONPATH", env["PYTHONPATH"])
                .config("spark.pyspark.python", env["PYSPARK_PYTHON"]))
-    for key, value in config.spark.conf.items():
-        builder = builder.config(str(key), str(value))
+    conf = {str(k): str(v) for k, v in config.spark.conf.items()}
+    if config.spark.master.startswith("local") and "spark.sql.shuffle.partitions" not in conf:
+        conf["spark.sql.shuffle.partitions"] = "8"   # not 200 tiny tasks on a laptop
+    for key, value in conf.items():
+        builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
     return spark
