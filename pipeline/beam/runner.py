@@ -57,7 +57,7 @@ def ingest(config: Config, files, out) -> dict[str, int]:
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
         docs = p | "ReadDocuments" >> ReadTable(documents_dir)
-        cleaned = docs | "Clean" >> CleanDocuments(config.clean)
+        cleaned = docs | "Clean" >> CleanDocuments(config.clean, config.progress)
         cleaned.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
         cleaned.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         cleaned.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")

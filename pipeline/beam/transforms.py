@@ -61,14 +61,20 @@ class _ReadFileFn(beam.DoFn):
 
 
 class _CleanFn(beam.DoFn):
-    def __init__(self, options: CleanOptions) -> None:
+    def __init__(self, options: CleanOptions, progress: bool) -> None:
         self.options = options
+        self.show_progress = progress
 
     def setup(self):
         self.cleaner = Cleaner(self.options)
         self.count = BeamCount()
+        self.progress = Progress("clean", enabled=self.show_progress)
+
+    def teardown(self):
+        self.progress.close()
 
     def process(self, doc):
+        self.progress.update(1, len(doc.text.encode("utf-8", "surrogatepass")))
         result = self.cleaner.process(doc, self.count)
         if isinstance(result, Document):
             yield result
@@ -131,12 +137,13 @@ class ReadInputs(beam.PTransform):
 class CleanDocuments(beam.PTransform):
     """Documents -> {'documents', 'rejected', 'quarantined'}."""
 
-    def __init__(self, options: CleanOptions) -> None:
+    def __init__(self, options: CleanOptions, progress: bool = False) -> None:
         super().__init__()
         self.options = options
+        self.progress = progress
 
     def expand(self, docs):
-        return docs | "Clean" >> beam.ParDo(_CleanFn(self.options)).with_outputs(
+        return docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
             "rejected", "quarantined", main="documents")
 
 

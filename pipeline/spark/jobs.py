@@ -86,12 +86,15 @@ def ingest(config: Config, files, out) -> dict[str, int]:
 
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     spark = get_session(config)
-    options = config.clean
+    options, show = config.clean, config.progress
 
     def run(items, count):
         cleaner = Cleaner(options)
+        progress = Progress("clean", enabled=show)
         for doc in _documents(items):
+            progress.update(1, len(doc.text.encode("utf-8", "surrogatepass")))
             yield cleaner.process(doc, count)
+        progress.close()
 
     rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
     return _run_parts(rdd, run, out, (Document, Rejected, Quarantined), "part")
