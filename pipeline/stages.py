@@ -52,7 +52,7 @@ def _stage_input(config: Config, stage: str, input_dir: str | None) -> Path:
     return path
 
 
-def _accounting(stage: str, read: int, tables: dict[str, int]) -> dict:
+def _accounting(read: int, tables: dict[str, int]) -> dict:
     kept = tables.get("documents", 0)
     rejected = tables.get("rejected", 0)
     duplicate = tables.get("duplicates", 0)
@@ -98,7 +98,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             counters = getattr(adapter, stage)(config, str(source), out)
         seconds = time.time() - started
         tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES[stage]}
-        accounting = _accounting(stage, read, tables)
+        accounting = _accounting(read, tables)
         stats = {
             "stage": stage,
             "engine": config.engine,

@@ -159,6 +159,10 @@ def _read_json_lines(r: _Reader) -> Iterator[Record]:
         yield r.document(native_id, lineno, text, title, url, meta)
 
 
+def _doc_attributes(match: re.Match) -> dict[str, str]:
+    return dict(_DOC_ATTR.findall((match.group(1) or b"").decode("utf-8", "replace")))
+
+
 def _read_wikiextractor(r: _Reader) -> Iterator[Record]:
     start, attrs, body, size, oversized = 0, None, [], 0, False
     for lineno, line in r.lines():
@@ -170,7 +174,7 @@ def _read_wikiextractor(r: _Reader) -> Iterator[Record]:
             match = _DOC_OPEN.match(line)
             if match:
                 start, body, size, oversized = lineno, [], 0, False
-                attrs = dict(_DOC_ATTR.findall((match.group(1) or b"").decode("utf-8", "replace")))
+                attrs = _doc_attributes(match)
             elif line.strip():
                 yield r.quarantine(lineno, "text outside a <doc> block", line)
             continue
@@ -178,10 +182,11 @@ def _read_wikiextractor(r: _Reader) -> Iterator[Record]:
             yield from _finish_doc(r, start, attrs, body, oversized)
             attrs = None
             continue
-        if _DOC_OPEN.match(line):
+        reopened = _DOC_OPEN.match(line)
+        if reopened:
             yield r.quarantine(start, "<doc> block not closed before the next one", b"".join(body[:1]))
             start, body, size, oversized = lineno, [], 0, False
-            attrs = dict(_DOC_ATTR.findall((_DOC_OPEN.match(line).group(1) or b"").decode("utf-8", "replace")))
+            attrs = _doc_attributes(reopened)
             continue
         size += len(line)
         if size > r.max_record_bytes:
