@@ -85,8 +85,24 @@ class CleanOptions:
 class DedupOptions:
     exact: bool = option(True, "drop documents whose normalised content (NFKC, simplified, lowercase, "
                          "whitespace and punctuation removed) equals another's; the smallest id is kept")
-    key_convert: str = option("t2s", "OpenCC conversion applied inside the dedup key (not to the text), so "
-                              "traditional and simplified copies collide; none to turn it off")
+    key_convert: str = option("t2s", "OpenCC conversion applied inside the dedup keys and shingles (not to the "
+                              "text), so traditional and simplified copies collide; none to turn it off")
+    near: bool = option(True, "after exact dedup, drop near duplicates found with MinHash LSH")
+    threshold: float = option(0.8, "near dedup: Jaccard similarity of character shingles at or above which two "
+                              "documents are duplicates")
+    num_perm: int = option(128, "near dedup: MinHash permutations per signature")
+    bands: int = option(0, "near dedup: LSH bands (0 = derived with rows from threshold and num_perm)")
+    rows: int = option(0, "near dedup: rows per band (0 = derived)")
+    ngram: int = option(5, "near dedup: shingle size in characters")
+    short_ngram: int = option(3, "near dedup: shingle size for texts shorter than short_length")
+    short_length: int = option(100, "near dedup: normalised length under which short_ngram is used")
+    seed: int = option(42, "near dedup: seed of the permutations (same seed, same clusters on every engine)")
+    verify: str = option("exact", "near dedup: check candidate pairs by exact Jaccard of their shingle sets "
+                         "('exact', one more pass over the candidate documents), by the signature estimate alone "
+                         "('signature') or not at all ('none')", choices=["exact", "signature", "none"])
+    false_positive_weight: float = option(0.05, "near dedup: weight of false positives when deriving bands and "
+                                          "rows (text-dedup's optimal_param); low because candidates are verified")
+    false_negative_weight: float = option(0.95, "near dedup: weight of false negatives when deriving bands and rows")
 
 
 @dataclass

@@ -28,7 +28,7 @@ def test_smallest_id_is_kept_and_others_point_to_it():
     assert [(d.id, d.duplicate_of, d.method, d.similarity) for d in dups] == [
         ("s:9", "s:10", "exact", 1.0), ("t:1", "s:10", "exact", 1.0)]
     assert dups[1].source == "t" and dups[1].duplicate_of_source == "s"
-    assert count["dedup.read"] == 3 and count["dedup.kept"] == 1 and count["dedup.duplicates"] == 2
+    assert count["dedup.read"] == 3 and count["dedup.exact.kept"] == 1 and count["dedup.duplicates"] == 2
     assert count["dedup.duplicates.source.t"] == 1
 
 

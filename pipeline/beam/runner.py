@@ -7,13 +7,23 @@ explicitly because Beam's ``DirectRunner`` first tries to download Prism.
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipeline.beam.transforms import NAMESPACE, CleanDocuments, ExactDedup, ReadInputs, ReadTable, WriteTable
+from pipeline.beam.transforms import (NAMESPACE, BeamCount, CleanDocuments, DroppedIds, ExactDuplicates,
+                                     ExactSimilarities, NearDuplicateEdges,
+                                     ReadInputs, ReadTable, WriteTable, drop_ids)
 from pipeline.config import Config
+from pipeline.counters import Counters, merge
+from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
+from pipeline.outputs import TableWriter
+from pipeline.records import Duplicate, Quarantined
 from pipeline.runtime import export_worker_environment
 
 
@@ -42,6 +52,26 @@ def _run(config: Config, build) -> dict[str, int]:
     return dict(sorted(counters.items()))
 
 
+class _CountFn(beam.DoFn):
+    """Pass elements through, counting them."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def setup(self):
+        self.count = BeamCount()
+
+    def process(self, element):
+        self.count(self.name)
+        yield element
+
+
+def _lines(directory: Path, prefix: str) -> list[str]:
+    """Lines of the text files a pipeline wrote as ``directory/prefix*.jsonl``."""
+    return [line for path in sorted(directory.glob(f"{prefix}*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
 def start(config: Config) -> None:
     """Nothing to start ahead: the in-process runner starts with each pipeline."""
 
@@ -65,15 +95,64 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
-    def build(p):
-        if config.dedup.exact:
-            result = p | "ExactDedup" >> ExactDedup(documents_dir, config.dedup.key_convert)
-            kept, duplicates, quarantined = result["documents"], result["duplicates"], result["quarantined"]
-        else:
-            kept = p | "ReadDocuments" >> ReadTable(documents_dir)
-            duplicates = p | "NoDuplicates" >> beam.Create([])
-            quarantined = p | "NoQuarantined" >> beam.Create([])
+    """Exact duplicates, then near duplicates among what is left, then the kept documents.
+
+    Three pipelines, each reading the documents table again: exact keys are
+    grouped; the near step signs the documents exact dedup kept and writes its
+    verified edges to a work file, clustered here with union-find; the last
+    pipeline writes the documents whose ids no step dropped.
+    """
+    options = config.dedup
+    work = Path(out.tmp) / "_work"
+    counters: dict[str, int] = {}
+    dropped = {out.table("duplicates"): Duplicate, out.table("quarantined"): Quarantined}
+
+    if options.exact:
+        def build_exact(p):
+            result = p | "ReadDocuments" >> ReadTable(documents_dir) | "Exact" >> ExactDuplicates(options.key_convert)
+            result["duplicates"] | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates")
+            result["quarantined"] | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
+        counters = merge(counters, _run(config, build_exact))
+
+    if options.near:
+        def build_near(p):
+            docs = drop_ids(p | "ReadDocuments" >> ReadTable(documents_dir), p | "Dropped" >> DroppedIds(dropped))
+            (docs
+             | "NearEdges" >> NearDuplicateEdges(options)
+             | "ToJson" >> beam.Map(lambda edge: json.dumps(edge_to_json(edge), ensure_ascii=False))
+             | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
+        counters = merge(counters, _run(config, build_near))
+        edges = [edge_from_json(json.loads(line)) for line in _lines(work, "edges")]
+        exact_counts: dict[str, int] = {}
+
+        def exact_check(candidates):
+            nonlocal exact_counts
+            (work / "candidates.jsonl").write_text(
+                "".join(json.dumps(edge_to_json(e), ensure_ascii=False) + "\n" for e in candidates), encoding="utf-8")
+
+            def build_exact_check(p):
+                docs = drop_ids(p | "ReadDocuments" >> ReadTable(documents_dir), p | "Dropped" >> DroppedIds(dropped))
+                (docs
+                 | "Similarities" >> ExactSimilarities(options, str(work / "candidates.jsonl"))
+                 | "ToJson" >> beam.Map(lambda kv: json.dumps(list(kv), ensure_ascii=False))
+                 | "Write" >> beam.io.WriteToText(str(work / "similarities"), file_name_suffix=".jsonl"))
+            exact_counts = _run(config, build_exact_check)
+            return dict(json.loads(line) for line in _lines(work, "similarities"))
+
+        local = Counters()
+        writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
+        for duplicate in near_duplicates(edges, options.verify, options.threshold, exact_check, local):
+            writer.add(duplicate)
+        writer.close()
+        counters = merge(counters, exact_counts, local.as_dict())
+        shutil.rmtree(work, ignore_errors=True)
+
+    def build_kept(p):
+        docs = p | "ReadDocuments" >> ReadTable(documents_dir)
+        if not options.exact:  # nothing else counted what was read
+            docs = docs | "CountRead" >> beam.ParDo(_CountFn("dedup.read"))
+        kept = drop_ids(docs, p | "Dropped" >> DroppedIds(dropped))
         kept | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
-        duplicates | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates")
-        quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-    return _run(config, build)
+    for table in ("duplicates", "quarantined"):
+        Path(out.table(table)).mkdir(parents=True, exist_ok=True)
+    return merge(counters, _run(config, build_kept))

@@ -8,6 +8,8 @@ built in ``DoFn.setup``, once per worker, never pickled.
 
 from __future__ import annotations
 
+import json
+
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
@@ -15,6 +17,7 @@ from pipeline import schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
 from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
+from pipeline.dedup.minhash import MinHasher, bucket_edges, edge_from_json, edge_key, exact_similarity
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
 from pipeline.progress import Progress
@@ -147,30 +150,122 @@ class CleanDocuments(beam.PTransform):
             "rejected", "quarantined", main="documents")
 
 
-class ExactDedup(beam.PTransform):
-    """Documents table -> {'documents', 'duplicates', 'quarantined'}: one per normalised content.
+class ExactDuplicates(beam.PTransform):
+    """Documents -> {'duplicates', 'quarantined'}: all but the smallest id of each normalised content.
 
-    Grouping moves only keys and :class:`DocRef` records; the documents are then
-    read a second time and those whose id was dropped are filtered out (the
-    dropped ids are a side input), so no step holds the corpus text.
+    Grouping moves only keys and :class:`DocRef` records, never the text.
     """
 
-    def __init__(self, documents_dir: str, convert: str) -> None:
+    def __init__(self, convert: str) -> None:
         super().__init__()
-        self.documents_dir = documents_dir
         self.convert = convert
 
-    def expand(self, pbegin):
-        docs = pbegin | "ReadForKeys" >> ReadTable(self.documents_dir)
+    def expand(self, docs):
         keyed = docs | "Key" >> beam.ParDo(_ExactKeyFn(self.convert)).with_outputs("quarantined", main="keyed")
         duplicates = keyed.keyed | "Group" >> beam.GroupByKey() | "Resolve" >> beam.ParDo(_ResolveFn())
-        dropped = ((duplicates | "DuplicateIds" >> beam.Map(lambda d: (d.id, None)),
-                    keyed.quarantined | "QuarantinedIds" >> beam.Map(lambda q: (q.id, None)))
-                   | "Dropped" >> beam.Flatten())
-        kept = (pbegin
-                | "ReadForKept" >> ReadTable(self.documents_dir)
-                | "DropDuplicates" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(dropped)))
-        return {"documents": kept, "duplicates": duplicates, "quarantined": keyed.quarantined}
+        return {"duplicates": duplicates, "quarantined": keyed.quarantined}
+
+
+class _SignFn(beam.DoFn):
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def setup(self):
+        self.hasher = MinHasher.from_options(self.options)
+
+    def process(self, doc):
+        signed = self.hasher.sign(DocRef.of(doc), doc.text)
+        for key in self.hasher.band_keys(signed):
+            yield key, signed
+
+
+class _ShinglesFn(beam.DoFn):
+    """(edge key, (document id, shingle set)) for each candidate edge a document is on."""
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def setup(self):
+        self.hasher = MinHasher.from_options(self.options)
+
+    def process(self, doc, incident):
+        keys = incident.get(doc.id)
+        if keys:
+            shingles = self.hasher.shingle_bytes(doc.text)
+            for key in keys:
+                yield key, (doc.id, shingles)
+
+
+class ExactSimilarities(beam.PTransform):
+    """Documents + candidate edges (JSON lines files) -> (edge key, Jaccard of the shingle sets)."""
+
+    def __init__(self, options, edges_pattern: str) -> None:
+        super().__init__()
+        self.options = options
+        self.edges_pattern = edges_pattern
+
+    def expand(self, docs):
+        incident = (docs.pipeline
+                    | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+                    | "Incident" >> beam.FlatMap(_incident_pairs)
+                    | "GroupIncident" >> beam.GroupByKey()
+                    | "KeyList" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
+        return (docs
+                | "Shingles" >> beam.ParDo(_ShinglesFn(self.options), beam.pvalue.AsDict(incident))
+                | "GroupEdges" >> beam.GroupByKey()
+                | "Jaccard" >> beam.MapTuple(lambda key, members: (key, exact_similarity(list(members)))))
+
+
+def _incident_pairs(line: str):
+    a, b, _ = edge_from_json(json.loads(line))
+    key = edge_key(a.id, b.id)
+    return [(a.id, key), (b.id, key)]
+
+
+class _BucketFn(beam.DoFn):
+    def __init__(self, threshold: float, verify: str) -> None:
+        self.threshold = threshold
+        self.verify = verify
+
+    def setup(self):
+        self.count = BeamCount()
+
+    def process(self, bucket):
+        _, members = bucket
+        yield from bucket_edges(members, self.threshold, self.verify, self.count)
+
+
+class NearDuplicateEdges(beam.PTransform):
+    """Documents -> verified candidate edges (smallest id's ref, other ref, estimated similarity)."""
+
+    def __init__(self, options) -> None:
+        super().__init__()
+        self.options = options
+
+    def expand(self, docs):
+        return (docs
+                | "Sign" >> beam.ParDo(_SignFn(self.options))
+                | "GroupBands" >> beam.GroupByKey()
+                | "Edges" >> beam.ParDo(_BucketFn(self.options.threshold, self.options.verify)))
+
+
+class DroppedIds(beam.PTransform):
+    """(id, None) pairs of every row of the given tables (for an ``AsDict`` side input)."""
+
+    def __init__(self, tables: dict[str, type]) -> None:
+        super().__init__()
+        self.tables = tables
+
+    def expand(self, pbegin):
+        parts = [pbegin | f"Read{cls.__name__}" >> ReadTable(directory, cls)
+                 | f"Id{cls.__name__}" >> beam.Map(lambda r: (r.id, None))
+                 for directory, cls in self.tables.items()]
+        return parts | "Flatten" >> beam.Flatten() if parts else pbegin | "None" >> beam.Create([])
+
+
+def drop_ids(docs, dropped):
+    """Documents whose id is not a key of the ``dropped`` PCollection."""
+    return docs | "DropIds" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(dropped))
 
 
 class WriteTable(beam.PTransform):
@@ -206,4 +301,5 @@ class ReadTable(beam.PTransform):
                 | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
 
 
-__all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDedup", "WriteTable", "ReadTable"]
+__all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
+           "drop_ids", "ExactSimilarities", "WriteTable", "ReadTable"]

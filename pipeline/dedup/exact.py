@@ -90,9 +90,10 @@ def resolve_group(docs: Iterable[Document | DocRef], count: CountFn = no_count
         for d in sorted(docs, key=lambda d: d.id) if d is not kept
     ]
     count("dedup.read", len(docs))
-    count("dedup.kept")
+    count("dedup.exact.kept")
     if duplicates:
         count("dedup.duplicates", len(duplicates))
+        count("dedup.exact.duplicates", len(duplicates))
         count("dedup.exact.clusters")
         for dup in duplicates:
             count(f"dedup.duplicates.source.{dup.source}")

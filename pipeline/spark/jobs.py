@@ -16,6 +16,7 @@ from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
+from pipeline.dedup.minhash import MinHasher, bucket_edges, exact_similarity, incident_keys, near_duplicates
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, row_groups
 from pipeline.progress import Progress
@@ -100,44 +101,108 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     return _run_parts(rdd, run, out, (Document, Rejected, Quarantined), "part")
 
 
+def _dropped_frame(spark, out):
+    """Ids written so far to the duplicates and quarantined tables of this stage, as a DataFrame."""
+    frames = [spark.read.schema(spark_schema(t)).parquet(out.table(t)).select("id")
+              for t in ("duplicates", "quarantined")]
+    return frames[0].union(frames[1]).where("id is not null")
+
+
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
-    """Exact dedup: keys and :class:`DocRef` records go through the shuffle, never the text; the kept
-    documents are the input minus the dropped ids (a left anti join, done in the JVM)."""
+    """Exact duplicates, then near duplicates among what is left, then the kept documents.
+
+    Keys, :class:`DocRef` records and signatures go through the shuffles, never
+    the text.  Near-dedup edges are collected to the driver and clustered with
+    union-find; the kept documents are the input minus every dropped id, a left
+    anti join done in the JVM.
+    """
     spark = get_session(config)
-    frame = spark.read.schema(spark_schema("documents")).parquet(documents_dir)
-    if not config.dedup.exact:
-        frame.write.mode("overwrite").parquet(out.table("documents"))
-        for cls in (Duplicate, Quarantined):
-            Path(out.table(cls.TABLE)).mkdir(parents=True, exist_ok=True)
-        return {}
-    key_convert = config.dedup.key_convert
-
-    def keyed(items):
-        key = ExactKey(key_convert)
-        for doc in _documents(items, ["id", "source", "file", "position", "title", "text"]):
-            try:
-                yield key(doc), DocRef.of(doc)
-            except Exception as exc:  # counted where it is written, below
-                yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file, position=doc.position,
-                                        id=doc.id, error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
-
-    def resolve(groups, count):
-        for key, group in groups:
-            if key is None:
-                for bad in group:
-                    count("dedup.read")
-                    count("dedup.quarantined")
-                    yield bad
-            else:
-                yield from resolve_group(group, count)[1]
-
+    options = config.dedup
     partitions = _partitions(spark, config)
-    pairs = _row_group_rdd(spark, documents_dir, partitions).mapPartitions(keyed)
-    counters = _run_parts(pairs.groupByKey(partitions), resolve, out, (Duplicate, Quarantined), "part")
-    dropped_ids = (spark.read.schema(spark_schema("duplicates")).parquet(out.table("duplicates")).select("id")
-                   .union(spark.read.schema(spark_schema("quarantined")).parquet(out.table("quarantined"))
-                          .select("id")))
-    kept = frame.join(dropped_ids, on="id", how="left_anti").select(*schema.field_names("documents"))
+    frame = spark.read.schema(spark_schema("documents")).parquet(documents_dir)
+    for cls in (Duplicate, Quarantined):
+        Path(out.table(cls.TABLE)).mkdir(parents=True, exist_ok=True)
+    counters: dict[str, int] = {}
+    key_columns = ["id", "source", "file", "position", "title", "text"]
+
+    if options.exact:
+        key_convert = options.key_convert
+
+        def keyed(items):
+            key = ExactKey(key_convert)
+            for doc in _documents(items, key_columns):
+                try:
+                    yield key(doc), DocRef.of(doc)
+                except Exception as exc:  # counted where it is written, below
+                    yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file,
+                                            position=doc.position, id=doc.id,
+                                            error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
+
+        def resolve(groups, count):
+            for key, group in groups:
+                if key is None:
+                    for bad in group:
+                        count("dedup.read")
+                        count("dedup.quarantined")
+                        yield bad
+                else:
+                    yield from resolve_group(group, count)[1]
+
+        pairs = _row_group_rdd(spark, documents_dir, partitions).mapPartitions(keyed)
+        counters = _run_parts(pairs.groupByKey(partitions), resolve, out, (Duplicate, Quarantined), "part")
+    else:
+        counters = {"dedup.read": frame.count()}
+
+    if options.near:
+        # the exact step's dropped ids go to every task (one set per executor)
+        dropped = spark.sparkContext.broadcast(frozenset(r.id for r in _dropped_frame(spark, out).collect()))
+
+        def signed(items):
+            hasher = MinHasher.from_options(options)
+            for doc in _documents(items, key_columns):
+                if doc.id in dropped.value:
+                    continue
+                sig = hasher.sign(DocRef.of(doc), doc.text)
+                for key in hasher.band_keys(sig):
+                    yield key, sig
+
+        def edges(buckets):
+            count = Counters()
+            for _, members in buckets:
+                for edge in bucket_edges(members, options.threshold, options.verify, count):
+                    yield "edge", edge
+            yield "counts", count.as_dict()
+
+        results = (_row_group_rdd(spark, documents_dir, partitions).mapPartitions(signed)
+                   .groupByKey(partitions).mapPartitions(edges).collect())
+        found = [value for kind, value in results if kind == "edge"]
+
+        def exact_check(candidates):
+            incident = spark.sparkContext.broadcast(incident_keys(candidates))
+
+            def shingled(items):
+                hasher = MinHasher.from_options(options)
+                for doc in _documents(items, ["id", "text"]):
+                    keys = incident.value.get(doc.id)
+                    if keys:
+                        shingles = hasher.shingle_bytes(doc.text)
+                        for key in keys:
+                            yield key, (doc.id, shingles)
+
+            similarities = dict(_row_group_rdd(spark, documents_dir, partitions).mapPartitions(shingled)
+                                .groupByKey(partitions).mapValues(lambda m: exact_similarity(list(m))).collect())
+            incident.unpersist()
+            return similarities
+
+        local = Counters()
+        writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
+        for duplicate in near_duplicates(found, options.verify, options.threshold, exact_check, local):
+            writer.add(duplicate)
+        writer.close()
+        counters = merge(counters, *(value for kind, value in results if kind == "counts"), local.as_dict())
+        dropped.unpersist()
+
+    kept = frame.join(_dropped_frame(spark, out), on="id", how="left_anti").select(*schema.field_names("documents"))
     kept.write.mode("overwrite").parquet(out.table("documents"))
     return counters
 

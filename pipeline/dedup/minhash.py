@@ -1,0 +1,341 @@
+"""Near-duplicate detection: MinHash signatures, LSH bands, candidate edges, clusters.
+
+Pure NumPy; the engines call these functions around their grouping:
+
+1. :meth:`MinHasher.signature` turns a document's normalised text (NFKC,
+   simplified, lowercase, digits folded to 0, whitespace and punctuation
+   removed) into character shingles (5-grams; 3-grams for texts shorter than
+   ``short_length``; a text shorter than the shingle is one shingle, never
+   dropped) hashed to 32 bits, and those into ``num_perm`` minimum hash values
+   under seeded multiply-shift hash functions ``((a*x + b) mod 2**64) >> 32``
+   (a odd; a universal family, and no division in the inner loop).
+2. :meth:`MinHasher.band_keys` cuts the signature into ``bands`` x ``rows``
+   (from :func:`optimal_param`); documents sharing a band key are candidates.
+3. :func:`bucket_edges` turns one band bucket into edges from its smallest id
+   to each other member, checked by the signature estimate; with exact
+   verification (the default) each remaining edge is then checked by the
+   Jaccard of the two documents' shingle sets, which the engines bring
+   together per edge (:func:`incident_keys`, :func:`exact_similarity`).
+4. :func:`clusters` is union-find over the edges; in each component the
+   smallest id is kept and every other member becomes a ``Duplicate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from pipeline.clean.normalize import ScriptConverter
+from pipeline.counters import CountFn, no_count
+from pipeline.dedup.exact import DocRef, normalize_key_text
+from pipeline.records import Duplicate
+
+METHOD = "minhash"
+MAX_HASH = np.uint32(0xFFFFFFFF)
+_BLOCK = 2048                              # shingles per block when taking minima
+
+
+@lru_cache(maxsize=1)
+def _digit_table() -> dict[int, str]:
+    return {cp: "0" for cp in range(0x110000)
+            if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) == "Nd"}
+
+
+def near_key_text(text: str, convert: ScriptConverter) -> str:
+    """The text near dedup shingles: the exact-dedup normal form with every digit folded to 0."""
+    return normalize_key_text(text, convert).translate(_digit_table())
+
+
+def _integrate(f, a: float, b: float, points: int = 2001) -> np.ndarray:
+    xs = np.linspace(a, b, points)
+    ys = f(xs[:, None]) if callable(f) else f
+    return np.trapezoid(ys, xs, axis=0) if hasattr(np, "trapezoid") else np.trapz(ys, xs, axis=0)
+
+
+@lru_cache(maxsize=None)
+def optimal_param(threshold: float, num_perm: int, false_positive_weight: float = 0.5,
+                  false_negative_weight: float = 0.5) -> tuple[int, int]:
+    """(bands, rows) with bands*rows <= num_perm minimising the weighted areas of false positives
+    (below the threshold) and false negatives (above it) under P(s) = 1 - (1 - s**r)**b."""
+    best, best_error = (1, 1), float("inf")
+    for b in range(1, num_perm + 1):
+        rows = np.arange(1, num_perm // b + 1, dtype=float)
+        if rows.size == 0:
+            break
+        fp = _integrate(lambda s: 1 - (1 - s ** rows) ** b, 0.0, threshold)
+        fn = _integrate(lambda s: (1 - s ** rows) ** b, threshold, 1.0)
+        errors = false_positive_weight * fp + false_negative_weight * fn
+        i = int(np.argmin(errors))
+        if errors[i] < best_error - 1e-12:
+            best_error, best = float(errors[i]), (b, int(rows[i]))
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class Signed:
+    """A document's reference, signature and (when exact verification is on) its shingle set."""
+
+    ref: DocRef
+    signature: bytes
+    shingles: bytes | None = None
+
+    def values(self) -> np.ndarray:
+        return np.frombuffer(self.signature, dtype=np.uint32)
+
+    def shingle_set(self) -> np.ndarray:
+        return np.frombuffer(self.shingles or b"", dtype=np.uint32)
+
+
+class MinHasher:
+    def __init__(self, num_perm: int = 128, threshold: float = 0.8, ngram: int = 5, short_ngram: int = 3,
+                 short_length: int = 100, seed: int = 42, bands: int = 0, rows: int = 0,
+                 convert: str = "t2s", false_positive_weight: float = 0.05,
+                 false_negative_weight: float = 0.95) -> None:
+        if not 0 < threshold < 1:
+            raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if bands and rows and bands * rows > num_perm:
+            raise ValueError(f"bands x rows ({bands} x {rows}) exceeds num_perm {num_perm}")
+        self.num_perm, self.threshold, self.seed = num_perm, threshold, seed
+        self.ngram, self.short_ngram, self.short_length = ngram, short_ngram, short_length
+        self.bands, self.rows = (bands, rows) if bands and rows else optimal_param(
+            threshold, num_perm, false_positive_weight, false_negative_weight)
+        rng = np.random.default_rng(seed)
+        self.a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
+        self.b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)
+        self.convert = ScriptConverter(convert)
+
+    @classmethod
+    def from_options(cls, options) -> "MinHasher":
+        return cls(num_perm=options.num_perm, threshold=options.threshold, ngram=options.ngram,
+                   short_ngram=options.short_ngram, short_length=options.short_length, seed=options.seed,
+                   bands=options.bands, rows=options.rows, convert=options.key_convert,
+                   false_positive_weight=options.false_positive_weight,
+                   false_negative_weight=options.false_negative_weight)
+
+    def shingles(self, text: str) -> np.ndarray:
+        """Sorted unique 32-bit hashes of the character shingles of a normalised text."""
+        if not text:
+            return np.empty(0, dtype=np.uint32)
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        n = self.ngram if len(codes) >= self.short_length else self.short_ngram
+        n = min(n, len(codes))
+        windows = len(codes) - n + 1
+        hashes = codes[:windows].copy()
+        base = np.uint64(1_000_003)
+        for k in range(1, n):
+            hashes *= base
+            hashes += codes[k:k + windows]
+        hashes ^= hashes >> np.uint64(29)
+        hashes *= np.uint64(0xBF58476D1CE4E5B9)
+        hashes ^= hashes >> np.uint64(32)
+        return np.unique((hashes & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+
+    def signature_of(self, shingles: np.ndarray) -> np.ndarray:
+        """``num_perm`` minimum permuted hashes of a shingle set (all MAX_HASH for an empty set)."""
+        result = np.full(self.num_perm, MAX_HASH, dtype=np.uint64)
+        for start in range(0, len(shingles), _BLOCK):
+            block = shingles[start:start + _BLOCK].astype(np.uint64)[:, None]
+            permuted = (block * self.a + self.b) >> np.uint64(32)
+            np.minimum(result, permuted.min(axis=0), out=result)
+        return result.astype(np.uint32)
+
+    def shingle_bytes(self, text: str) -> bytes:
+        """The shingle set of a raw text, as bytes (for the exact check)."""
+        return self.shingles(near_key_text(text, self.convert)).tobytes()
+
+    def sign(self, ref: DocRef, text: str, keep_shingles: bool = False) -> Signed:
+        shingles = self.shingles(near_key_text(text, self.convert))
+        return Signed(ref, self.signature_of(shingles).tobytes(), shingles.tobytes() if keep_shingles else None)
+
+    def band_keys(self, signed: Signed) -> list[str]:
+        """One key per band; none for a document with no shingles (it can only be an exact duplicate)."""
+        values = signed.values()
+        if np.all(values == MAX_HASH):
+            return []
+        r = self.rows
+        return [f"{i:03d}:{hashlib.blake2b(values[i * r:(i + 1) * r].tobytes(), digest_size=12).hexdigest()}"
+                for i in range(self.bands)]
+
+
+def estimated_jaccard(a: Signed, b: Signed) -> float:
+    return float(np.count_nonzero(a.values() == b.values())) / len(a.values())
+
+
+def exact_jaccard(a: Signed, b: Signed) -> float:
+    sa, sb = a.shingle_set(), b.shingle_set()
+    if not len(sa) and not len(sb):
+        return 1.0
+    inter = len(np.intersect1d(sa, sb, assume_unique=True))
+    return inter / (len(sa) + len(sb) - inter)
+
+
+EXACT_PREFILTER = 0.15   # with exact verification, candidates estimated this far below the threshold are dropped
+
+
+def bucket_edges(members, threshold: float, verify: str = "exact", count: CountFn = no_count
+                 ) -> list[tuple[DocRef, DocRef, float]]:
+    """Candidate edges (smallest id's ref, other ref, estimated similarity) of one band bucket.
+
+    ``verify``: ``signature`` keeps an edge whose estimate (share of equal
+    signature values) reaches the threshold; ``exact`` keeps it for the exact
+    check (:func:`exact_similarity`) unless its estimate is more than
+    ``EXACT_PREFILTER`` below the threshold (about four standard deviations at
+    128 permutations); ``none`` keeps every candidate.
+    """
+    members = sorted(members, key=lambda s: s.ref.id)
+    if len(members) < 2:
+        return []
+    floor = {"signature": threshold, "exact": threshold - EXACT_PREFILTER}.get(verify, 0.0)
+    head, edges = members[0], []
+    for other in members[1:]:
+        if other.ref.id == head.ref.id:
+            continue
+        count("dedup.near.candidates")
+        estimate = estimated_jaccard(head, other)
+        if estimate >= floor:
+            edges.append((head.ref, other.ref, round(estimate, 6)))
+        else:
+            count("dedup.near.candidates_rejected")
+    return edges
+
+
+def unique_edges(edges) -> list[tuple[DocRef, DocRef, float]]:
+    """Edges without the repeats that several bands produce, in a stable order."""
+    seen: dict[tuple[str, str], tuple[DocRef, DocRef, float]] = {}
+    for edge in edges:
+        seen.setdefault((edge[0].id, edge[1].id), edge)
+    return [seen[k] for k in sorted(seen)]
+
+
+def edge_key(a: str, b: str) -> str:
+    return f"{a}\x00{b}"
+
+
+def incident_keys(edges) -> dict[str, list[str]]:
+    """For every document on an edge, the keys of its edges (what the exact check needs of it)."""
+    index: dict[str, list[str]] = {}
+    for a, b, _ in edges:
+        key = edge_key(a.id, b.id)
+        index.setdefault(a.id, []).append(key)
+        index.setdefault(b.id, []).append(key)
+    return index
+
+
+def exact_similarity(members) -> float:
+    """Jaccard of the two shingle sets ``[(doc id, shingle bytes), ...]`` of one edge."""
+    sets = [np.frombuffer(shingles, dtype=np.uint32) for _, shingles in sorted(members)]
+    if len(sets) != 2:
+        raise ValueError(f"an edge needs two shingle sets, got {len(sets)}")
+    a, b = sets
+    if not len(a) and not len(b):
+        return 1.0
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter)
+
+
+def verified(edges, similarities: dict[str, float], threshold: float, count: CountFn = no_count
+             ) -> list[tuple[DocRef, DocRef, float]]:
+    """Edges whose exact similarity reaches the threshold, carrying that similarity."""
+    kept = []
+    for a, b, _ in edges:
+        similarity = similarities[edge_key(a.id, b.id)]
+        if similarity >= threshold:
+            kept.append((a, b, round(similarity, 6)))
+        else:
+            count("dedup.near.candidates_rejected")
+    return kept
+
+
+class UnionFind:
+    """Union-find whose root is always the smallest id of its component."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        parent = self.parent
+        root = parent.setdefault(x, x)
+        while root != parent[root]:
+            root = parent[root]
+        while x != root:
+            parent[x], x = root, parent[x]
+        return root
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra
+
+
+def clusters(edges, count: CountFn = no_count) -> list[Duplicate]:
+    """Near duplicates from verified edges: per component the smallest id is kept.
+
+    ``similarity`` of a dropped document is the estimate of its edge to the kept
+    one where they share an edge, else the highest estimate on its own edges
+    (it joined the cluster through a chain).
+    """
+    uf = UnionFind()
+    best: dict[str, float] = {}
+    direct: dict[tuple[str, str], float] = {}
+    refs: dict[str, DocRef] = {}
+    for ref_a, ref_b, similarity in edges:
+        a, b = ref_a.id, ref_b.id
+        refs[a], refs[b] = ref_a, ref_b
+        uf.union(a, b)
+        direct[(a, b) if a < b else (b, a)] = similarity
+        for node in (a, b):
+            best[node] = max(best.get(node, 0.0), similarity)
+    members: dict[str, list[str]] = {}
+    for node in uf.parent:
+        members.setdefault(uf.find(node), []).append(node)
+    duplicates = []
+    for root, nodes in sorted(members.items()):
+        count("dedup.near.clusters")
+        count(f"dedup.near.cluster_size.{_size_bucket(len(nodes))}")
+        kept = refs[root]
+        for node in sorted(nodes):
+            if node == root:
+                continue
+            ref = refs[node]
+            similarity = direct.get((root, node), best[node])
+            duplicates.append(Duplicate(id=ref.id, source=ref.source, duplicate_of=kept.id,
+                                        duplicate_of_source=kept.source, method=METHOD,
+                                        similarity=similarity, file=ref.file, position=ref.position,
+                                        title=ref.title))
+            count("dedup.duplicates")
+            count("dedup.near.duplicates")
+            count(f"dedup.duplicates.source.{ref.source}")
+    return duplicates
+
+
+def _size_bucket(size: int) -> str:
+    for limit in (2, 3, 5, 10, 100):
+        if size <= limit:
+            return f"le{limit}"
+    return "gt100"
+
+
+def edge_to_json(edge: tuple[DocRef, DocRef, float]) -> list:
+    """An edge as a JSON-able list (for engines that pass edges through files)."""
+    a, b, similarity = edge
+    return [a.id, a.source, a.file, a.position, a.title, b.id, b.source, b.file, b.position, b.title, similarity]
+
+
+def edge_from_json(item: list) -> tuple[DocRef, DocRef, float]:
+    return DocRef(*item[0:5]), DocRef(*item[5:10]), float(item[10])
+
+
+def near_duplicates(edges, verify: str, threshold: float, exact_check, count: CountFn = no_count) -> list[Duplicate]:
+    """Duplicates from the candidate edges of every bucket: repeats removed, the exact check run
+    (``exact_check(edges) -> {edge_key: similarity}``, done by the engine) when ``verify`` is
+    ``exact``, then clustered."""
+    edges = unique_edges(edges)
+    if verify == "exact" and edges:
+        edges = verified(edges, exact_check(edges), threshold, count)
+    return clusters(edges, count)

@@ -1,0 +1,147 @@
+import random
+from collections import defaultdict
+
+import pytest
+
+from pipeline.counters import Counters
+from pipeline.dedup.exact import DocRef
+from pipeline.dedup.minhash import (MinHasher, UnionFind, bucket_edges, clusters, edge_key, estimated_jaccard,
+                                    exact_jaccard, exact_similarity, near_duplicates, near_key_text,
+                                    optimal_param)
+
+HAN = [chr(c) for c in range(0x4E00, 0x4E00 + 6000)]
+
+
+def han_text(length, seed):
+    rng = random.Random(seed)
+    return "".join(rng.choice(HAN) for _ in range(length))
+
+
+def lsh(texts: dict[str, str], hasher=None, verify="exact"):
+    """Near duplicates of a few texts through the same core steps the engines run."""
+    hasher = hasher or MinHasher()
+    buckets = defaultdict(list)
+    for doc_id, text in texts.items():
+        signed = hasher.sign(DocRef(doc_id, "s", "f", 1), text)
+        for key in hasher.band_keys(signed):
+            buckets[key].append(signed)
+    edges = [e for members in buckets.values() for e in bucket_edges(members, hasher.threshold, verify)]
+
+    def exact_check(candidates):
+        return {key: exact_similarity([(i, hasher.shingle_bytes(texts[i])) for i in (a.id, b.id)])
+                for a, b, _ in candidates for key in [edge_key(a.id, b.id)]}
+
+    return {d.id: d.duplicate_of for d in near_duplicates(edges, verify, hasher.threshold, exact_check)}
+
+
+@pytest.mark.parametrize("threshold, num_perm, expected", [
+    (0.7, 256, (25, 10)), (0.7, 128, (14, 9)), (0.8, 128, (9, 13)), (0.8, 256, (17, 15))])
+def test_bands_and_rows_match_text_dedup_optimal_param(threshold, num_perm, expected):
+    assert optimal_param(threshold, num_perm) == expected
+    hasher = MinHasher(num_perm=num_perm, threshold=threshold, false_positive_weight=0.5,
+                       false_negative_weight=0.5)
+    assert (hasher.bands, hasher.rows) == expected
+
+
+def test_default_lsh_favours_recall_because_candidates_are_verified():
+    hasher = MinHasher()
+    assert (hasher.bands, hasher.rows) == (16, 8)
+    p = 1 - (1 - 0.8 ** hasher.rows) ** hasher.bands
+    assert p > 0.94          # a pair right at the threshold is a candidate 19 times in 20
+
+
+def test_explicit_bands_and_bad_settings():
+    assert (MinHasher(bands=16, rows=8).bands, MinHasher(bands=16, rows=8).rows) == (16, 8)
+    with pytest.raises(ValueError):
+        MinHasher(num_perm=64, bands=10, rows=10)
+    with pytest.raises(ValueError):
+        MinHasher(threshold=1.5)
+
+
+def test_normalised_text_folds_digits_script_and_punctuation():
+    hasher = MinHasher()
+    assert near_key_text("數學，2024年！ＡＢ", hasher.convert) == "数学0000年ab"
+
+
+def test_identical_documents_are_one_cluster():
+    text = han_text(400, 1)
+    assert lsh({"b": text, "a": text, "c": han_text(400, 2)}) == {"b": "a"}
+
+
+def test_traditional_and_simplified_twins_collide():
+    simplified = "数学是利用符号语言研究数量、结构、变化以及空间等概念的一门学科，从某种角度看属于形式科学的一种。" * 3
+    traditional = "數學是利用符號語言研究數量、結構、變化以及空間等概念的一門學科，從某種角度看屬於形式科學的一種。" * 3
+    hasher = MinHasher()
+    a = hasher.sign(DocRef("a", "s", "f", 1), simplified, True)
+    b = hasher.sign(DocRef("b", "s", "f", 1), traditional, True)
+    assert a.signature == b.signature and exact_jaccard(a, b) == 1.0
+    assert lsh({"a": simplified, "b": traditional}) == {"b": "a"}
+
+
+def test_a_long_prefix_is_a_near_duplicate_and_a_short_one_is_not():
+    text = han_text(1000, 3)
+    assert lsh({"full": text, "p90": text[:900]}) == {"p90": "full"}
+    assert lsh({"full": text, "p50": text[:500]}) == {}
+
+
+def test_empty_and_one_character_documents_are_never_dropped_for_being_short():
+    hasher = MinHasher()
+    empty = hasher.sign(DocRef("e", "s", "f", 1), "。！", True)
+    assert hasher.band_keys(empty) == [] and len(empty.shingle_set()) == 0
+    one = hasher.sign(DocRef("o", "s", "f", 1), "好", True)
+    assert len(one.shingle_set()) == 1 and len(hasher.band_keys(one)) == hasher.bands
+    assert lsh({"e": "。！", "o": "好", "x": han_text(300, 4)}) == {}
+
+
+def test_short_texts_use_short_shingles():
+    hasher = MinHasher(ngram=5, short_ngram=3, short_length=100)
+    assert len(hasher.shingles("一二三四五六")) == 4          # 3-grams under 100 characters
+    long = han_text(200, 5)
+    assert len(hasher.shingles(long)) == 196                  # 5-grams
+
+
+def test_a_chain_a_b_c_is_one_cluster_even_when_a_and_c_are_not_similar():
+    base = han_text(1300, 6)
+    a, b, c = base[0:1000], base[80:1080], base[160:1160]
+    hasher = MinHasher()
+    sets = {i: [(i, hasher.shingle_bytes(t))] for i, t in (("a", a), ("b", b), ("c", c))}
+    # the premise, measured: A~B and B~C above the threshold, A~C below it
+    assert exact_similarity(sets["a"] + sets["b"]) >= 0.8 and exact_similarity(sets["b"] + sets["c"]) >= 0.8
+    assert exact_similarity(sets["a"] + sets["c"]) < 0.75
+    assert lsh({"a": a, "b": b, "c": c}, hasher) == {"b": "a", "c": "a"}
+
+
+def test_clusters_keep_the_smallest_id_and_report_similarity():
+    refs = {i: DocRef(i, "src" if i != "d" else "other", "f", n) for n, i in enumerate("abcde")}
+    edges = [(refs["b"], refs["c"], 0.9), (refs["c"], refs["d"], 0.85), (refs["a"], refs["b"], 0.95),
+             (refs["b"], refs["c"], 0.9)]   # the same edge from another band
+    count = Counters()
+    dups = {d.id: d for d in clusters(edges, count)}
+    assert {i: d.duplicate_of for i, d in dups.items()} == {"b": "a", "c": "a", "d": "a"}
+    assert dups["b"].similarity == 0.95            # direct edge to the kept document
+    assert dups["d"].similarity == 0.85 and dups["d"].source == "other" and dups["d"].method == "minhash"
+    assert count["dedup.near.clusters"] == 1 and count["dedup.near.cluster_size.le5"] == 1
+    assert count["dedup.near.duplicates"] == 3 and count["dedup.duplicates.source.other"] == 1
+
+
+def test_union_find_root_is_the_smallest_id():
+    uf = UnionFind()
+    for x, y in (("m", "z"), ("z", "b"), ("q", "m")):
+        uf.union(x, y)
+    assert {uf.find(x) for x in "mzbq"} == {"b"}
+
+
+def test_verification_modes():
+    text = han_text(1000, 7)
+    assert lsh({"a": text, "b": text[:950]}, verify="exact") == {"b": "a"}
+    assert lsh({"a": text, "b": text[:950]}, verify="signature") == {"b": "a"}
+    hasher = MinHasher(threshold=0.5, num_perm=64)
+    loose = {"a": text, "b": text[:600]}
+    assert lsh(loose, hasher, verify="none") == {"b": "a"}
+
+
+def test_same_seed_same_signature_other_seed_other_signature():
+    text = han_text(300, 8)
+    ref = DocRef("a", "s", "f", 1)
+    assert MinHasher(seed=1).sign(ref, text).signature == MinHasher(seed=1).sign(ref, text).signature
+    assert MinHasher(seed=1).sign(ref, text).signature != MinHasher(seed=2).sign(ref, text).signature
