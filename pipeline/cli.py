@@ -177,10 +177,13 @@ def report(run_dir: str) -> dict:
         lines.append(f"{stage:<8} {a['read']:>10,} {a['kept']:>10,} {a['rejected']:>10,} {a['duplicate']:>10,} "
                      f"{a['quarantined']:>12,} {stats['seconds']:>8.1f}")
     for stage, stats in stages.items():
-        for key in ("rejected_by_rule", "duplicates_by_source"):
+        for key in ("rejected_by_rule", "duplicates_by_method", "duplicates_by_source"):
             if stats.get(key):
                 lines.append(f"{stage} {key.replace('_', ' ')}: " +
                              ", ".join(f"{k} {v:,}" for k, v in stats[key].items()))
+        for method, info in stats.get("clusters", {}).items():
+            sizes = ", ".join(f"{size}: {n:,}" for size, n in info["size_histogram"].items())
+            lines.append(f"{stage} {method} clusters: {info['clusters']:,} (documents per cluster {sizes})")
     summary = {"stages": stages}
     (root / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print("\n".join(lines))

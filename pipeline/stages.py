@@ -16,7 +16,7 @@ from pathlib import Path
 from pipeline import __version__, schema
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
-from pipeline.outputs import StageOutput, count_by, documents_dir, table_rows
+from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows
 
 STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
 BUILT = ("ingest", "clean", "dedup")
@@ -61,12 +61,31 @@ def _accounting(read: int, tables: dict[str, int]) -> dict:
             "quarantined": quarantined, "balanced": read == kept + rejected + duplicate + quarantined}
 
 
+def _cluster_sizes(duplicates_dir: str) -> dict:
+    """Clusters per method and how many have each size (kept document included)."""
+    table = read_table(duplicates_dir, "duplicates", ["duplicate_of", "method"]).to_pylist()
+    sizes: dict[str, dict[str, int]] = {}
+    for row in table:
+        members = sizes.setdefault(row["method"], {})
+        members[row["duplicate_of"]] = members.get(row["duplicate_of"], 1) + 1
+    result = {}
+    for method, members in sorted(sizes.items()):
+        histogram: dict[int, int] = {}
+        for size in members.values():
+            histogram[size] = histogram.get(size, 0) + 1
+        result[method] = {"clusters": len(members),
+                          "size_histogram": {str(k): v for k, v in sorted(histogram.items())}}
+    return result
+
+
 def _detail(stage: str, out: StageOutput) -> dict:
     detail = {"documents_by_source": count_by(out.table("documents"), "documents", "source")}
     if stage == "clean":
         detail["rejected_by_rule"] = count_by(out.table("rejected"), "rejected", "rule")
     if stage == "dedup":
         detail["duplicates_by_source"] = count_by(out.table("duplicates"), "duplicates", "source")
+        detail["duplicates_by_method"] = count_by(out.table("duplicates"), "duplicates", "method")
+        detail["clusters"] = _cluster_sizes(out.table("duplicates"))
     detail["quarantined_by_source"] = count_by(out.table("quarantined"), "quarantined", "source")
     return detail
 

@@ -90,6 +90,17 @@ def test_sample_outcomes(runs):
         a, b = f"{path_a.split('/')[0]}:{id_a}", f"{path_b.split('/')[0]}:{id_b}"
         kept, dropped = sorted([a, b])
         assert duplicates[dropped] == kept and kept in ids
+    methods = {d["id"]: d["method"] for d in rows(output, "dedup", "duplicates")}
+    for (path_a, title_a), (path_b, title_b) in EXPECTED["near_duplicates"]:
+        found = [d for d in rows(output, "dedup", "duplicates")
+                 if d["title"] in (title_a, title_b) and d["method"] == "minhash"]
+        assert len(found) == 1 and found[0]["similarity"] >= 0.8, (title_a, found)
+    assert set(methods.values()) <= {"exact", "minhash"}
+    stats = json.loads((output / "dedup" / "stats.json").read_text(encoding="utf-8"))
+    assert stats["duplicates_by_method"]["exact"] >= 2 and stats["duplicates_by_method"]["minhash"] >= 1
+    assert stats["clusters"]["exact"]["clusters"] >= 2
+    assert sum(n * (size - 1) for m in stats["clusters"].values() for size, n in
+               ((int(k), v) for k, v in m["size_histogram"].items())) == stats["accounting"]["duplicate"]
     rejected = {r["id"]: r["rule"] for r in rows(output, "clean", "rejected")}
     for qid in EXPECTED["short_records"]["baike2018qa/baike_qa_sample.json"]:
         assert rejected[f"baike2018qa:{qid}"] == "too_short"

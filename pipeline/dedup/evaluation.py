@@ -6,8 +6,8 @@ call (:meth:`MinHasher.sign` -> :meth:`MinHasher.band_keys` -> group by key ->
 
 The labelled set
 ----------------
-From a pool of real documents (exact duplicates by normalised text removed,
-first one kept), originals are drawn among the documents whose normalised text
+From a pool of real documents (a repeated id or an exact duplicate by
+normalised text removed, first one kept), originals are drawn among the documents whose normalised text
 (:func:`near_key_text`: NFKC, simplified, lowercase, digits folded, whitespace
 and punctuation removed) has at least ``min_chars`` (200) characters, so that
 deleting or moving a share of the text is meaningful; sources are interleaved
@@ -293,9 +293,13 @@ def build_labelled_set(documents, seed: int = 0, edits=EDITS, strengths=STRENGTH
                        max_originals: int | None = None, min_chars: int = MIN_CHARS) -> LabelledSet:
     """Originals (with ``copies_per_doc`` edited copies each), the copies and the unrelated documents."""
     rng = random.Random(seed)
-    pool, seen, read = [], set(), 0
+    pool, seen, ids, read, repeated_ids = [], set(), set(), 0, 0
     for doc in documents:
         read += 1
+        if doc.id in ids:              # ids must be unique: pairs with equal ids are never compared
+            repeated_ids += 1
+            continue
+        ids.add(doc.id)
         normal = _normal(doc.text)
         if normal in seen:
             continue
@@ -339,7 +343,8 @@ def build_labelled_set(documents, seed: int = 0, edits=EDITS, strengths=STRENGTH
             source_share=round(_kept_normal(copy_normal, normals[original.id]), 4), text=text,
             donor_id=donor.id if edit in ("insert_sentences", "boilerplate") else None))
     settings = {"seed": seed, "edits": list(edits), "strengths": list(strengths), "copies_per_doc": copies_per_doc,
-                "min_chars": min_chars, "read": read, "pool": len(pool), "exact_duplicates_dropped": read - len(pool)}
+                "min_chars": min_chars, "read": read, "pool": len(pool), "repeated_ids_dropped": repeated_ids,
+                "exact_duplicates_dropped": read - repeated_ids - len(pool)}
     return LabelledSet(originals=chosen, copies=copies, unrelated=unrelated, settings=settings)
 
 
