@@ -42,6 +42,7 @@ test: venv  ## the whole test suite (a run that collects no test fails)
 
 bench: venv  ## benchmarks: bench/results/*.json
 	$(PY) bench/ingest_clean.py
+	$(PY) bench/dedup.py
 
 ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
 	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)

@@ -12,17 +12,15 @@ Three parts, all written to bench/results/dedup.json:
     >= 2,000 documents/s per core at 1 KB.
 (b) The whole ``wwm dedup`` stage (exact then near) per engine, each run as
     its own child process with a /proc sampler summing the RSS of the process
-    tree (``bench/ingest_clean.py``'s ``run_measured``).  Its input, a
-    ``documents`` table, comes from ``wwm ingest`` + ``wwm clean`` (Beam) on
-    the shared corpora replicated as ``bench/ingest_clean.py`` does: copy k
-    is source ``copyK`` (symlinks), so every copy after the first is an exact
-    duplicate of the first, and the near step sees about one copy's documents,
-    among them the wikiextractor sample: the same articles as wiki2019zh in
-    another script (near, not exact, duplicates).  A failing engine is
+    tree (``bench/ingest_clean.py``'s ``run_measured``).  Its input is a
+    ``documents`` table written here (``build_stage_input``): the cleaned
+    shared corpora and copies of them, a third exact duplicates and two thirds
+    near copies, so both steps work at every size.  A failing engine is
     recorded with its error instead of stopping the benchmark.
 (c) Quality: ``pipeline.dedup.evaluation`` on wiki2019zh + ChineseWebText +
     CMRC 2018 + DRCD (edited copies of originals, unrelated documents),
-    precision, recall and recall over edit strength with the default MinHasher.
+    precision, recall and recall over edit strength with the pipeline's default
+    dedup options (and the other ``verify`` mode, in brief).
 
 Usage:
     python bench/dedup.py [--signature-docs 20000 80000] [--stage-sizes 50 100] [--engines beam spark]
@@ -31,7 +29,9 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import random
 import os
 import platform
 import shutil
@@ -45,7 +45,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest_clean import CORPORA, SHARED, run_measured  # noqa: E402
 
-from pipeline.dedup.evaluation import build_labelled_set, evaluate, shared_documents  # noqa: E402
+from pipeline.clean.stage import Cleaner  # noqa: E402
+from pipeline.config import DedupOptions  # noqa: E402
+from pipeline.outputs import TableWriter  # noqa: E402
+from pipeline.records import Document  # noqa: E402
+from pipeline.dedup.evaluation import build_labelled_set, evaluate, make_near_copy, shared_documents  # noqa: E402
 from pipeline.dedup.exact import DocRef  # noqa: E402
 from pipeline.dedup.minhash import MinHasher, Signed, near_key_text  # noqa: E402
 
@@ -60,32 +64,6 @@ def corpus_paths(names) -> list[Path]:
     if not paths:
         raise SystemExit(f"shared corpora not found under {SHARED}; nothing to benchmark")
     return paths
-
-
-def replicate(workdir: Path, size_mb: int) -> tuple[Path, int, int]:
-    """Symlinked copies of the shared corpora until size_mb; returns (config, bytes, copies).
-
-    As ``bench/ingest_clean.py``'s ``build_corpus``, except that every file of
-    copy k is its own input with source ``copyK-<file stem>``: the wiki2019zh
-    and wikiextractor samples number their articles alike, and in one source
-    their ids (``source:native id``) would collide, which hides the near
-    duplicates between them from dedup (pairs with equal ids are skipped).
-    """
-    files = corpus_paths(CORPORA)
-    one = sum(f.stat().st_size for f in files)
-    copies = -(-size_mb * 1_000_000 // one)
-    corpus = workdir / f"corpus-{size_mb}mb"
-    shutil.rmtree(corpus, ignore_errors=True)
-    inputs = []
-    for k in range(copies):
-        copy_dir = corpus / f"copy{k:03d}"
-        copy_dir.mkdir(parents=True)
-        for f in files:
-            (copy_dir / f.name).symlink_to(f)
-            inputs.append({"path": str(copy_dir / f.name), "source": f"copy{k:03d}-{f.name.split('.')[0]}"})
-    config = corpus / "inputs.json"
-    config.write_text(json.dumps({"inputs": inputs}), encoding="utf-8")  # JSON is YAML
-    return config, one * copies, copies
 
 
 def kb_pieces(texts: list[str]) -> list[str]:
@@ -172,42 +150,58 @@ def _error(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[-4000:]
 
 
-def stage_part(sizes: list[int], engines: list[str], spark_cores: int, workdir: Path, env: dict) -> list[dict]:
+def build_stage_input(workdir: Path, size_mb: int, seed: int) -> tuple[Path, int, int, int]:
+    """A ``documents`` table of about size_mb of text: the cleaned shared corpora, then copies of them.
+
+    Copy 0 is the corpus itself.  In every later copy each document is either an
+    exact duplicate of its original (copies 1, 4, 7, ...) or a near copy made by
+    ``make_near_copy`` (a random 5% sentence deletion, paragraph reorder or
+    boilerplate insertion), so both the exact and the near step work at every
+    size.  Returns (table directory, text bytes, copies, documents).
+    """
+    cleaner = Cleaner()
+    originals = [r for r in (cleaner.process(d) for d in shared_documents(corpus_paths(CORPORA)))
+                 if isinstance(r, Document)]
+    one = sum(len(d.text.encode("utf-8")) for d in originals)
+    copies = max(1, -(-size_mb * 1_000_000 // one))
+    table = workdir / f"documents-{size_mb}mb"
+    shutil.rmtree(table, ignore_errors=True)
+    writer = TableWriter(table, "documents", "part-00000")
+    rng = random.Random(seed)
+    nbytes = count = 0
+    for k in range(copies):
+        for d in originals:
+            text = d.text
+            if k and k % 3 != 1:
+                donor = originals[rng.randrange(len(originals))].text
+                text = make_near_copy(text, rng.choice(["delete_sentences", "reorder_paragraphs", "boilerplate"]),
+                                      0.05, rng, donor)
+            writer.add(dataclasses.replace(d, id=f"copy{k:03d}-{d.id}", source=f"copy{k:03d}", text=text))
+            nbytes += len(text.encode("utf-8"))
+            count += 1
+    writer.close()
+    return table, nbytes, copies, count
+
+
+def stage_part(sizes: list[int], engines: list[str], spark_cores: int, workdir: Path, env: dict,
+               seed: int = 0) -> list[dict]:
     runs = []
+    base = [sys.executable, "-m", "pipeline.cli"]
     for size in sizes:
-        config, nbytes, copies = replicate(workdir, size)
-        prep = workdir / f"prep-{size}mb"
-        shutil.rmtree(prep, ignore_errors=True)
-        base = [sys.executable, "-m", "pipeline.cli"]
-        prepared = {}
-        try:
-            for stage in ("ingest", "clean"):
-                cmd = base + [stage, "--engine", "beam", "--output", str(prep), "--no-progress"]
-                if stage == "ingest":
-                    cmd += ["--config", str(config)]
-                wall, _, _ = run_measured(cmd, env)
-                prepared[stage] = round(wall, 2)
-        except Exception as exc:  # no input for this size: record it, go on
-            runs.append({"input_mb": round(nbytes / 1e6, 1), "copies": copies, "error": f"preparing input: "
-                         f"{_error(exc)}"})
-            print(json.dumps(runs[-1]), flush=True)
-            continue
-        clean_stats = json.loads((prep / "clean" / "stats.json").read_text(encoding="utf-8"))
-        documents_bytes = sum(p.stat().st_size for p in (prep / "clean" / "documents").glob("*.parquet"))
+        table, nbytes, copies, documents = build_stage_input(workdir, size, seed)
+        documents_bytes = sum(p.stat().st_size for p in table.glob("*.parquet"))
         for engine in engines:
             output = workdir / f"out-{engine}-{size}mb"
             shutil.rmtree(output, ignore_errors=True)
-            cmd = base + ["dedup", "--input", str(prep / "clean"), "--engine", engine, "--output", str(output),
+            cmd = base + ["dedup", "--input", str(table), "--engine", engine, "--output", str(output),
                           "--no-progress"]
             cores = 1
             if engine == "spark":
                 cmd += ["--spark-master", f"local[{spark_cores}]", "--spark-driver-memory", "4g"]
                 cores = spark_cores
             entry = {"engine": engine if engine == "spark" else "beam (FnApiRunner, in-process)",
-                     "input_mb_raw": round(nbytes / 1e6, 1), "copies": copies, "cores": cores,
-                     "input_documents": clean_stats["accounting"]["kept"],
-                     "input_parquet_mb": round(documents_bytes / 1e6, 1),
-                     "prepare_wall_seconds": prepared}
+                     "input_text_mb": round(nbytes / 1e6, 1), "copies": copies, "cores": cores,
+                     "input_documents": documents, "input_parquet_mb": round(documents_bytes / 1e6, 1)}
             try:
                 wall, peak, _ = run_measured(cmd, env)
                 stats = json.loads((output / "dedup" / "stats.json").read_text(encoding="utf-8"))
@@ -232,15 +226,27 @@ def stage_part(sizes: list[int], engines: list[str], spark_cores: int, workdir: 
                 shutil.rmtree(output, ignore_errors=True)
             runs.append(entry)
             print(json.dumps(entry), flush=True)
-        shutil.rmtree(prep, ignore_errors=True)
+        shutil.rmtree(table, ignore_errors=True)
     return runs
 
 
 def quality_part(originals: int, copies_per_doc: int, seed: int) -> dict:
     docs = shared_documents(corpus_paths(QUALITY_CORPORA))
     labelled = build_labelled_set(docs, seed=seed, copies_per_doc=copies_per_doc, max_originals=originals)
-    result = evaluate(labelled, MinHasher())
+    options = DedupOptions()
+    hasher = MinHasher.from_options(options)
+    result = evaluate(labelled, hasher, verify=options.verify)
+    result["settings"] = "the pipeline's default dedup options (DedupOptions)"
     result["corpora"] = QUALITY_CORPORA
+    result["other_verify_modes"] = {}
+    for verify in ("signature", "exact"):
+        if verify != options.verify:
+            other = evaluate(labelled, hasher, verify=verify)
+            result["other_verify_modes"][verify] = {
+                "precision": other["pairs"]["precision"], "recall_kept_ge_0_8": other["recall_kept_ge_0_8"],
+                "recall_jaccard_ge_threshold": other["recall_jaccard_ge_threshold"],
+                "recall_by_edit": {e: r["recall"] for e, r in other["recall_by_edit"].items()},
+                "recall_by_strength": {s: r["recall"] for s, r in other["recall_by_strength"].items()}}
     result["target"] = {"precision": ">= 0.98", "recall_kept_ge_0_8": ">= 0.95",
                         "met": (result["pairs"]["precision"] or 0) >= 0.98
                         and (result["recall_kept_ge_0_8"]["recall"] or 0) >= 0.95}
@@ -254,7 +260,7 @@ def main() -> None:
     parser.add_argument("--signature-docs", type=int, nargs="+", default=[20000, 80000],
                         help="document counts for the signature timing")
     parser.add_argument("--stage-sizes", type=int, nargs="+", default=[50, 100],
-                        help="input sizes in MB (raw corpus bytes) for the dedup stage")
+                        help="input sizes in MB of document text for the dedup stage")
     parser.add_argument("--engines", nargs="*", default=["beam", "spark"], choices=["beam", "spark"])
     parser.add_argument("--spark-cores", type=int, default=2, help="Spark local[N]")
     parser.add_argument("--quality-originals", type=int, default=400)
@@ -273,17 +279,16 @@ def main() -> None:
                              *map(str, args.signature_docs), "--stage-sizes", *map(str, args.stage_sizes),
                              "--engines", *args.engines, "--quality-originals", str(args.quality_originals)]),
     }
-    results["signatures"] = signature_part(args.signature_docs, MinHasher())
+    results["signatures"] = signature_part(args.signature_docs, MinHasher.from_options(DedupOptions()))
     results["stage"] = {
         "what": "wwm dedup (exact, then near on what exact kept) as a child process; seconds and "
                 "engine_startup_seconds from its stats.json; peak RSS of the process tree sampled every 0.1 s",
-        "input": "the shared corpora (" + ", ".join(CORPORA) + ") replicated into N copies of symlinks to "
-                 "the same files (as bench/ingest_clean.py's build_corpus, but each file of copy k its own "
-                 "source 'copyK-<file stem>' so ids stay unique), so copies after the first are exact "
-                 "duplicates of it; then wwm ingest + wwm clean on Beam.  Near duplicates present: the "
-                 "wikiextractor sample holds the same articles as wiki2019zh in another script; after exact "
-                 "dedup the near step sees about one copy's documents whatever the size",
-        "runs": stage_part(args.stage_sizes, args.engines, args.spark_cores, workdir, env) if args.engines else [],
+        "input": "a documents table written directly: the shared corpora (" + ", ".join(CORPORA) + "), cleaned, "
+                 "then copies of them until the size in text MB; in copies 1, 4, 7, ... each document is an "
+                 "exact duplicate of its original, in the other copies a near copy (a random 5% sentence "
+                 "deletion, paragraph reorder or boilerplate insertion), so both steps work at every size",
+        "runs": stage_part(args.stage_sizes, args.engines, args.spark_cores, workdir, env, args.seed)
+        if args.engines else [],
     }
     results["quality"] = quality_part(args.quality_originals, args.quality_copies, args.seed)
     shutil.rmtree(workdir, ignore_errors=True)
