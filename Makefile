@@ -14,13 +14,14 @@ PYTEST_ARGS ?=
 
 SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null)
 
-.PHONY: help venv run sample test bench ingest clean dedup segment vocab shards pretrain report distclean
+.PHONY: help venv run sample segment-model test bench ingest clean dedup segment vocab shards pretrain report distclean
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
 	@echo
 	@echo "Variables: ENGINE=beam|spark (default beam)  INPUT=paths (default: the bundled sample)"
 	@echo "           OUTPUT=dir (default build/run-ENGINE)  PYTHON=interpreter for the venv (default python3)"
+	@echo "           SEGMENT_MODEL=LTP model dir (default build/ltp-sample, trained on the sample)"
 
 $(VENV)/.installed: $(SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,8 +34,16 @@ venv: $(VENV)/.installed  ## create the virtual environment and install the proj
 sample: venv  ## write the bundled sample corpus to build/sample
 	$(WWM) sample build/sample
 
-run: venv sample  ## run ingest, clean, dedup on INPUT (default: the bundled sample) with ENGINE
-	$(WWM) run $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
+SEGMENT_MODEL ?= build/ltp-sample
+
+$(SEGMENT_MODEL)/config.json: | sample
+	$(WWM) train-segmenter build/sample/_segmentation/train.txt --out $(SEGMENT_MODEL)
+
+segment-model: venv $(SEGMENT_MODEL)/config.json  ## a small LTP model trained on the sample (jieba-segmented)
+
+run: venv sample segment-model  ## run ingest, clean, dedup, segment on INPUT (default: the bundled sample) with ENGINE
+	$(WWM) run $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT) \
+	  --segment-model $(SEGMENT_MODEL)
 	$(WWM) report $(OUTPUT)
 
 test: venv  ## the whole test suite (a run that collects no test fails)
@@ -53,7 +62,10 @@ clean: venv  ## one stage: OUTPUT/ingest -> OUTPUT/clean
 dedup: venv  ## one stage: OUTPUT/clean -> OUTPUT/dedup
 	$(WWM) dedup --engine $(ENGINE) --output $(OUTPUT)
 
-segment vocab shards pretrain: venv  ## later stages (not built yet)
+segment: venv segment-model  ## one stage: OUTPUT/dedup -> OUTPUT/segment
+	$(WWM) segment --engine $(ENGINE) --output $(OUTPUT) --segment-model $(SEGMENT_MODEL)
+
+vocab shards pretrain: venv  ## later stages (not built yet)
 	$(WWM) $@
 
 report: venv  ## summarise OUTPUT's stats

@@ -19,6 +19,8 @@ CORE = [
     "opencc==1.4.2",
     "lxml>=5.2,<7",
     "PyYAML>=6.0,<7",
+    "ltp-extension==0.1.13",
+    "jieba==0.42.1",
 ]
 
 setup(
@@ -34,6 +36,9 @@ setup(
     install_requires=CORE,
     extras_require={
         "test": ["pytest>=8,<10"],
+        # neural LTP: torch 2.13.0 (a local CPU wheel on these machines) and the ltp package; never import it
+        # in a process that imports TensorFlow
+        "neural": ["torch==2.13.0", "ltp==4.2.14"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )

@@ -17,17 +17,18 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline import config as cfg
-from pipeline.stages import BUILT, STAGES, AccountingError, NotBuiltError, run_all, run_stage
+from pipeline.segment.segmenters import SegmenterError
+from pipeline.stages import BUILT, PREVIOUS, STAGES, AccountingError, NotBuiltError, run_all, run_stage
 
 SECTIONS_FOR = {
     "ingest": ("ingest", "beam", "spark"),
     "clean": ("clean", "beam", "spark"),
-    "dedup": ("dedup", "clean", "beam", "spark"),
+    "dedup": ("dedup", "beam", "spark"),
+    "segment": ("segment", "beam", "spark"),
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
 NOT_BUILT = {
-    "segment": "word segmentation (LTP / jieba) into the segmented table",
     "vocab": "the 21,128-entry WordPiece vocabulary",
     "shards": "whole-word-masked TFRecord shards",
     "pretrain": "the TensorFlow pretraining runner",
@@ -97,15 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p, "ingest")
 
     for name, text in (("clean", "normalise, filter and sentence-split documents"),
-                       ("dedup", "drop exact duplicates (normalised content), keep the smallest id")):
-        p = sub.add_parser(name, help=text, description=text + f". Reads OUTPUT/{'ingest' if name == 'clean' else 'clean'}"
+                       ("dedup", "drop exact, then near (MinHash LSH) duplicates; keep the smallest id"),
+                       ("segment", "segment every sentence into words (LTP legacy or neural, or jieba)")):
+        p = sub.add_parser(name, help=text, description=text + f". Reads OUTPUT/{PREVIOUS[name]}"
                            f"/documents unless --input is given; writes OUTPUT/{name}/.")
         p.add_argument("--input", metavar="DIR", help="documents table (or a stage directory holding one) to read")
         _add_common(p, name)
 
-    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup)",
-                       description="Run ingest, clean and dedup in order on the chosen engine; writes OUTPUT/run.json "
-                                   "with each stage's stats and the whole-run accounting.")
+    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment)",
+                       description="Run ingest, clean, dedup and segment in order on the chosen engine; writes "
+                                   "OUTPUT/run.json with each stage's stats and the whole-run accounting.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="as for 'wwm ingest'")
     p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
     p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
@@ -113,6 +115,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, text in NOT_BUILT.items():
         sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
+
+    p = sub.add_parser("train-segmenter", help="train an LTP legacy segmentation model from segmented text",
+                       description="Train an LTP legacy (perceptron) CWS model from gold text (one sentence a line, "
+                                   "words separated by spaces; full-width spaces are normalised). The trainer keeps "
+                                   "the best epoch on an evaluation set: --eval FILE, or the last --dev-share of GOLD "
+                                   "(held out of training). Writes DIR/cws_model.bin and DIR/config.json, a directory "
+                                   "ltp.LTP(DIR) and --segment-model DIR load.")
+    p.add_argument("gold", metavar="GOLD")
+    p.add_argument("--out", required=True, metavar="DIR", help="model directory to write")
+    p.add_argument("--eval", metavar="FILE", help="evaluation (dev) set in the same format")
+    p.add_argument("--dev-share", type=float, default=0.1, help="share of GOLD held out as the dev set when no "
+                   "--eval is given (default: 0.1)")
+    p.add_argument("--sentences", metavar="START:END", default=":", help="use only these gold sentences, Python "
+                   "slice syntax, e.g. :1700 (default: all)")
+    p.add_argument("--epochs", type=int, default=10, help="training epochs; the best on the dev set is kept "
+                   "(default: 10)")
+    p.add_argument("--algorithm", choices=["ap", "pa", "pa-i", "pa-ii"], default="pa-ii",
+                   help="averaged perceptron or passive-aggressive variants (default: pa-ii)")
+
+    p = sub.add_parser("segment-eval", help="precision, recall and F1 of a segmenter on gold text (SIGHAN)",
+                       description="Segment the gold sentences' text with the configured segmenter and score the "
+                                   "words against the gold words (a word is right when its span matches).")
+    p.add_argument("--gold", required=True, metavar="FILE")
+    p.add_argument("--sentences", metavar="START:END", default=":", help="score only these gold sentences, e.g. "
+                   "1700: (default: all)")
+    _add_common(p, "segment")
 
     p = sub.add_parser("report", help="summarise a run directory's stats (text and JSON; HTML not built yet)",
                        description="Print each stage's accounting and counters from OUTPUT/*/stats.json and "
@@ -133,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict:
     values: dict = {}
     for key, value in vars(args).items():
-        if value is None or key in ("command", "config", "input", "run_dir", "out"):
+        if value is None or key in ("command", "config", "input", "run_dir", "out", "gold", "sentences"):
             continue
         if key == "inputs":
             if value:
@@ -191,13 +219,64 @@ def report(run_dir: str) -> dict:
     return summary
 
 
+def _slice(text: str) -> slice:
+    start, sep, end = text.partition(":")
+    if not sep:
+        raise cfg.ConfigError(f"--sentences expects START:END, got {text!r}")
+    return slice(int(start) if start else None, int(end) if end else None)
+
+
+def train_segmenter(args) -> dict:
+    from pipeline.segment.gold import read_gold, split_dev, train_legacy
+
+    sentences = read_gold(args.gold)[_slice(args.sentences)]
+    if args.eval:
+        train, dev = sentences, read_gold(args.eval)
+    else:
+        train, dev = split_dev(sentences, args.dev_share)
+    info = train_legacy(train, dev, args.out, epochs=args.epochs, algorithm=args.algorithm)
+    print(json.dumps(info, ensure_ascii=False))
+    return info
+
+
 def write_sample_config(out: str) -> Path:
     """``OUT/sample.yaml``: one input per corpus directory of the sample, named after it."""
     root = Path(out)
-    inputs = [{"path": str(d), "source": d.name} for d in sorted(root.iterdir()) if d.is_dir()]
+    inputs = [{"path": str(d), "source": d.name} for d in sorted(root.iterdir())
+              if d.is_dir() and not d.name.startswith(("_", "."))]
     path = root / "sample.yaml"
     path.write_text(cfg.yaml.safe_dump({"inputs": inputs}, sort_keys=False, allow_unicode=True),
                     encoding="utf-8")
+    return path
+
+
+def write_sample_segmentation(out: str) -> Path:
+    """``OUT/_segmentation/train.txt``: the sample's cleaned sentences, segmented by jieba, one a line.
+
+    Text the project wrote, segmented automatically: enough to train a small LTP
+    model offline for ``make run`` and the tests (it learns jieba's choices; real
+    runs use the official LTP models or a model trained on real gold text).
+    """
+    from pipeline.clean.stage import Cleaner
+    from pipeline.ingest.files import expand
+    from pipeline.ingest.readers import read_file
+    from pipeline.records import Document
+    from pipeline.segment.segmenters import JiebaSegmenter
+
+    root = Path(out)
+    cleaner = Cleaner()
+    sentences = []
+    for corpus in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(("_", "."))):
+        for f in expand(str(corpus)):
+            for record in read_file(f):
+                if isinstance(record, Document):
+                    cleaned = cleaner.process(record)
+                    if isinstance(cleaned, Document):
+                        sentences.extend(cleaned.sentences)
+    lines = [" ".join(w for w in words if not w.isspace()) for words in JiebaSegmenter().segment(sentences)]
+    path = root / "_segmentation" / "train.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines if line), encoding="utf-8")
     return path
 
 
@@ -217,11 +296,22 @@ def main(argv: list[str] | None = None) -> int:
             for path in write_sample(args.out):
                 print(path)
             print(write_sample_config(args.out))
+            print(write_sample_segmentation(args.out))
             return 0
         if args.command == "report":
             report(args.run_dir)
             return 0
+        if args.command == "train-segmenter":
+            train_segmenter(args)
+            return 0
         config = config_from_args(args)
+        if args.command == "segment-eval":
+            from pipeline.segment.gold import evaluate, read_gold
+            from pipeline.segment.segmenters import make_segmenter
+
+            gold = read_gold(args.gold)[_slice(args.sentences)]
+            print(json.dumps(evaluate(make_segmenter(config.segment), gold), ensure_ascii=False))
+            return 0
         if args.command == "config":
             print(cfg.dump(config), end="")
             return 0
@@ -231,11 +321,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "
-                  f"later stages (segment, vocab, shards) are not built yet")
+                  f"later stages (vocab, shards) are not built yet")
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError) as exc:
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:

@@ -106,6 +106,20 @@ class DedupOptions:
 
 
 @dataclass
+class SegmentOptions:
+    segmenter: str = option("ltp", "word segmenter: ltp (LTP legacy perceptron, or neural when the model directory "
+                            "says so) or jieba", choices=["ltp", "jieba"])
+    model: str = option("", "LTP model: a cws_model.bin file or an LTP model directory (config.json); nothing is "
+                        "ever downloaded: train one with 'wwm train-segmenter' or point at the official files")
+    threads: int = option(1, "LTP legacy: threads per worker process (RAYON_NUM_THREADS); keep 1 when the engine "
+                          "already runs one worker per core")
+    batch_size: int = option(256, "sentences per segmenter call (neural LTP: per padded batch)")
+    device: str = option("cpu", "neural LTP: cpu or cuda")
+    hmm: bool = option(True, "jieba: HMM discovery of unknown words")
+    user_dict: str = option("", "jieba: user dictionary file")
+
+
+@dataclass
 class Config:
     engine: str = option("beam", "engine that runs the stages: beam or spark", choices=["beam", "spark"])
     output: str = option("output", "run directory; each stage writes OUTPUT/<stage>/")
@@ -117,8 +131,9 @@ class Config:
     ingest: IngestOptions = field(default_factory=IngestOptions)
     clean: CleanOptions = field(default_factory=CleanOptions)
     dedup: DedupOptions = field(default_factory=DedupOptions)
+    segment: SegmentOptions = field(default_factory=SegmentOptions)
 
-    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup")
+    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup", "segment")
 
     def input_specs(self) -> list[InputSpec]:
         return [parse_input(item, self.ingest.format, self.ingest.source) for item in self.inputs]

@@ -79,7 +79,22 @@ class Quarantined:
     TABLE = "quarantined"
 
 
-RECORD_TYPES = (Document, Rejected, Duplicate, Quarantined)
+@dataclass(slots=True)
+class Segmented:
+    """A document's sentences and the words of each (``"".join(words[i]) == sentences[i]``)."""
+
+    id: str
+    source: str
+    sentences: list[str]
+    words: list[list[str]]
+    file: str
+    position: int
+    title: str | None = None
+
+    TABLE = "segmented"
+
+
+RECORD_TYPES = (Document, Rejected, Duplicate, Quarantined, Segmented)
 _FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in RECORD_TYPES}
 
 
@@ -99,6 +114,8 @@ def from_row(cls, row) -> object:
             value = None
         if value is not None and name == "sentences":
             value = list(value)
+        elif value is not None and name == "words":
+            value = [list(w) for w in value]
         values[name] = value
     return cls(**values)
 
@@ -112,5 +129,5 @@ def excerpt(text: str | bytes | None, limit: int = 200) -> str | None:
     return text[:limit]
 
 
-__all__ = ["Document", "Rejected", "Duplicate", "Quarantined", "RECORD_TYPES",
+__all__ = ["Document", "Rejected", "Duplicate", "Quarantined", "Segmented", "RECORD_TYPES",
            "to_row", "from_row", "excerpt"]

@@ -17,15 +17,18 @@ from pipeline import __version__, schema
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
 from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows
+from pipeline.segment.segmenters import make_segmenter
 
 STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
-BUILT = ("ingest", "clean", "dedup")
+BUILT = ("ingest", "clean", "dedup", "segment")
 STAGE_TABLES = {
     "ingest": ("documents", "quarantined"),
     "clean": ("documents", "rejected", "quarantined"),
     "dedup": ("documents", "duplicates", "quarantined"),
+    "segment": ("segmented", "quarantined"),
 }
-PREVIOUS = {"clean": "ingest", "dedup": "clean"}
+PREVIOUS = {"clean": "ingest", "dedup": "clean", "segment": "dedup"}
+KEPT_TABLE = {"segment": "segmented"}
 
 
 class AccountingError(RuntimeError):
@@ -52,8 +55,8 @@ def _stage_input(config: Config, stage: str, input_dir: str | None) -> Path:
     return path
 
 
-def _accounting(read: int, tables: dict[str, int]) -> dict:
-    kept = tables.get("documents", 0)
+def _accounting(stage: str, read: int, tables: dict[str, int]) -> dict:
+    kept = tables.get(KEPT_TABLE.get(stage, "documents"), 0)
     rejected = tables.get("rejected", 0)
     duplicate = tables.get("duplicates", 0)
     quarantined = tables.get("quarantined", 0)
@@ -79,7 +82,8 @@ def _cluster_sizes(duplicates_dir: str) -> dict:
 
 
 def _detail(stage: str, out: StageOutput) -> dict:
-    detail = {"documents_by_source": count_by(out.table("documents"), "documents", "source")}
+    kept = KEPT_TABLE.get(stage, "documents")
+    detail = {"documents_by_source": count_by(out.table(kept), kept, "source")}
     if stage == "clean":
         detail["rejected_by_rule"] = count_by(out.table("rejected"), "rejected", "rule")
     if stage == "dedup":
@@ -110,6 +114,8 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             counters = adapter.ingest(config, files, out)
             read = counters.get("ingest.read", 0)
         else:
+            if stage == "segment":
+                info = make_segmenter(config.segment).describe()   # a missing model fails here, not in a worker
             source = _stage_input(config, stage, input_dir)
             read = table_rows(source)
             input_info = {"documents": str(source), "rows": read,
@@ -117,7 +123,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             counters = getattr(adapter, stage)(config, str(source), out)
         seconds = time.time() - started
         tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES[stage]}
-        accounting = _accounting(read, tables)
+        accounting = _accounting(stage, read, tables)
         stats = {
             "stage": stage,
             "engine": config.engine,
@@ -133,6 +139,10 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             **_detail(stage, out),
             "counters": counters,
         }
+        if stage == "segment":
+            stats["segmenter"] = info
+            chars = counters.get("segment.chars", 0)
+            stats["throughput"]["segmented_chars_per_s"] = round(chars / seconds, 1) if seconds else None
         if not accounting["balanced"]:
             raise AccountingError(f"{stage}: read {read} but wrote {json.dumps(tables)}")
         final = out.publish(stats)
@@ -148,15 +158,12 @@ def run_all(config: Config, stages=BUILT, log=print) -> dict:
     for stage in stages:
         results[stage] = run_stage(stage, config, log=log)
     summary = {"stages": results}
-    if set(BUILT) <= set(results):
-        read = results["ingest"]["accounting"]["read"]
-        kept = results["dedup"]["accounting"]["kept"]
-        rejected = results["clean"]["accounting"]["rejected"]
-        duplicate = results["dedup"]["accounting"]["duplicate"]
-        quarantined = sum(r["accounting"]["quarantined"] for r in results.values())
-        summary["accounting"] = {"read": read, "kept": kept, "rejected": rejected, "duplicate": duplicate,
-                                 "quarantined": quarantined,
-                                 "balanced": read == kept + rejected + duplicate + quarantined}
+    if stages and stages[0] == "ingest":   # each stage read what the one before kept
+        total = {key: sum(r["accounting"][key] for r in results.values())
+                 for key in ("rejected", "duplicate", "quarantined")}
+        read, kept = results["ingest"]["accounting"]["read"], results[stages[-1]]["accounting"]["kept"]
+        summary["accounting"] = {"read": read, "kept": kept, **total,
+                                 "balanced": read == kept + sum(total.values())}
     path = Path(config.output) / "run.json"
     path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return summary

@@ -30,11 +30,29 @@ def sample_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_inputs(sample_dir) -> list[InputSpec]:
-    return [InputSpec(str(d), "auto", d.name) for d in sorted(sample_dir.iterdir()) if d.is_dir()]
+    return [InputSpec(str(d), "auto", d.name) for d in sorted(sample_dir.iterdir())
+            if d.is_dir() and not d.name.startswith("_")]
+
+
+@pytest.fixture(scope="session")
+def sample_ltp_model(sample_dir, tmp_path_factory) -> Path:
+    """A real LTP legacy model, trained here on the sample's own text (segmented by jieba)."""
+    from pipeline.cli import write_sample_segmentation
+    from pipeline.segment.gold import read_gold, split_dev, train_legacy
+
+    train, dev = split_dev(read_gold(write_sample_segmentation(str(sample_dir))), 0.1)
+    model = tmp_path_factory.mktemp("ltp-sample")
+    train_legacy(train, dev, model, epochs=5)
+    SAMPLE_MODEL[0] = str(model)
+    return model
+
+
+SAMPLE_MODEL = [""]
 
 
 def make_config(output: Path, inputs, engine: str = "beam", **sections) -> Config:
     config = Config(engine=engine, output=str(output), inputs=list(inputs), progress=False)
+    config.segment.model = SAMPLE_MODEL[0]
     config.spark.master = "local[2]"
     config.spark.driver_memory = "2g"
     config.spark.conf = {"spark.sql.shuffle.partitions": "4", "spark.default.parallelism": "2"}

@@ -6,7 +6,7 @@ import pytest
 from pipeline.cli import NOT_BUILT, build_parser, main
 
 COMMANDS = ["ingest", "clean", "dedup", "segment", "vocab", "shards", "pretrain", "run", "report", "sample",
-            "config"]
+            "config", "train-segmenter", "segment-eval"]
 
 
 def test_every_stage_has_a_subcommand():
@@ -15,7 +15,7 @@ def test_every_stage_has_a_subcommand():
     assert set(COMMANDS) <= set(sub.choices)
 
 
-@pytest.mark.parametrize("command", ["ingest", "clean", "dedup", "run"])
+@pytest.mark.parametrize("command", ["ingest", "clean", "dedup", "segment", "run"])
 def test_help_explains_every_option(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])
@@ -64,8 +64,8 @@ def test_run_and_report_from_the_command_line(tmp_path, capsys):
     capsys.readouterr()
     out = tmp_path / "out"
     assert main(["run", "--config", str(tmp_path / "sample" / "sample.yaml"), "--output", str(out),
-                 "--no-progress"]) == 0
+                 "--no-progress", "--segment-segmenter", "jieba"]) == 0
     printed = capsys.readouterr().out
     assert "run: read 46 = kept" in printed and str(out.resolve()) in printed
     assert main(["report", str(out)]) == 0
-    assert "dedup" in capsys.readouterr().out and (out / "report.json").exists()
+    assert "segment" in capsys.readouterr().out and (out / "report.json").exists()

@@ -30,7 +30,7 @@ def inputs(sample_inputs):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, inputs):
+def runs(tmp_path_factory, inputs, sample_ltp_model):
     results = {}
     for engine in ("beam", "spark"):
         output = tmp_path_factory.mktemp(f"run-{engine}")
@@ -109,9 +109,14 @@ def test_sample_outcomes(runs):
     assert len(sample_bad) == sum(EXPECTED["malformed"].values())
     for d in docs:
         assert d["sentences"] and "-{" not in d["text"]
+    segmented = rows(output, "segment", "segmented")
+    assert [s["id"] for s in segmented] == ids
+    for row in segmented:
+        assert len(row["words"]) == len(row["sentences"])
+        assert all("".join(w) == s for w, s in zip(row["words"], row["sentences"]))
 
 
-def test_beam_multiprocess_workers_write_the_same_documents(tmp_path, sample_inputs, runs):
+def test_beam_multiprocess_workers_write_the_same_documents(tmp_path, sample_inputs, runs, sample_ltp_model):
     config = make_config(tmp_path, sample_inputs, "beam",
                          beam={"direct_num_workers": 2, "direct_running_mode": "multi_processing"})
     run_all(config, log=lambda *_: None)
@@ -120,6 +125,8 @@ def test_beam_multiprocess_workers_write_the_same_documents(tmp_path, sample_inp
     assert rows(tmp_path, "dedup", "documents") == single
     assert rows(tmp_path, "dedup", "duplicates") == [
         r for r in rows(runs["beam"][0], "dedup", "duplicates") if r["source"] in sources]
+    assert rows(tmp_path, "segment", "segmented") == [
+        r for r in rows(runs["beam"][0], "segment", "segmented") if r["source"] in sources]
 
 
 def test_rerunning_a_stage_replaces_its_output(tmp_path, sample_inputs):

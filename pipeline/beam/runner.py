@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline.beam.transforms import (NAMESPACE, BeamCount, CleanDocuments, DroppedIds, ExactDuplicates,
-                                     ExactSimilarities, NearDuplicateEdges,
+                                     ExactSimilarities, NearDuplicateEdges, SegmentDocuments,
                                      ReadInputs, ReadTable, WriteTable, drop_ids)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
@@ -156,3 +156,11 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     for table in ("duplicates", "quarantined"):
         Path(out.table(table)).mkdir(parents=True, exist_ok=True)
     return merge(counters, _run(config, build_kept))
+
+
+def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
+    def build(p):
+        result = p | "ReadDocuments" >> ReadTable(documents_dir) | "Segment" >> SegmentDocuments(config.segment)
+        result.segmented | "WriteSegmented" >> WriteTable(out.table("segmented"), "segmented")
+        result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
+    return _run(config, build)

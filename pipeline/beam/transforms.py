@@ -22,6 +22,7 @@ from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
 from pipeline.progress import Progress
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
+from pipeline.segment.stage import Segmentation
 
 NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
@@ -118,6 +119,33 @@ class _ResolveFn(beam.DoFn):
 
 def _not_dropped(doc, dropped):
     return doc.id not in dropped
+
+
+class _SegmentFn(beam.DoFn):
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def setup(self):
+        self.segmentation = Segmentation(self.options)   # the model loads once per worker
+        self.count = BeamCount()
+
+    def process(self, doc):
+        result = self.segmentation.process(doc, self.count)
+        if isinstance(result, Quarantined):
+            yield beam.pvalue.TaggedOutput("quarantined", result)
+        else:
+            yield result
+
+
+class SegmentDocuments(beam.PTransform):
+    """Documents -> {'segmented', 'quarantined'}."""
+
+    def __init__(self, options) -> None:
+        super().__init__()
+        self.options = options
+
+    def expand(self, docs):
+        return docs | "Segment" >> beam.ParDo(_SegmentFn(self.options)).with_outputs("quarantined", main="segmented")
 
 
 class ReadInputs(beam.PTransform):
@@ -302,4 +330,4 @@ class ReadTable(beam.PTransform):
 
 
 __all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
-           "drop_ids", "ExactSimilarities", "WriteTable", "ReadTable"]
+           "drop_ids", "ExactSimilarities", "SegmentDocuments", "WriteTable", "ReadTable"]

@@ -20,7 +20,8 @@ from pipeline.dedup.minhash import MinHasher, bucket_edges, exact_similarity, in
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, row_groups
 from pipeline.progress import Progress
-from pipeline.records import Document, Duplicate, Quarantined, Rejected, excerpt, from_row
+from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
+from pipeline.segment.stage import Segmentation
 from pipeline.spark.session import get_session, spark_schema
 from pipeline import schema
 
@@ -207,4 +208,17 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     return counters
 
 
-__all__ = ["start", "ingest", "clean", "dedup"]
+def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
+    spark = get_session(config)
+    options = config.segment
+
+    def run(items, count):
+        segmentation = Segmentation(options)       # the model loads once per task, in the worker
+        for doc in _documents(items):
+            yield segmentation.process(doc, count)
+
+    rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
+    return _run_parts(rdd, run, out, (Segmented, Quarantined), "part")
+
+
+__all__ = ["start", "ingest", "clean", "dedup", "segment"]

@@ -1,0 +1,1 @@
+"""Word segmentation: the Segmenter interface, LTP (legacy perceptron and neural) and jieba."""

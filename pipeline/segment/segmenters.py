@@ -1,0 +1,221 @@
+"""Segmenters: a batch of sentences in, the words of each out.
+
+Every segmenter keeps one promise: ``"".join(words) == sentence``.  The base
+class holds it for all of them: whitespace runs are cut out before the engine
+sees the text (LTP would glue them to a neighbouring word) and come back as
+words of their own; a chunk the engine cannot take (lone surrogates) or whose
+words do not join back is split into characters and counted
+(``segment.repaired``).  Engines are loaded lazily, once per process, and never
+pickled: a segmenter pickles as its settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+from pipeline.counters import CountFn, no_count
+
+_SPACE = re.compile(r"(\s+)")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class SegmenterError(ValueError):
+    """A segmenter that cannot be built from its settings (missing model, bad directory)."""
+
+
+class Segmenter:
+    """Base class: subclasses implement :meth:`_segment_chunks` over whitespace-free chunks."""
+
+    name = "segmenter"
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_engine")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+    def describe(self) -> dict:
+        return {"segmenter": self.name}
+
+    def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
+        raise NotImplementedError
+
+    def segment(self, sentences: list[str], count: CountFn = no_count) -> list[list[str]]:
+        """Words of each sentence; joining them gives the sentence back exactly."""
+        pieces: list[list[str]] = []      # per sentence: its chunks and whitespace runs, in order
+        todo: list[str] = []
+        for sentence in sentences:
+            parts = [p for p in _SPACE.split(sentence) if p]
+            pieces.append(parts)
+            todo.extend(p for p in parts if not p.isspace() and not _SURROGATE.search(p))
+        segmented = iter(self._segment_chunks(todo) if todo else [])
+        result = []
+        for parts in pieces:
+            words: list[str] = []
+            for part in parts:
+                if part.isspace():
+                    words.append(part)
+                    continue
+                if _SURROGATE.search(part):
+                    count("segment.repaired")
+                    words.extend(part)
+                    continue
+                chunk_words = [w for w in next(segmented) if w]
+                if "".join(chunk_words) != part:
+                    count("segment.repaired")
+                    chunk_words = list(part)
+                words.extend(chunk_words)
+            result.append(words)
+        return result
+
+
+def _model_file(path: str) -> tuple[Path, bool]:
+    """(cws model file, neural?) for a model file or an LTP model directory (config.json)."""
+    p = Path(path)
+    if p.is_dir():
+        config_path = p / "config.json"
+        if not config_path.exists():
+            raise SegmenterError(f"{p} has no config.json (an LTP model directory holds config.json and its model)")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        neural = bool(config.get("nerual", config.get("neural", True)))
+        if neural:
+            return p, True
+        cws = (config.get("tasks") or {}).get("cws", "cws_model.bin")
+        return p / cws, False
+    if not p.exists():
+        raise SegmenterError(f"LTP model {p} does not exist (train one with 'wwm train-segmenter', "
+                             f"or use --segment-segmenter jieba)")
+    return p, False
+
+
+class LtpLegacySegmenter(Segmenter):
+    """LTP's perceptron CWS model (``ltp_extension``, Rust, no torch), ``batch_predict`` in batches."""
+
+    name = "ltp-legacy"
+
+    def __init__(self, model: str, threads: int = 1, batch_size: int = 256) -> None:
+        self.model, neural = _model_file(model)
+        if neural:
+            raise SegmenterError(f"{model} is a neural LTP model; use LtpNeuralSegmenter")
+        self.threads = threads
+        self.batch_size = batch_size
+
+    def describe(self) -> dict:
+        return {"segmenter": self.name, "model": str(self.model), "threads": self.threads}
+
+    def _engine(self):
+        engine = self.__dict__.get("_engine_model")
+        if engine is None:
+            # rayon reads this once, when its pool starts: set it before the first batch
+            os.environ["RAYON_NUM_THREADS"] = str(max(1, self.threads))
+            from ltp_extension.perceptron import CWSModel
+
+            engine = self.__dict__["_engine_model"] = CWSModel.load(str(self.model))
+        return engine
+
+    def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
+        engine, out = self._engine(), []
+        for start in range(0, len(chunks), self.batch_size):
+            out.extend(engine.batch_predict(chunks[start:start + self.batch_size], parallelism=self.threads > 1))
+        return out
+
+
+class LtpNeuralSegmenter(Segmenter):
+    """The ``ltp`` package's neural model from a local directory (optional extra ``neural``, needs torch).
+
+    Never import it in a process that imports TensorFlow.  Chunks are cut to
+    ``max_chars`` characters (the model's 512-token limit) and batched by length.
+    """
+
+    name = "ltp-neural"
+
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, max_chars: int = 500) -> None:
+        path, neural = _model_file(model)
+        if not neural:
+            raise SegmenterError(f"{model} is a legacy LTP model; use LtpLegacySegmenter")
+        self.model, self.device, self.batch_size, self.max_chars = str(path), device, batch_size, max_chars
+
+    def describe(self) -> dict:
+        return {"segmenter": self.name, "model": self.model, "device": self.device}
+
+    def _engine(self):
+        engine = self.__dict__.get("_engine_ltp")
+        if engine is None:
+            try:
+                from ltp import LTP
+            except ImportError as exc:
+                raise SegmenterError("the neural LTP segmenter needs the 'neural' extra: "
+                                     "pip install '.[neural]' (torch==2.13.0, ltp)") from exc
+            engine = LTP(self.model)
+            engine.to(self.device)
+            self.__dict__["_engine_ltp"] = engine
+        return engine
+
+    def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
+        engine = self._engine()
+        pieces = []                                  # (chunk index, piece)
+        for i, chunk in enumerate(chunks):
+            for start in range(0, len(chunk), self.max_chars):
+                pieces.append((i, chunk[start:start + self.max_chars]))
+        order = sorted(range(len(pieces)), key=lambda k: len(pieces[k][1]))
+        words_of = [None] * len(pieces)
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            result = engine.pipeline([pieces[k][1] for k in batch], tasks=["cws"]).cws
+            for k, words in zip(batch, result):
+                words_of[k] = list(words)
+        out: list[list[str]] = [[] for _ in chunks]
+        for (i, _), words in zip(pieces, words_of):
+            out[i].extend(words)
+        return out
+
+
+class JiebaSegmenter(Segmenter):
+    """jieba in precise mode (HMM for unknown words on by default), with an optional user dictionary."""
+
+    name = "jieba"
+
+    def __init__(self, hmm: bool = True, user_dict: str | None = None) -> None:
+        if user_dict and not Path(user_dict).exists():
+            raise SegmenterError(f"jieba user dictionary {user_dict} does not exist")
+        self.hmm, self.user_dict = hmm, user_dict or None
+
+    def describe(self) -> dict:
+        return {"segmenter": self.name, "hmm": self.hmm, "user_dict": self.user_dict}
+
+    def _engine(self):
+        engine = self.__dict__.get("_engine_jieba")
+        if engine is None:
+            import logging
+
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            engine = jieba.Tokenizer()
+            engine.initialize()
+            if self.user_dict:
+                engine.load_userdict(self.user_dict)
+            self.__dict__["_engine_jieba"] = engine
+        return engine
+
+    def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
+        engine = self._engine()
+        return [engine.lcut(chunk, HMM=self.hmm) for chunk in chunks]
+
+
+def make_segmenter(options) -> Segmenter:
+    """The segmenter the ``segment`` options ask for."""
+    if options.segmenter == "jieba":
+        return JiebaSegmenter(options.hmm, options.user_dict)
+    if options.segmenter != "ltp":
+        raise SegmenterError(f"unknown segmenter {options.segmenter!r} (ltp or jieba)")
+    if not options.model:
+        raise SegmenterError("the LTP segmenter needs a model: --segment-model DIR_OR_FILE (train one with "
+                             "'wwm train-segmenter GOLD --out DIR'), or use --segment-segmenter jieba")
+    _, neural = _model_file(options.model)
+    if neural:
+        return LtpNeuralSegmenter(options.model, options.device, options.batch_size)
+    return LtpLegacySegmenter(options.model, options.threads, options.batch_size)
