@@ -19,7 +19,16 @@ from pathlib import Path
 from pipeline.counters import CountFn, no_count
 
 _SPACE = re.compile(r"(\s+)")
+_ENGINES: dict[tuple, object] = {}     # loaded engines, per process: a worker reused by many tasks loads once
+
+
+def _cached(key: tuple, load):
+    engine = _ENGINES.get(key)
+    if engine is None:
+        engine = _ENGINES[key] = load()
+    return engine
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_SPECIAL = re.compile("[\\s\ud800-\udfff]")
 
 
 class SegmenterError(ValueError):
@@ -45,31 +54,42 @@ class Segmenter:
 
     def segment(self, sentences: list[str], count: CountFn = no_count) -> list[list[str]]:
         """Words of each sentence; joining them gives the sentence back exactly."""
-        pieces: list[list[str]] = []      # per sentence: its chunks and whitespace runs, in order
+        pieces: list[list[str] | None] = []   # per sentence: its chunks and whitespace runs (None: one chunk)
         todo: list[str] = []
         for sentence in sentences:
+            if not _SPECIAL.search(sentence):    # the common case: no whitespace, no surrogate
+                pieces.append(None)
+                if sentence:
+                    todo.append(sentence)
+                continue
             parts = [p for p in _SPACE.split(sentence) if p]
             pieces.append(parts)
             todo.extend(p for p in parts if not p.isspace() and not _SURROGATE.search(p))
         segmented = iter(self._segment_chunks(todo) if todo else [])
         result = []
-        for parts in pieces:
+        for sentence, parts in zip(sentences, pieces):
+            if parts is None:
+                result.append(self._checked(sentence, next(segmented), count) if sentence else [])
+                continue
             words: list[str] = []
             for part in parts:
                 if part.isspace():
                     words.append(part)
-                    continue
-                if _SURROGATE.search(part):
+                elif _SURROGATE.search(part):
                     count("segment.repaired")
                     words.extend(part)
-                    continue
-                chunk_words = [w for w in next(segmented) if w]
-                if "".join(chunk_words) != part:
-                    count("segment.repaired")
-                    chunk_words = list(part)
-                words.extend(chunk_words)
+                else:
+                    words.extend(self._checked(part, next(segmented), count))
             result.append(words)
         return result
+
+    @staticmethod
+    def _checked(chunk: str, words: list[str], count: CountFn) -> list[str]:
+        """The engine's words for a chunk, or its characters if they do not join back to it."""
+        if "".join(words) == chunk and all(words):
+            return words
+        count("segment.repaired")
+        return list(chunk)
 
 
 def _model_file(path: str) -> tuple[Path, bool]:
@@ -111,9 +131,13 @@ class LtpLegacySegmenter(Segmenter):
         if engine is None:
             # rayon reads this once, when its pool starts: set it before the first batch
             os.environ["RAYON_NUM_THREADS"] = str(max(1, self.threads))
-            from ltp_extension.perceptron import CWSModel
 
-            engine = self.__dict__["_engine_model"] = CWSModel.load(str(self.model))
+            def load():
+                from ltp_extension.perceptron import CWSModel
+
+                return CWSModel.load(str(self.model))
+
+            engine = self.__dict__["_engine_model"] = _cached(("ltp-legacy", str(self.model)), load)
         return engine
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
@@ -189,16 +213,19 @@ class JiebaSegmenter(Segmenter):
     def _engine(self):
         engine = self.__dict__.get("_engine_jieba")
         if engine is None:
-            import logging
+            def load():
+                import logging
 
-            import jieba
+                import jieba
 
-            jieba.setLogLevel(logging.WARNING)
-            engine = jieba.Tokenizer()
-            engine.initialize()
-            if self.user_dict:
-                engine.load_userdict(self.user_dict)
-            self.__dict__["_engine_jieba"] = engine
+                jieba.setLogLevel(logging.WARNING)
+                tokenizer = jieba.Tokenizer()
+                tokenizer.initialize()
+                if self.user_dict:
+                    tokenizer.load_userdict(self.user_dict)
+                return tokenizer
+
+            engine = self.__dict__["_engine_jieba"] = _cached(("jieba", self.user_dict), load)
         return engine
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:

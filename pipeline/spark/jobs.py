@@ -67,9 +67,22 @@ def _row_group_rdd(spark, documents_dir: str, partitions: int):
     return spark.sparkContext.parallelize(groups, max(min(partitions, len(groups)), 1))
 
 
+def _warm(_):
+    """Import what the stage tasks use, in a Python worker."""
+    import pipeline.clean.stage  # noqa: F401
+    import pipeline.dedup.minhash  # noqa: F401
+    import pipeline.ingest.readers  # noqa: F401
+    import pipeline.segment.stage  # noqa: F401
+
+    return 0
+
+
 def start(config: Config) -> None:
-    """Start (or reuse) the Spark session, so stage timings do not include the JVM start."""
-    get_session(config)
+    """Start (or reuse) the Spark session and its Python workers, so stage timings do not include the JVM
+    start or the workers' imports (workers are reused across jobs)."""
+    spark = get_session(config)
+    slots = spark.sparkContext.defaultParallelism
+    spark.sparkContext.parallelize(range(slots), slots).map(_warm).collect()
 
 
 def ingest(config: Config, files, out) -> dict[str, int]:
