@@ -46,7 +46,11 @@ run: venv sample segment-model  ## run ingest, clean, dedup, segment on INPUT (d
 	  --segment-model $(SEGMENT_MODEL)
 	$(WWM) report $(OUTPUT)
 
-test: venv  ## the whole test suite (a run that collects no test fails)
+$(VENV)/.neural: $(VENV)/.installed
+	$(PY) -m pip install --quiet '.[neural]'
+	@touch $@
+
+test: venv $(VENV)/.neural  ## the whole test suite, neural LTP included (a run that collects no test fails)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
 bench: venv  ## benchmarks: bench/results/*.json

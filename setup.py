@@ -38,7 +38,8 @@ setup(
         "test": ["pytest>=8,<10"],
         # neural LTP: torch 2.13.0 (a local CPU wheel on these machines) and the ltp package; never import it
         # in a process that imports TensorFlow
-        "neural": ["torch==2.13.0", "ltp==4.2.14"],
+        # (ltp 4.2.14 calls tokenizer.batch_encode_plus, which transformers 5 removed)
+        "neural": ["torch==2.13.0", "ltp==4.2.14", "transformers>=4.30,<5"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )

@@ -111,9 +111,10 @@ class SegmentOptions:
                             "says so) or jieba", choices=["ltp", "jieba"])
     model: str = option("", "LTP model: a cws_model.bin file or an LTP model directory (config.json); nothing is "
                         "ever downloaded: train one with 'wwm train-segmenter' or point at the official files")
-    threads: int = option(1, "LTP legacy: threads per worker process (RAYON_NUM_THREADS); keep 1 when the engine "
-                          "already runs one worker per core")
-    batch_size: int = option(256, "sentences per segmenter call (neural LTP: per padded batch)")
+    threads: int = option(1, "LTP: threads per worker process (legacy: RAYON_NUM_THREADS; neural: torch threads); "
+                          "keep 1 when the engine already runs one worker per core")
+    batch_size: int = option(256, "LTP legacy: sentences per batch_predict call")
+    neural_batch_size: int = option(32, "neural LTP: sentences per padded batch (sorted by length)")
     device: str = option("cpu", "neural LTP: cpu or cuda")
     hmm: bool = option(True, "jieba: HMM discovery of unknown words")
     user_dict: str = option("", "jieba: user dictionary file")

@@ -63,6 +63,9 @@ def test_model_errors_are_clear(tmp_path):
         make_segmenter(SegmentOptions(model=str(tmp_path / "missing.bin")))
     with pytest.raises(SegmenterError, match="no config.json"):
         make_segmenter(SegmentOptions(model=str(tmp_path)))
+    (tmp_path / "config.json").write_text('{"tasks": {}}')
+    with pytest.raises(SegmenterError, match="says neither"):
+        make_segmenter(SegmentOptions(model=str(tmp_path)))
     (tmp_path / "config.json").write_text('{"nerual": true}')
     assert isinstance(make_segmenter(SegmentOptions(model=str(tmp_path))), LtpNeuralSegmenter)
     assert isinstance(make_segmenter(SegmentOptions(segmenter="jieba")), JiebaSegmenter)

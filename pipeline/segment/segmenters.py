@@ -11,9 +11,11 @@ pickled: a segmenter pickles as its settings.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from pipeline.counters import CountFn, no_count
@@ -100,7 +102,9 @@ def _model_file(path: str) -> tuple[Path, bool]:
         if not config_path.exists():
             raise SegmenterError(f"{p} has no config.json (an LTP model directory holds config.json and its model)")
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        neural = bool(config.get("nerual", config.get("neural", True)))
+        if "nerual" not in config and "neural" not in config:
+            raise SegmenterError(f"{config_path} says neither \"nerual\" (LTP's spelling) nor \"neural\"")
+        neural = bool(config.get("nerual", config.get("neural")))
         if neural:
             return p, True
         cws = (config.get("tasks") or {}).get("cws", "cws_model.bin")
@@ -156,11 +160,13 @@ class LtpNeuralSegmenter(Segmenter):
 
     name = "ltp-neural"
 
-    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, max_chars: int = 500) -> None:
+    def __init__(self, model: str, device: str = "cpu", batch_size: int = 32, max_chars: int = 500,
+                 threads: int = 1) -> None:
         path, neural = _model_file(model)
         if not neural:
             raise SegmenterError(f"{model} is a legacy LTP model; use LtpLegacySegmenter")
         self.model, self.device, self.batch_size, self.max_chars = str(path), device, batch_size, max_chars
+        self.threads = threads
 
     def describe(self) -> dict:
         return {"segmenter": self.name, "model": self.model, "device": self.device}
@@ -168,14 +174,20 @@ class LtpNeuralSegmenter(Segmenter):
     def _engine(self):
         engine = self.__dict__.get("_engine_ltp")
         if engine is None:
-            try:
-                from ltp import LTP
-            except ImportError as exc:
-                raise SegmenterError("the neural LTP segmenter needs the 'neural' extra: "
-                                     "pip install '.[neural]' (torch==2.13.0, ltp)") from exc
-            engine = LTP(self.model)
-            engine.to(self.device)
-            self.__dict__["_engine_ltp"] = engine
+            def load():
+                try:
+                    import torch
+                    from ltp import LTP
+                except ImportError as exc:
+                    raise SegmenterError("the neural LTP segmenter needs the 'neural' extra: "
+                                         "pip install '.[neural]' (torch==2.13.0, ltp)") from exc
+                torch.set_num_threads(max(1, self.threads))
+                with contextlib.redirect_stdout(sys.stderr):      # ltp prints as it loads
+                    model = LTP(self.model)
+                model.to(self.device)
+                return model
+
+            engine = self.__dict__["_engine_ltp"] = _cached(("ltp-neural", self.model, self.device), load)
         return engine
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
@@ -244,5 +256,6 @@ def make_segmenter(options) -> Segmenter:
                              "'wwm train-segmenter GOLD --out DIR'), or use --segment-segmenter jieba")
     _, neural = _model_file(options.model)
     if neural:
-        return LtpNeuralSegmenter(options.model, options.device, options.batch_size)
+        return LtpNeuralSegmenter(options.model, options.device, options.neural_batch_size,
+                                  threads=options.threads)
     return LtpLegacySegmenter(options.model, options.threads, options.batch_size)
