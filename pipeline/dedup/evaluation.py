@@ -374,9 +374,9 @@ def run_detection(items: list[tuple[DocRef, str]], hasher: MinHasher, verify: st
     buckets: dict[str, list] = defaultdict(list)
     shingles: dict[str, bytes] = {}
     for ref, text in items:
-        signed = hasher.sign(ref, text, keep_shingles=verify == "exact")
+        signed = hasher.sign(ref, text)
         if verify == "exact":
-            shingles[ref.id] = signed.shingles
+            shingles[ref.id] = hasher.shingle_bytes(text)
         for key in hasher.band_keys(signed):
             buckets[key].append(signed)
     edges = [edge for members in buckets.values() if len(members) > 1

@@ -77,17 +77,13 @@ def optimal_param(threshold: float, num_perm: int, false_positive_weight: float 
 
 @dataclass(frozen=True, slots=True)
 class Signed:
-    """A document's reference, signature and (when exact verification is on) its shingle set."""
+    """A document's reference and MinHash signature (what band buckets carry)."""
 
     ref: DocRef
     signature: bytes
-    shingles: bytes | None = None
 
     def values(self) -> np.ndarray:
         return np.frombuffer(self.signature, dtype=np.uint32)
-
-    def shingle_set(self) -> np.ndarray:
-        return np.frombuffer(self.shingles or b"", dtype=np.uint32)
 
 
 class MinHasher:
@@ -147,9 +143,8 @@ class MinHasher:
         """The shingle set of a raw text, as bytes (for the exact check)."""
         return self.shingles(near_key_text(text, self.convert)).tobytes()
 
-    def sign(self, ref: DocRef, text: str, keep_shingles: bool = False) -> Signed:
-        shingles = self.shingles(near_key_text(text, self.convert))
-        return Signed(ref, self.signature_of(shingles).tobytes(), shingles.tobytes() if keep_shingles else None)
+    def sign(self, ref: DocRef, text: str) -> Signed:
+        return Signed(ref, self.signature_of(self.shingles(near_key_text(text, self.convert))).tobytes())
 
     def band_keys(self, signed: Signed) -> list[str]:
         """One key per band; none for a document with no shingles (it can only be an exact duplicate)."""
@@ -163,14 +158,6 @@ class MinHasher:
 
 def estimated_jaccard(a: Signed, b: Signed) -> float:
     return float(np.count_nonzero(a.values() == b.values())) / len(a.values())
-
-
-def exact_jaccard(a: Signed, b: Signed) -> float:
-    sa, sb = a.shingle_set(), b.shingle_set()
-    if not len(sa) and not len(sb):
-        return 1.0
-    inter = len(np.intersect1d(sa, sb, assume_unique=True))
-    return inter / (len(sa) + len(sb) - inter)
 
 
 EXACT_PREFILTER = 0.15   # with exact verification, candidates estimated this far below the threshold are dropped
