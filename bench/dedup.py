@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest_clean import CORPORA, SHARED, run_measured  # noqa: E402
+from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E402
 
 from pipeline.clean.stage import Cleaner  # noqa: E402
 from pipeline.config import DedupOptions  # noqa: E402
@@ -292,9 +292,7 @@ def main() -> None:
     }
     results["quality"] = quality_part(args.quality_originals, args.quality_copies, args.seed)
     shutil.rmtree(workdir, ignore_errors=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":

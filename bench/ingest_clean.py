@@ -81,6 +81,13 @@ def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, s
     return wall, peak, out
 
 
+def write_results(path: str, results: dict) -> None:
+    """Write a benchmark's results as indented JSON and say where."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"wrote {path}")
+
+
 def build_corpus(workdir: Path, size_mb: int) -> tuple[Path, int, int]:
     """Replicate the shared corpora (symlinks) into copies until size_mb; returns (config, bytes, copies)."""
     files = [SHARED / "corpora" / name for name in CORPORA if (SHARED / "corpora" / name).exists()]
@@ -207,9 +214,7 @@ def main() -> None:
             "met": all(r["ingest_clean_mb_per_s_per_core"] >= 5 for r in beam),
             "peak_rss_mb_by_input_mb": {r["input_mb"]: r["peak_rss_mb"] for r in beam},
         }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"wrote {args.out}")
+    write_results(args.out, results)
 
 
 if __name__ == "__main__":
