@@ -5,8 +5,9 @@ class holds it for all of them: whitespace runs are cut out before the engine
 sees the text (LTP would glue them to a neighbouring word) and come back as
 words of their own; a chunk the engine cannot take (lone surrogates) or whose
 words do not join back is split into characters and counted
-(``segment.repaired``).  Engines are loaded lazily, once per process, and never
-pickled: a segmenter pickles as its settings.
+(``segment.repaired``).  Engines are loaded lazily, once per process (a cache keyed by
+the settings that pick the model), and never pickled: a segmenter holds
+only its settings.
 """
 
 from __future__ import annotations
@@ -42,14 +43,20 @@ class Segmenter:
 
     name = "segmenter"
 
-    def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if not k.startswith("_engine")}
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-
     def describe(self) -> dict:
         return {"segmenter": self.name}
+
+    def _engine_key(self) -> tuple:
+        """What identifies the loaded engine in this process (segmenters with equal keys share it)."""
+        raise NotImplementedError
+
+    def _load(self):
+        """Load the engine (called once per process and key)."""
+        raise NotImplementedError
+
+    def _engine(self):
+        """The loaded engine, from the per-process cache; the segmenter itself holds only settings."""
+        return _cached(self._engine_key(), self._load)
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
         raise NotImplementedError
@@ -130,19 +137,15 @@ class LtpLegacySegmenter(Segmenter):
     def describe(self) -> dict:
         return {"segmenter": self.name, "model": str(self.model), "threads": self.threads}
 
-    def _engine(self):
-        engine = self.__dict__.get("_engine_model")
-        if engine is None:
-            # rayon reads this once, when its pool starts: set it before the first batch
-            os.environ["RAYON_NUM_THREADS"] = str(max(1, self.threads))
+    def _engine_key(self) -> tuple:
+        return ("ltp-legacy", str(self.model))
 
-            def load():
-                from ltp_extension.perceptron import CWSModel
+    def _load(self):
+        # rayon reads this once, when its pool starts: set it before the first batch
+        os.environ["RAYON_NUM_THREADS"] = str(max(1, self.threads))
+        from ltp_extension.perceptron import CWSModel
 
-                return CWSModel.load(str(self.model))
-
-            engine = self.__dict__["_engine_model"] = _cached(("ltp-legacy", str(self.model)), load)
-        return engine
+        return CWSModel.load(str(self.model))
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
         engine, out = self._engine(), []
@@ -171,24 +174,21 @@ class LtpNeuralSegmenter(Segmenter):
     def describe(self) -> dict:
         return {"segmenter": self.name, "model": self.model, "device": self.device}
 
-    def _engine(self):
-        engine = self.__dict__.get("_engine_ltp")
-        if engine is None:
-            def load():
-                try:
-                    import torch
-                    from ltp import LTP
-                except ImportError as exc:
-                    raise SegmenterError("the neural LTP segmenter needs the 'neural' extra: "
-                                         "pip install '.[neural]' (torch==2.13.0, ltp)") from exc
-                torch.set_num_threads(max(1, self.threads))
-                with contextlib.redirect_stdout(sys.stderr):      # ltp prints as it loads
-                    model = LTP(self.model)
-                model.to(self.device)
-                return model
+    def _engine_key(self) -> tuple:
+        return ("ltp-neural", self.model, self.device)
 
-            engine = self.__dict__["_engine_ltp"] = _cached(("ltp-neural", self.model, self.device), load)
-        return engine
+    def _load(self):
+        try:
+            import torch
+            from ltp import LTP
+        except ImportError as exc:
+            raise SegmenterError("the neural LTP segmenter needs the 'neural' extra: "
+                                 "pip install '.[neural]' (torch==2.13.0, ltp)") from exc
+        torch.set_num_threads(max(1, self.threads))
+        with contextlib.redirect_stdout(sys.stderr):      # ltp prints as it loads
+            model = LTP(self.model)
+        model.to(self.device)
+        return model
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
         engine = self._engine()
@@ -222,23 +222,20 @@ class JiebaSegmenter(Segmenter):
     def describe(self) -> dict:
         return {"segmenter": self.name, "hmm": self.hmm, "user_dict": self.user_dict}
 
-    def _engine(self):
-        engine = self.__dict__.get("_engine_jieba")
-        if engine is None:
-            def load():
-                import logging
+    def _engine_key(self) -> tuple:
+        return ("jieba", self.user_dict)
 
-                import jieba
+    def _load(self):
+        import logging
 
-                jieba.setLogLevel(logging.WARNING)
-                tokenizer = jieba.Tokenizer()
-                tokenizer.initialize()
-                if self.user_dict:
-                    tokenizer.load_userdict(self.user_dict)
-                return tokenizer
+        import jieba
 
-            engine = self.__dict__["_engine_jieba"] = _cached(("jieba", self.user_dict), load)
-        return engine
+        jieba.setLogLevel(logging.WARNING)
+        tokenizer = jieba.Tokenizer()
+        tokenizer.initialize()
+        if self.user_dict:
+            tokenizer.load_userdict(self.user_dict)
+        return tokenizer
 
     def _segment_chunks(self, chunks: list[str]) -> list[list[str]]:
         engine = self._engine()
