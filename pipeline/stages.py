@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from collections import Counter
 from pathlib import Path
 
 from pipeline import __version__, schema
@@ -64,21 +65,21 @@ def _accounting(stage: str, read: int, tables: dict[str, int]) -> dict:
             "quarantined": quarantined, "balanced": read == kept + rejected + duplicate + quarantined}
 
 
-def _cluster_sizes(duplicates_dir: str) -> dict:
-    """Clusters per method and how many have each size (kept document included)."""
-    table = read_table(duplicates_dir, "duplicates", ["duplicate_of", "method"]).to_pylist()
-    sizes: dict[str, dict[str, int]] = {}
-    for row in table:
-        members = sizes.setdefault(row["method"], {})
-        members[row["duplicate_of"]] = members.get(row["duplicate_of"], 1) + 1
-    result = {}
-    for method, members in sorted(sizes.items()):
-        histogram: dict[int, int] = {}
-        for size in members.values():
-            histogram[size] = histogram.get(size, 0) + 1
-        result[method] = {"clusters": len(members),
-                          "size_histogram": {str(k): v for k, v in sorted(histogram.items())}}
-    return result
+def _duplicate_summary(duplicates_dir: str) -> dict:
+    """Duplicates by source and by method, and clusters per method with how many have each size
+    (kept document included), from one read of the table."""
+    rows = read_table(duplicates_dir, "duplicates", ["source", "method", "duplicate_of"]).to_pylist()
+    members: dict[str, Counter] = {}
+    for row in rows:
+        members.setdefault(row["method"], Counter())[row["duplicate_of"]] += 1
+    clusters = {}
+    for method, dropped in sorted(members.items()):
+        histogram = Counter(n + 1 for n in dropped.values())
+        clusters[method] = {"clusters": len(dropped),
+                            "size_histogram": {str(k): v for k, v in sorted(histogram.items())}}
+    return {"duplicates_by_source": dict(sorted(Counter(r["source"] for r in rows).items())),
+            "duplicates_by_method": dict(sorted(Counter(r["method"] for r in rows).items())),
+            "clusters": clusters}
 
 
 def _detail(stage: str, out: StageOutput) -> dict:
@@ -87,9 +88,7 @@ def _detail(stage: str, out: StageOutput) -> dict:
     if stage == "clean":
         detail["rejected_by_rule"] = count_by(out.table("rejected"), "rejected", "rule")
     if stage == "dedup":
-        detail["duplicates_by_source"] = count_by(out.table("duplicates"), "duplicates", "source")
-        detail["duplicates_by_method"] = count_by(out.table("duplicates"), "duplicates", "method")
-        detail["clusters"] = _cluster_sizes(out.table("duplicates"))
+        detail.update(_duplicate_summary(out.table("duplicates")))
     detail["quarantined_by_source"] = count_by(out.table("quarantined"), "quarantined", "source")
     return detail
 
