@@ -1,0 +1,1 @@
+"""The vocab stage: pre-token counts over the segmented corpus, WordPiece training on the counts."""
