@@ -21,6 +21,8 @@ CORE = [
     "PyYAML>=6.0,<7",
     "ltp-extension==0.1.13",
     "jieba==0.42.1",
+    "tokenizers==0.23.3",
+    "google-crc32c>=1.5,<2",
 ]
 
 setup(
@@ -35,7 +37,8 @@ setup(
     package_data={"pipeline._schemas": ["*.json", "README.md"]},
     install_requires=CORE,
     extras_require={
-        "test": ["pytest>=8,<10"],
+        # TensorFlow parses the shards back in the tests (tf.data + tf.io.parse_single_example)
+        "test": ["pytest>=8,<10", "tensorflow-cpu==2.21.0"],
         # neural LTP: torch 2.13.0 (a local CPU wheel on these machines) and the ltp package; never import it
         # in a process that imports TensorFlow
         # (ltp 4.2.14 calls tokenizer.batch_encode_plus, which transformers 5 removed)
