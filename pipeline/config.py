@@ -121,6 +121,34 @@ class SegmentOptions:
 
 
 @dataclass
+class ShardOptions:
+    vocab: str = option("", "vocab file (default: OUTPUT/vocab/vocab.txt, written by the vocab stage)")
+    lowercase: bool = option(True, "lowercase and strip accents before WordPiece (true for Google's Chinese vocab)")
+    mode: str = option("bert", "bert: A/B segments with next-sentence labels; roberta: full sentences packed "
+                       "across documents, no NSP", choices=["bert", "roberta"])
+    max_seq_length: int = option(128, "tokens per instance, [CLS] and [SEP] included (128 and 512 are the usual "
+                                 "two phases)")
+    max_predictions_per_seq: int = option(20, "most masked positions per instance (20 for 128, 80 for 512); "
+                                          "the runner must be given the same value")
+    masked_lm_prob: float = option(0.15, "share of an instance's tokens to mask")
+    short_seq_prob: float = option(0.1, "bert mode: share of document copies that aim at a random shorter length")
+    dupe_factor: int = option(10, "copies of each document, each masked (and paired) with its own seed")
+    seed: int = option(12345, "global seed: every choice is seeded from (seed, document id, copy)")
+    wwm: bool = option(True, "whole-word masking from the segmenter's words (false: plain per-token masking)")
+    mask_decision: str = option("word", "80/10/10 drawn once per masked word (word) or per token (token, as "
+                                "google-research/bert and Chinese-BERT-wwm)", choices=["word", "token"])
+    unmasked: bool = option(False, "write unmasked instances with word_ids for masking on the fly in the runner "
+                            "(true dynamic masking)")
+    shards: int = option(0, "output shard count (0 = one per instances_per_shard estimated instances)")
+    instances_per_shard: int = option(50_000, "aim when shards is 0 (a shard is held in memory while sorted)")
+    pool_documents: int = option(128, "documents per pool: a random next sentence comes from another document "
+                                 "of the pool; roberta packs a pool's documents")
+    long_sentence_tokens: int = option(0, "split sentences longer than this many tokens into near-equal pieces "
+                                       "at word starts before building instances (0 = half the sequence in bert "
+                                       "mode, never in roberta mode, which splits what does not fit; -1 = never)")
+
+
+@dataclass
 class Config:
     engine: str = option("beam", "engine that runs the stages: beam or spark", choices=["beam", "spark"])
     output: str = option("output", "run directory; each stage writes OUTPUT/<stage>/")
@@ -133,8 +161,9 @@ class Config:
     clean: CleanOptions = field(default_factory=CleanOptions)
     dedup: DedupOptions = field(default_factory=DedupOptions)
     segment: SegmentOptions = field(default_factory=SegmentOptions)
+    shards: ShardOptions = field(default_factory=ShardOptions)
 
-    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup", "segment")
+    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup", "segment", "shards")
 
     def input_specs(self) -> list[InputSpec]:
         return [parse_input(item, self.ingest.format, self.ingest.source) for item in self.inputs]

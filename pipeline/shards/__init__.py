@@ -1,0 +1,8 @@
+"""The shards stage: segmented documents -> whole-word-masked TFRecord shards in the google-research/bert format.
+
+One module per step: ``tokens`` (sentences and segmenter words -> WordPiece ids with word groups),
+``instances`` (bert A/B pairs or roberta packing), ``masking`` (whole-word masking), ``tfrecord``
+(tf.train.Example bytes and TFRecord framing, without TensorFlow), ``seeds`` (every random choice seeded
+from the global seed and the document), ``builder`` (a pool of documents -> keyed instances, the shard
+balancing plan, the shard writer) and ``manifest``.
+"""

@@ -1,0 +1,235 @@
+"""A pool of documents -> keyed, masked, serialized instances; the shard balancing plan; the shard writer.
+
+The engines run three steps around this module:
+
+1. every segmented row is tokenized (``ShardBuilder.tokenize``) and sent to its pool
+   (``seeds.pool_of``: a hash of the document id);
+2. each pool yields its instances (``ShardBuilder.pool_instances``): for every copy
+   (``dupe_factor``), every document with its own random stream seeded from
+   (seed, document id, copy); each instance comes out framed as a TFRecord, with its
+   shuffle key (``seeds.order_key``) and its figures;
+3. the global shuffle: instances sorted by key; shard ``key % shards`` first, then the
+   instances over a shard's even share (``shard_targets``) move, by key order, to the
+   shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
+   one and every byte depends only on the input, the vocab and the settings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from pathlib import Path
+
+from pipeline.counters import CountFn, no_count
+from pipeline.records import Quarantined, Rejected, excerpt
+from pipeline.shards import tfrecord
+from pipeline.shards.instances import Instance, Specials, bert_instances, roberta_instances
+from pipeline.shards.masking import mask, replacement_ids
+from pipeline.shards.seeds import derive, order_key, rng_for
+from pipeline.shards.tokens import SPECIAL, DocumentTokenizer, TokenizedDocument
+from pipeline.vocab.wordpiece import read_vocab
+
+STAGE = "shards"
+
+# Figures carried by each instance, summed per shard for the manifest.
+STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", "truncated",
+               "truncated_borrowed", "single_segment")
+
+
+class ExampleEncoder:
+    """An instance as ``tf.train.Example`` bytes in google-research/bert's feature format."""
+
+    def __init__(self, max_seq_length: int, max_predictions: int, vocab_size: int, unmasked: bool = False):
+        self.length = max_seq_length
+        self.predictions = max_predictions
+        self.unmasked = unmasked
+        self.ids = tfrecord.VarintTable(max(vocab_size, max_seq_length + 1))
+        self.one = tfrecord.floats([1.0])
+        self.zero = tfrecord.floats([0.0])
+
+    def encode(self, instance: Instance, ids: list[int], positions: list[int], labels: list[int]) -> bytes:
+        n, pad = len(ids), self.length - len(ids)
+        join = self.ids.join
+        features = [
+            (b"input_ids", tfrecord.int64_feature(join(ids) + b"\x00" * pad)),
+            (b"input_mask", tfrecord.int64_feature(b"\x01" * n + b"\x00" * pad)),
+            (b"segment_ids", tfrecord.int64_feature(bytes(instance.segment_ids) + b"\x00" * pad)),
+        ]
+        if self.unmasked:
+            features.append((b"word_ids", tfrecord.int64_feature(join(word_ids(instance.flags)) + b"\x00" * pad)))
+        else:
+            k, rest = len(positions), self.predictions - len(positions)
+            features += [
+                (b"masked_lm_positions", tfrecord.int64_feature(join(positions) + b"\x00" * rest)),
+                (b"masked_lm_ids", tfrecord.int64_feature(join(labels) + b"\x00" * rest)),
+                (b"masked_lm_weights", tfrecord.float_feature(self.one * k + self.zero * rest)),
+            ]
+        features.append((b"next_sentence_labels", tfrecord.int64_feature(b"\x01" if instance.is_random_next
+                                                                         else b"\x00")))
+        return tfrecord.example(features)
+
+
+def word_ids(flags) -> list[int]:
+    """1-based whole-word group number of each position, 0 for ``[CLS]``/``[SEP]`` (unmasked shards)."""
+    out, group = [], 0
+    for flag in flags:
+        if flag == SPECIAL:
+            out.append(0)
+            continue
+        if flag:
+            group += 1
+        out.append(group)
+    return out
+
+
+class ShardBuilder:
+    """Everything a worker needs to turn documents into shard records; built once per worker."""
+
+    def __init__(self, options, vocab_path: str) -> None:
+        self.options = options
+        entries = read_vocab(vocab_path)
+        self.max_tokens = options.max_seq_length - 3
+        split = options.long_sentence_tokens if options.long_sentence_tokens >= 0 else 0
+        if options.long_sentence_tokens == 0:
+            split = max(1, self.max_tokens // 2) if options.mode == "bert" else 0
+        self.tokenizer = DocumentTokenizer(entries, lowercase=options.lowercase, whole_word=options.wwm,
+                                           long_sentence_tokens=split)
+        index = {entry: i for i, entry in enumerate(entries)}
+        self.specials = Specials(cls=index["[CLS]"], sep=index["[SEP]"], mask=index["[MASK]"])
+        self.replacements = replacement_ids(entries, lowercase=options.lowercase)
+        self.encoder = ExampleEncoder(options.max_seq_length, options.max_predictions_per_seq, len(entries),
+                                      unmasked=options.unmasked)
+
+    def tokenize(self, row: dict, count: CountFn = no_count):
+        """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
+        a token; ``Quarantined`` when it cannot be read."""
+        count("shards.read")
+        try:
+            sentences = row["sentences"] or []
+            doc = self.tokenizer.tokenize(row["id"], sentences, row.get("words"), count)
+        except Exception as exc:  # one bad document must not end the job
+            count("shards.quarantined")
+            return Quarantined(stage=STAGE, source=row.get("source") or "", file=row.get("file") or "",
+                               position=row.get("position") or 0, id=row.get("id"),
+                               error=f"{type(exc).__name__}: {exc}", excerpt=excerpt("\n".join(row.get("sentences")
+                                                                                                 or [])))
+        if not doc.sentences:
+            count("shards.rejected.no_tokens")
+            return Rejected(id=row["id"], source=row.get("source") or "", stage=STAGE, rule="no_tokens",
+                            text="\n".join(sentences), file=row.get("file") or "", position=row.get("position") or 0,
+                            detail="no sentence has a WordPiece token", title=row.get("title"))
+        count("shards.kept")
+        count("shards.document_tokens", doc.tokens)
+        return doc
+
+    def pool_instances(self, docs: list[TokenizedDocument], count: CountFn = no_count):
+        """(key, framed TFRecord, figures) of every instance of every copy of the pool's documents."""
+        options = self.options
+        docs = sorted(docs, key=lambda d: d.id)
+        for copy in range(options.dupe_factor):
+            if options.mode == "bert":
+                for position, doc in enumerate(docs):
+                    rng = rng_for(options.seed, "doc", doc.id, copy)
+                    partners = docs[:position] + docs[position + 1:]
+                    for instance in bert_instances(doc, partners, copy, rng, options.max_seq_length,
+                                                   options.short_seq_prob, self.specials):
+                        yield self._finish(instance, rng, count)
+            else:
+                ordered = sorted(docs, key=lambda d: derive(options.seed, "pack", copy, d.id))
+                for instance in roberta_instances(ordered, copy, options.max_seq_length, self.specials):
+                    rng = rng_for(options.seed, "mask", instance.doc_id, copy, instance.index)
+                    yield self._finish(instance, rng, count)
+
+    def _finish(self, instance: Instance, rng, count: CountFn):
+        options = self.options
+        if options.unmasked:
+            ids, positions, labels, words = instance.ids, [], [], 0
+        else:
+            ids, positions, labels, words = mask(instance.ids, instance.flags, rng, options.masked_lm_prob,
+                                                 options.max_predictions_per_seq, self.specials.mask,
+                                                 self.replacements, options.mask_decision)
+        record = tfrecord.frame(self.encoder.encode(instance, ids, positions, labels))
+        tokens = len(instance.flags) - instance.flags.count(SPECIAL)
+        figures = (tokens, len(positions), words, int(instance.is_random_next), instance.own_tokens,
+                   instance.truncated, instance.truncated_borrowed, int(instance.single_segment))
+        count("shards.instances")
+        return order_key(options.seed, instance.doc_id, instance.copy, instance.index), record, figures
+
+
+def shard_targets(total: int, shards: int) -> list[int]:
+    """How many instances each shard gets: an even share, the first ``total % shards`` one more."""
+    base, extra = divmod(total, shards)
+    return [base + (1 if s < extra else 0) for s in range(shards)]
+
+
+def rebalance(counts: dict[int, int], shards: int) -> dict[int, list[tuple[int, int]]]:
+    """For each shard over its target: where its surplus goes, as [(destination, how many), ...] in key order.
+
+    ``counts`` are instances per shard after ``key % shards``.  Surplus shards are visited in shard order
+    and fill the shards under target in shard order, so the plan is the same wherever it is computed.
+    """
+    targets = shard_targets(sum(counts.values()), shards)
+    needs = [(s, targets[s] - counts.get(s, 0)) for s in range(shards) if counts.get(s, 0) < targets[s]]
+    plan: dict[int, list[tuple[int, int]]] = {}
+    cursor = 0
+    for s in range(shards):
+        surplus = counts.get(s, 0) - targets[s]
+        moves = []
+        while surplus > 0:
+            dest, need = needs[cursor]
+            n = min(need, surplus)
+            moves.append((dest, n))
+            surplus -= n
+            need -= n
+            if need:
+                needs[cursor] = (dest, need)
+            else:
+                cursor += 1
+        if moves:
+            plan[s] = moves
+    return plan
+
+
+def destinations(shard: int, count: int, target: int, moves: list[tuple[int, int]] | None):
+    """Destination shard of each of ``count`` instances of ``shard``, in key order."""
+    for _ in range(min(count, target)):
+        yield shard
+    for dest, n in moves or ():
+        for _ in range(n):
+            yield dest
+
+
+def by_key(item) -> tuple[int, bytes]:
+    """Sort key of a keyed record: the shuffle key, then the bytes (two instances sharing a 64-bit key
+    still land in one order, whatever order they arrived in)."""
+    return item[0], item[1]
+
+
+def shard_name(shard: int, shards: int) -> str:
+    return f"part-{shard:05d}-of-{shards:05d}.tfrecord"
+
+
+def write_shard(directory: str | Path, shard: int, shards: int, records) -> dict:
+    """Write (key, framed record, figures) items, in key order, as one shard; returns its summary.
+
+    Written under a temporary name and renamed, so a retried task replaces the shard whole.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / shard_name(shard, shards)
+    tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
+    digest = hashlib.sha256()
+    totals = [0] * len(STAT_FIELDS)
+    instances = size = 0
+    with open(tmp, "wb") as f:
+        for _, record, figures in sorted(records, key=by_key):
+            f.write(record)
+            digest.update(record)
+            size += len(record)
+            instances += 1
+            for i, value in enumerate(figures):
+                totals[i] += value
+    os.replace(tmp, final)
+    return {"file": final.name, "shard": shard, "instances": instances, "bytes": size,
+            "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, totals))}
