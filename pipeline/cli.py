@@ -25,12 +25,12 @@ SECTIONS_FOR = {
     "clean": ("clean", "beam", "spark"),
     "dedup": ("dedup", "beam", "spark"),
     "segment": ("segment", "beam", "spark"),
+    "shards": ("shards", "beam", "spark"),
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
 NOT_BUILT = {
     "vocab": "the 21,128-entry WordPiece vocabulary",
-    "shards": "whole-word-masked TFRecord shards",
     "pretrain": "the TensorFlow pretraining runner",
 }
 
@@ -112,6 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
     p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
     _add_common(p, "run")
+
+    p = sub.add_parser("shards", help="whole-word-masked TFRecord shards in google-research/bert's format",
+                       description="Build training instances from OUTPUT/segment/segmented (or --input) with the vocab "
+                                   "(OUTPUT/vocab/vocab.txt or --vocab), mask whole words, and write "
+                                   "OUTPUT/shards/part-NNNNN-of-MMMMM.tfrecord, manifest.json and stats.json.")
+    p.add_argument("--input", metavar="DIR", help="segmented table (or the segment stage directory) to read")
+    p.add_argument("--vocab", dest="shards.vocab", metavar="FILE", default=None,
+                   help="vocab file (same as --shards-vocab)")
+    _add_common(p, "shards")
 
     for name, text in NOT_BUILT.items():
         sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}: not built yet.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,12 +22,14 @@ from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, t
 from pipeline.segment.segmenters import make_segmenter
 
 STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
-BUILT = ("ingest", "clean", "dedup", "segment")
+BUILT = ("ingest", "clean", "dedup", "segment", "shards")
+DOCUMENT_STAGES = ("ingest", "clean", "dedup", "segment")
 STAGE_TABLES = {
     "ingest": ("documents", "quarantined"),
     "clean": ("documents", "rejected", "quarantined"),
     "dedup": ("documents", "duplicates", "quarantined"),
     "segment": ("segmented", "quarantined"),
+    "shards": ("rejected", "quarantined"),
 }
 PREVIOUS = {"clean": "ingest", "dedup": "clean", "segment": "dedup"}
 KEPT_TABLE = {"segment": "segmented"}
@@ -97,6 +100,8 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
     """Run one stage; returns its stats (also written to ``OUTPUT/<stage>/stats.json``)."""
     if stage not in BUILT:
         raise NotBuiltError(f"stage {stage!r} is not built yet")
+    if stage == "shards":
+        return run_shards(config, input_dir, log)
     adapter = engine(config.engine)
     started = time.time()
     adapter.start(config)
@@ -151,7 +156,106 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
     return stats
 
 
-def run_all(config: Config, stages=BUILT, log=print) -> dict:
+def shards_vocab(config: Config) -> Path:
+    """The vocab the shards stage reads: ``--shards-vocab``, else the vocab stage's output."""
+    path = Path(config.shards.vocab) if config.shards.vocab else config.stage_dir("vocab") / "vocab.txt"
+    if not path.is_file():
+        raise FileNotFoundError(f"shards: vocab {path} does not exist (run the vocab stage, or pass --shards-vocab "
+                                f"FILE, e.g. Google's Chinese vocab.txt)")
+    return path
+
+
+def _segmented_input(config: Config, input_dir: str | None) -> Path:
+    path = Path(input_dir) if input_dir else config.stage_dir("segment") / "segmented"
+    if (path / "segmented").is_dir():
+        path = path / "segmented"
+    if not path.is_dir():
+        raise FileNotFoundError(f"shards: input {path} does not exist (run segment first, or pass --input)")
+    return path
+
+
+def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
+    """Segmented documents -> ``OUTPUT/shards/part-*.tfrecord`` + ``manifest.json`` + ``stats.json``."""
+    from pipeline.shards import manifest as shard_manifest
+    from pipeline.vocab.wordpiece import read_vocab, vocab_sha256
+
+    options = config.shards
+    if options.max_predictions_per_seq < 1 or options.max_seq_length < 8 or options.dupe_factor < 1:
+        raise ConfigError("shards: max_seq_length >= 8, max_predictions_per_seq >= 1 and dupe_factor >= 1 needed")
+    vocab = shards_vocab(config)
+    entries = read_vocab(vocab)
+    source = _segmented_input(config, input_dir)
+    read = table_rows(source)
+    pools = max(1, -(-read // max(1, options.pool_documents)))
+    adapter = engine(config.engine)
+    started = time.time()
+    adapter.start(config)
+    startup = time.time() - started
+    with StageOutput(config.output, "shards") as out:
+        summaries_dir = out.tmp / ".summaries"
+        started = time.time()
+        counters = adapter.shards(config, str(source), out, str(vocab), pools, str(summaries_dir))
+        seconds = time.time() - started
+        found = {}
+        for path in sorted(summaries_dir.glob("*.json")) if summaries_dir.is_dir() else []:
+            summary = json.loads(path.read_text(encoding="utf-8"))
+            found[summary["shard"]] = summary
+        shutil.rmtree(summaries_dir, ignore_errors=True)
+        total = shard_manifest.shard_count(options, counters.get("shards.document_tokens", 0))
+        summaries = []
+        for shard in range(total):     # a shard no instance reached is an empty file, still listed
+            if shard not in found:
+                empty = shard_manifest.empty_summary(shard, total)
+                (out.tmp / empty["file"]).write_bytes(b"")
+                found[shard] = empty
+            summaries.append(found[shard])
+        tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES["shards"]}
+        kept = counters.get("shards.kept", 0)
+        accounting = {"read": read, "kept": kept, "rejected": tables["rejected"], "duplicate": 0,
+                      "quarantined": tables["quarantined"],
+                      "balanced": read == kept + tables["rejected"] + tables["quarantined"]}
+        manifest = shard_manifest.build(options, str(vocab), vocab_sha256(vocab), len(entries), summaries,
+                                        documents=kept, document_tokens=counters.get("shards.document_tokens", 0))
+        shard_manifest.write(out.tmp, manifest)
+        lost = manifest["document_tokens"] * options.dupe_factor - sum(
+            s["own_tokens"] for s in found.values()) - manifest["truncated_tokens"]
+        instances = manifest["instances"]
+        stats = {
+            "stage": "shards",
+            "engine": config.engine,
+            "version": __version__,
+            "schemas": {"tfrecord_features": manifest["features_schema_version"],
+                        "manifest": manifest["schema_version"],
+                        **{name: int(schema.load(name).metadata[b"wwm.schema_version"]) for name in tables}},
+            "seconds": round(seconds, 3),
+            "engine_startup_seconds": round(startup, 3),
+            "input": {"documents": str(source), "rows": read, "pools": pools,
+                      "bytes": sum(p.stat().st_size for p in source.glob("*.parquet"))},
+            "throughput": {"instances_per_s": round(instances / seconds, 1) if seconds else None,
+                           "docs_per_s": round(read / seconds, 1) if seconds else None},
+            "accounting": accounting,
+            "tables": tables,
+            "rejected_by_rule": count_by(out.table("rejected"), "rejected", "rule"),
+            "shards": total,
+            "instances": instances,
+            "tokens_lost_untruncated": lost,
+            "manifest": {k: v for k, v in manifest.items() if k not in ("shards", "settings")},
+            "counters": counters,
+        }
+        if not accounting["balanced"]:
+            raise AccountingError(f"shards: read {read} but kept {kept} and wrote {json.dumps(tables)}")
+        if lost != 0:
+            raise AccountingError(f"shards: {lost} document tokens are in no instance and were not counted as "
+                                  f"truncated")
+        final = out.publish(stats)
+    share = manifest["next_sentence"]["random_share"]
+    log(f"shards: read {read:,} -> {kept:,} documents, {instances:,} instances in {total} shards "
+        f"({manifest['masked_tokens']:,} masked, {manifest['truncated_tokens']:,} truncated, random next "
+        f"{share}) ({seconds:.1f} s, {stats['throughput']['instances_per_s']} instances/s) -> {final}")
+    return stats
+
+
+def run_all(config: Config, stages=DOCUMENT_STAGES, log=print) -> dict:
     """Run stages in order; write ``OUTPUT/run.json`` with each stage's stats and the whole-run identity."""
     results = {}
     for stage in stages:

@@ -16,13 +16,14 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipeline.beam.transforms import (NAMESPACE, BeamCount, CleanDocuments, DroppedIds, ExactDuplicates,
+from pipeline.beam.transforms import (NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards, CleanDocuments,
+                                     DroppedIds, ExactDuplicates,
                                      ExactSimilarities, NearDuplicateEdges, SegmentDocuments,
                                      ReadInputs, ReadTable, WriteTable, drop_ids)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
-from pipeline.outputs import TableWriter
+from pipeline.outputs import TableWriter, parquet_files
 from pipeline.records import Duplicate, Quarantined
 from pipeline.runtime import export_worker_environment
 
@@ -162,5 +163,17 @@ def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
         result = p | "ReadDocuments" >> ReadTable(documents_dir) | "Segment" >> SegmentDocuments(config.segment)
         result.segmented | "WriteSegmented" >> WriteTable(out.table("segmented"), "segmented")
+        result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
+    return _run(config, build)
+
+
+def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
+    def build(p):
+        if parquet_files(segmented_dir):
+            rows = p | "ReadSegmented" >> beam.io.ReadFromParquet(f"{segmented_dir}/*.parquet", columns=SHARD_COLUMNS)
+        else:
+            rows = p | "NoSegmented" >> beam.Create([])
+        result = rows | "Shards" >> BuildShards(config.shards, vocab, pools, out.tmp, summaries)
+        result.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)

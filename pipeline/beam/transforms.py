@@ -9,6 +9,8 @@ built in ``DoFn.setup``, once per worker, never pickled.
 from __future__ import annotations
 
 import json
+import typing
+from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -23,6 +25,9 @@ from pipeline.outputs import parquet_files
 from pipeline.progress import Progress
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 from pipeline.segment.stage import Segmentation
+from pipeline.shards import builder as shard_builder
+from pipeline.shards.manifest import shard_count
+from pipeline.shards.seeds import pool_of
 
 NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
@@ -146,6 +151,103 @@ class SegmentDocuments(beam.PTransform):
 
     def expand(self, docs):
         return docs | "Segment" >> beam.ParDo(_SegmentFn(self.options)).with_outputs("quarantined", main="segmented")
+
+
+SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
+
+
+@beam.typehints.with_output_types(typing.Any)   # (pool, document) pairs and tagged rejected/quarantined
+class _TokenizeFn(beam.DoFn):
+    def __init__(self, options, vocab: str, pools: int) -> None:
+        self.options, self.vocab, self.pools = options, vocab, pools
+
+    def setup(self):
+        self.builder = shard_builder.ShardBuilder(self.options, self.vocab)   # the vocab loads once per worker
+        self.count = BeamCount()
+
+    def process(self, row):
+        result = self.builder.tokenize(row, self.count)
+        if isinstance(result, Quarantined):
+            yield beam.pvalue.TaggedOutput("quarantined", result)
+        elif isinstance(result, Rejected):
+            yield beam.pvalue.TaggedOutput("rejected", result)
+        else:
+            yield pool_of(self.options.seed, result.id, self.pools), result
+
+
+class _PoolFn(beam.DoFn):
+    def __init__(self, options, vocab: str) -> None:
+        self.options, self.vocab = options, vocab
+
+    def setup(self):
+        self.builder = shard_builder.ShardBuilder(self.options, self.vocab)
+        self.count = BeamCount()
+
+    def process(self, pool, shards):
+        for item in self.builder.pool_instances(list(pool[1]), self.count):
+            yield item[0] % shards, item
+
+
+def _rank(group, plan):
+    """Instances of one shard in key order -> (destination shard, instance)."""
+    shard, items = group
+    targets, moves = plan
+    items = sorted(items, key=shard_builder.by_key)
+    for dest, item in zip(shard_builder.destinations(shard, len(items), targets[shard], moves.get(shard)), items):
+        yield dest, item
+
+
+def _plan(counts, shards):
+    counts = dict(counts)
+    return shard_builder.shard_targets(sum(counts.values()), shards), shard_builder.rebalance(counts, shards)
+
+
+class _WriteShardFn(beam.DoFn):
+    def __init__(self, directory: str, summaries: str) -> None:
+        self.directory, self.summaries = directory, summaries
+
+    def process(self, group, shards):
+        shard, items = group
+        summary = shard_builder.write_shard(self.directory, shard, shards, items)
+        Path(self.summaries).mkdir(parents=True, exist_ok=True)
+        (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
+        yield summary
+
+
+class BuildShards(beam.PTransform):
+    """Segmented rows -> shard files in ``directory`` (summaries in ``summaries``);
+    returns {'rejected', 'quarantined'} records."""
+
+    def __init__(self, options, vocab: str, pools: int, directory: str, summaries: str) -> None:
+        super().__init__()
+        self.options, self.vocab, self.pools = options, vocab, pools
+        self.directory, self.summaries = directory, summaries
+
+    def expand(self, rows):
+        options = self.options
+        tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
+            "rejected", "quarantined", main="docs")
+        docs = tokenized.docs
+        shards = beam.pvalue.AsSingleton(
+            docs
+            | "DocumentTokens" >> beam.Map(lambda kv: kv[1].tokens)
+            | "SumTokens" >> beam.CombineGlobally(sum)
+            | "ShardCount" >> beam.Map(lambda tokens: shard_count(options, tokens)))
+        keyed = (docs
+                 | "ByPool" >> beam.GroupByKey()
+                 | "Instances" >> beam.ParDo(_PoolFn(options, self.vocab), shards))
+        plan = beam.pvalue.AsSingleton(
+            keyed
+            | "Ones" >> beam.Map(lambda kv: (kv[0], 1))
+            | "PerShard" >> beam.CombinePerKey(sum)
+            | "AllShards" >> beam.combiners.ToList()
+            | "Plan" >> beam.Map(_plan, shards))
+        (keyed
+         | "ByShard" >> beam.GroupByKey()
+         | "Rank" >> beam.FlatMap(_rank, plan)
+         | "ByDestination" >> beam.GroupByKey()
+         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries), shards))
+        return tokenized
 
 
 class ReadInputs(beam.PTransform):
@@ -330,4 +432,4 @@ class ReadTable(beam.PTransform):
 
 
 __all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
-           "drop_ids", "ExactSimilarities", "SegmentDocuments", "WriteTable", "ReadTable"]
+           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "WriteTable", "ReadTable"]

@@ -10,6 +10,7 @@ once per partition, never pickled.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pipeline.clean.stage import Cleaner
@@ -23,6 +24,8 @@ from pipeline.progress import Progress
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
 from pipeline.segment.stage import Segmentation
 from pipeline.spark.session import get_session, spark_schema
+
+SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
 from pipeline import schema
 
 
@@ -234,4 +237,74 @@ def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     return _run_parts(rdd, run, out, (Segmented, Quarantined), "part")
 
 
-__all__ = ["start", "ingest", "clean", "dedup", "segment"]
+def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
+    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by shard, ranked by key ->
+    by destination shard -> one file per shard."""
+    from pyspark import StorageLevel
+
+    from pipeline.shards import builder as shard_builder
+    from pipeline.shards.manifest import shard_count
+    from pipeline.shards.seeds import pool_of
+
+    spark = get_session(config)
+    options, directory = config.shards, str(out.tmp)
+    tables = {cls: out.table(cls.TABLE) for cls in (Rejected, Quarantined)}
+
+    def tokenize(index, items):
+        count = Counters()
+        make = shard_builder.ShardBuilder(options, vocab)     # the vocab loads once per task, in the worker
+        writers = {cls: TableWriter(path, cls.TABLE, f"part-{index:05d}") for cls, path in tables.items()}
+        try:
+            for path, group in items:
+                for row in read_row_group(path, group, "segmented", SHARD_COLUMNS):
+                    result = make.tokenize(row, count)
+                    if isinstance(result, (Rejected, Quarantined)):
+                        writers[type(result)].add(result)
+                    else:
+                        yield pool_of(options.seed, result.id, pools), result
+            for writer in writers.values():
+                writer.close()
+        except BaseException:
+            for writer in writers.values():
+                writer.abort()
+            raise
+        yield None, count.as_dict()
+
+    rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
+    tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.MEMORY_AND_DISK)
+    counters = merge(*tokenized.filter(lambda kv: kv[0] is None).values().collect())
+    total_shards = shard_count(options, counters.get("shards.document_tokens", 0))
+
+    def instances(items):
+        make = shard_builder.ShardBuilder(options, vocab)
+        for _, docs in items:
+            for item in make.pool_instances(list(docs)):
+                yield item[0] % total_shards, item
+
+    docs = tokenized.filter(lambda kv: kv[0] is not None)
+    keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
+             .mapPartitions(instances).persist(StorageLevel.MEMORY_AND_DISK))
+    per_shard = keyed.map(lambda kv: kv[0]).countByValue()
+    targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
+    moves = shard_builder.rebalance(dict(per_shard), total_shards)
+
+    def rank(shard, items):
+        items = sorted((item for _, item in items), key=shard_builder.by_key)
+        for dest, item in zip(shard_builder.destinations(shard, len(items), targets[shard], moves.get(shard)), items):
+            yield dest, item
+
+    def write(shard, items):
+        summary = shard_builder.write_shard(directory, shard, total_shards, (item for _, item in items))
+        Path(summaries).mkdir(parents=True, exist_ok=True)
+        (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
+        yield summary
+
+    written = (keyed.partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(rank)
+               .partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(write).collect())
+    keyed.unpersist()
+    tokenized.unpersist()
+    counters["shards.instances"] = sum(s["instances"] for s in written)
+    return counters
+
+
+__all__ = ["start", "ingest", "clean", "dedup", "segment", "shards"]
