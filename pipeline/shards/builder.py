@@ -134,15 +134,17 @@ class ShardBuilder:
                     partners = docs[:position] + docs[position + 1:]
                     for instance in bert_instances(doc, partners, copy, rng, options.max_seq_length,
                                                    options.short_seq_prob, self.specials):
-                        yield self._finish(instance, rng, count)
+                        yield self._finish(instance, count)
             else:
                 ordered = sorted(docs, key=lambda d: derive(options.seed, "pack", copy, d.id))
                 for instance in roberta_instances(ordered, copy, options.max_seq_length, self.specials):
-                    rng = rng_for(options.seed, "mask", instance.doc_id, copy, instance.index)
-                    yield self._finish(instance, rng, count)
+                    yield self._finish(instance, count)
 
-    def _finish(self, instance: Instance, rng, count: CountFn):
+    def _finish(self, instance: Instance, count: CountFn):
+        """Mask (with the instance's own stream, so masked and unmasked shards hold the same instances in the
+        same order), serialize, frame."""
         options = self.options
+        rng = rng_for(options.seed, "mask", instance.doc_id, instance.copy, instance.index)
         if options.unmasked:
             ids, positions, labels, words = instance.ids, [], [], 0
         else:
