@@ -8,7 +8,7 @@ from conftest import SHARED_DATA, make_config
 from pipeline.config import InputSpec
 from pipeline.outputs import read_table
 from pipeline.sample import EXPECTED
-from pipeline.stages import BUILT, STAGE_TABLES, run_all, run_stage
+from pipeline.stages import DOCUMENT_STAGES as BUILT, STAGE_TABLES, run_all, run_stage
 
 SHARED_CORPORA = ["wiki2019zh_sample.jsonl", "wikiextractor_doc_sample.txt", "chinesewebtext_sample.jsonl",
                   "cmrc2018_dev.json", "drcd_dev_traditional.json"]

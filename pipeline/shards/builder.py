@@ -112,8 +112,8 @@ class ShardBuilder:
             count("shards.quarantined")
             return Quarantined(stage=STAGE, source=row.get("source") or "", file=row.get("file") or "",
                                position=row.get("position") or 0, id=row.get("id"),
-                               error=f"{type(exc).__name__}: {exc}", excerpt=excerpt("\n".join(row.get("sentences")
-                                                                                                 or [])))
+                               error=f"{type(exc).__name__}: {exc}",
+                               excerpt=excerpt("\n".join(str(x) for x in row.get("sentences") or [])))
         if not doc.sentences:
             count("shards.rejected.no_tokens")
             return Rejected(id=row["id"], source=row.get("source") or "", stage=STAGE, rule="no_tokens",

@@ -1,0 +1,391 @@
+"""The shards stage on real shared text: TFRecords parsed back with TensorFlow, every invariant of the issue.
+
+One segmented table is built from the shared corpora (wiki2019zh, CMRC 2018, ChineseWebText) with the real
+stages and the jieba segmenter; the shards are made from it with Google's Chinese vocab on Beam and on Spark.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from array import array
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from conftest import make_config, shared_file  # noqa: E402
+from pipeline.config import InputSpec, ShardOptions  # noqa: E402
+from pipeline.shards import manifest as shard_manifest  # noqa: E402
+from pipeline.shards.builder import ShardBuilder, rebalance, shard_targets  # noqa: E402
+from pipeline.shards.instances import Specials, bert_instances  # noqa: E402
+from pipeline.shards.masking import replacement_ids  # noqa: E402
+from pipeline.shards.tfrecord import read_records  # noqa: E402
+from pipeline.shards.tokens import CONT, START, DocumentTokenizer, TokenizedDocument  # noqa: E402
+from pipeline.stages import DOCUMENT_STAGES, run_all, run_stage  # noqa: E402
+from pipeline.vocab.wordpiece import is_cjk, read_vocab  # noqa: E402
+
+CORPORA = ["wiki2019zh_sample.jsonl", "cmrc2018_dev.json", "chinesewebtext_sample.jsonl"]
+VOCAB_PARTS = ("reference", "bert_base_chinese_vocab.txt")
+
+
+def parse_shards(directory: Path, unmasked: bool = False) -> dict[str, np.ndarray]:
+    """Every instance of every shard, in shard order, parsed with tf.data + tf.io.parse_example."""
+    manifest = shard_manifest.read(directory)
+    spec = {}
+    for name, dtype, length in shard_manifest.feature_lengths(unmasked, manifest["max_seq_length"],
+                                                              manifest["max_predictions_per_seq"]):
+        spec[name] = tf.io.FixedLenFeature([length], tf.int64 if dtype == "int64" else tf.float32)
+    files = [str(directory / s["file"]) for s in manifest["shards"]]
+    parts = {name: [] for name in spec}
+    for batch in tf.data.TFRecordDataset(files).batch(4096).map(lambda x: tf.io.parse_example(x, spec)):
+        for name in spec:
+            parts[name].append(batch[name].numpy())
+    return {name: np.concatenate(values) if values else np.zeros((0, 1)) for name, values in parts.items()}
+
+
+@pytest.fixture(scope="module")
+def vocab_path():
+    return shared_file(*VOCAB_PARTS)
+
+
+@pytest.fixture(scope="module")
+def segmented_run(tmp_path_factory):
+    """OUTPUT/segment/segmented from the shared corpora (real stages, jieba)."""
+    inputs = [InputSpec(str(shared_file("corpora", name)), "auto", None) for name in CORPORA]
+    output = tmp_path_factory.mktemp("shards-run")
+    config = make_config(output, inputs, "beam", segment={"segmenter": "jieba"})
+    run_all(config, DOCUMENT_STAGES, log=lambda *_: None)
+    return output
+
+
+def shards_run(segmented_run, tmp_path_factory, vocab_path, engine="beam", **options) -> Path:
+    """The shards stage into a fresh output directory that links the segment stage's output."""
+    output = tmp_path_factory.mktemp(f"shards-{engine}")
+    (output / "segment").symlink_to(segmented_run / "segment")
+    config = make_config(output, [], engine, shards={"vocab": str(vocab_path), **options})
+    run_stage("shards", config, log=lambda *_: None)
+    return output / "shards"
+
+
+@pytest.fixture(scope="module")
+def bert(segmented_run, tmp_path_factory, vocab_path):
+    return shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=5, shards=3)
+
+
+@pytest.fixture(scope="module")
+def bert_unmasked(segmented_run, tmp_path_factory, vocab_path):
+    return shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=5, shards=3, unmasked=True)
+
+
+@pytest.fixture(scope="module")
+def parsed(bert):
+    return parse_shards(bert)
+
+
+@pytest.fixture(scope="module")
+def parsed_unmasked(bert_unmasked):
+    return parse_shards(bert_unmasked, unmasked=True)
+
+
+@pytest.fixture(scope="module")
+def vocab(vocab_path):
+    entries = read_vocab(vocab_path)
+    return {"entries": entries, "index": {e: i for i, e in enumerate(entries)},
+            "cjk_continuations": {i for i, e in enumerate(entries) if e.startswith("##") and len(e) == 3
+                                  and is_cjk(e[2])}}
+
+
+def real_positions(parsed):
+    return parsed["masked_lm_weights"] > 0
+
+
+# --- the TFRecords themselves -------------------------------------------------------------------------------
+
+def test_every_shard_parses_and_matches_the_manifest(bert, parsed):
+    manifest = shard_manifest.read(bert)
+    assert len(manifest["shards"]) == 3
+    assert parsed["input_ids"].shape == (manifest["instances"], 128)
+    assert parsed["masked_lm_positions"].shape == (manifest["instances"], 20)
+    for shard in manifest["shards"]:
+        data = (bert / shard["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == shard["sha256"]
+        assert sum(1 for _ in read_records(str(bert / shard["file"]))) == shard["instances"]
+    # real tokens plus [CLS] A [SEP] B [SEP] (no B and one [SEP] fewer in a single-segment instance)
+    assert int(parsed["input_mask"].sum()) == (manifest["tokens"] + 3 * manifest["instances"]
+                                               - manifest["single_segment_instances"])
+    assert int(real_positions(parsed).sum()) == manifest["masked_tokens"]
+
+
+def test_tensorflow_reads_our_example_bytes_like_its_own(bert):
+    """Our hand-written Example encoding equals what tf.train.Example parses and re-serializes."""
+    record = next(read_records(str(bert / "part-00000-of-00003.tfrecord")))
+    example = tf.train.Example.FromString(record)
+    names = list(example.features.feature.keys())
+    assert set(names) == {"input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
+                          "masked_lm_weights", "next_sentence_labels"}
+    again = tf.train.Example.FromString(example.SerializeToString())
+    assert again == example
+    assert len(example.features.feature["input_ids"].int64_list.value) == 128
+    assert len(example.features.feature["masked_lm_weights"].float_list.value) == 20
+
+
+def test_shard_sizes_differ_by_at_most_one(bert):
+    counts = [s["instances"] for s in shard_manifest.read(bert)["shards"]]
+    assert max(counts) - min(counts) <= 1
+    assert sum(counts) == shard_manifest.read(bert)["instances"]
+
+
+def test_rebalance_plan_moves_only_the_surplus():
+    counts = {0: 10, 1: 3, 2: 7, 3: 0}
+    targets = shard_targets(20, 4)
+    assert targets == [5, 5, 5, 5]
+    plan = rebalance(counts, 4)
+    assert plan == {0: [(1, 2), (3, 3)], 2: [(3, 2)]}
+    moved_in = {s: 0 for s in range(4)}
+    for moves in plan.values():
+        for dest, n in moves:
+            moved_in[dest] += n
+    final = [min(counts[s], targets[s]) + moved_in[s] for s in range(4)]
+    assert final == targets
+
+
+# --- masking ------------------------------------------------------------------------------------------------
+
+def test_every_masked_word_is_masked_whole(parsed, parsed_unmasked):
+    """Masked and unmasked runs hold the same instances in the same order; the unmasked one has word ids."""
+    assert np.array_equal(parsed["input_mask"], parsed_unmasked["input_mask"])
+    assert np.array_equal(parsed["segment_ids"], parsed_unmasked["segment_ids"])
+    words = parsed_unmasked["word_ids"]
+    checked = multi = 0
+    for row in range(words.shape[0]):
+        count = int(parsed["masked_lm_weights"][row].sum())
+        positions = set(parsed["masked_lm_positions"][row][:count].tolist())
+        masked_words = {int(words[row, p]) for p in positions}
+        assert 0 not in masked_words, "a [CLS]/[SEP] position was masked"
+        for word in masked_words:
+            members = set(np.flatnonzero(words[row] == word).tolist())
+            assert members <= positions, f"instance {row}: word {word} masked in part"
+            multi += len(members) > 1
+        checked += 1
+        # labels are the unmasked ids
+        assert np.array_equal(parsed["masked_lm_ids"][row][:count],
+                              parsed_unmasked["input_ids"][row][sorted(positions)])
+    assert checked > 10_000 and multi > 10_000
+
+
+def test_no_label_and_no_input_is_a_cjk_continuation(parsed, vocab):
+    bad = np.array(sorted(vocab["cjk_continuations"]))
+    labels = parsed["masked_lm_ids"][real_positions(parsed)]
+    assert not np.isin(labels, bad).any()
+    assert not np.isin(parsed["input_ids"], bad).any()
+
+
+def test_masked_share_is_masked_lm_prob(bert):
+    manifest = shard_manifest.read(bert)
+    share = manifest["masked_tokens"] / manifest["tokens"]
+    assert abs(share - 0.15) <= 0.01, share
+
+
+def test_eighty_ten_ten_over_100k_predictions(parsed, parsed_unmasked, vocab):
+    weights = real_positions(parsed)
+    rows, cols = np.nonzero(weights)
+    positions = parsed["masked_lm_positions"][rows, cols]
+    shown = parsed["input_ids"][rows, positions]
+    labels = parsed["masked_lm_ids"][rows, cols]
+    total = len(labels)
+    assert total >= 100_000
+    mask_id = vocab["index"]["[MASK]"]
+    masked = (shown == mask_id).mean()
+    kept = (shown == labels).mean()
+    replaced = ((shown != mask_id) & (shown != labels)).mean()
+    assert abs(masked - 0.8) <= 0.02 and abs(kept - 0.1) <= 0.02 and abs(replaced - 0.1) <= 0.02, \
+        (masked, kept, replaced)
+    replacements = set(replacement_ids(vocab["entries"]))
+    drawn = shown[(shown != mask_id) & (shown != labels)]
+    assert set(drawn.tolist()) <= replacements
+
+
+def test_random_replacements_never_specials_or_cjk_continuations(vocab):
+    pool = replacement_ids(vocab["entries"])
+    entries = vocab["entries"]
+    assert not any(entries[i].startswith("[") and entries[i].endswith("]") for i in pool)
+    assert not set(pool) & vocab["cjk_continuations"]
+    assert vocab["index"]["<S>"] not in pool and vocab["index"]["##s"] in pool
+    assert vocab["index"]["中"] in pool and vocab["index"]["，"] in pool
+    # Google's vocab: 9,614 ## entries, 7,322 of them CJK continuations; about 13k ids are drawable
+    assert 11_000 < len(pool) < 14_000
+
+
+def test_word_decision_is_one_choice_per_word(parsed, parsed_unmasked, segmented_run, tmp_path_factory,
+                                              vocab_path, vocab):
+    mask_id = vocab["index"]["[MASK]"]
+
+    def mixed_words(masked, unmasked):
+        mixed = total = 0
+        for row in range(masked["input_ids"].shape[0]):
+            count = int(masked["masked_lm_weights"][row].sum())
+            positions = masked["masked_lm_positions"][row][:count]
+            groups = {}
+            for p in positions.tolist():
+                groups.setdefault(int(unmasked["word_ids"][row, p]), []).append(
+                    int(masked["input_ids"][row, p]) == mask_id)
+            for flags in groups.values():
+                if len(flags) > 1:
+                    total += 1
+                    mixed += len(set(flags)) > 1
+        return mixed, total
+
+    mixed, total = mixed_words(parsed, parsed_unmasked)
+    assert total > 10_000 and mixed == 0
+    token = parse_shards(shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=1, shards=1,
+                                    mask_decision="token"))
+    token_unmasked = parse_shards(shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=1, shards=1,
+                                             unmasked=True), unmasked=True)
+    mixed, total = mixed_words(token, token_unmasked)
+    assert total > 1_000 and 0.2 < mixed / total < 0.6      # per-token 80/10/10 mixes inside words
+
+
+# --- instances ----------------------------------------------------------------------------------------------
+
+def test_next_sentence_labels_are_balanced(bert, parsed):
+    counts = shard_manifest.read(bert)["next_sentence"]
+    assert int(parsed["next_sentence_labels"].sum()) == counts["random"]
+    assert abs(counts["random"] / (counts["random"] + counts["actual"]) - 0.5) <= 0.02
+
+
+def test_no_token_is_lost_except_the_truncated(bert, segmented_run, vocab_path):
+    """Tokens counted independently (tokenizers' own BertWordPieceTokenizer over the segmented sentences)."""
+    from tokenizers import BertWordPieceTokenizer
+
+    from pipeline.outputs import read_table
+
+    manifest = shard_manifest.read(bert)
+    tokenizer = BertWordPieceTokenizer(str(vocab_path), lowercase=True)
+    sentences = [s for row in read_table(segmented_run / "segment" / "segmented", "segmented",
+                                         ["sentences"]).column("sentences").to_pylist() for s in row]
+    tokens = sum(len(e.ids) for e in tokenizer.encode_batch(sentences, add_special_tokens=False))
+    assert manifest["document_tokens"] == tokens
+    assert manifest["document_tokens_in_instances"] + manifest["truncated_tokens"] == 5 * tokens
+    assert manifest["truncated_tokens"] < 0.05 * 5 * tokens
+
+
+def test_roberta_mode_packs_across_documents_and_loses_nothing(segmented_run, tmp_path_factory, vocab_path, vocab):
+    out = shards_run(segmented_run, tmp_path_factory, vocab_path, mode="roberta", dupe_factor=2, shards=2,
+                     max_seq_length=512, max_predictions_per_seq=80)
+    manifest = shard_manifest.read(out)
+    parsed = parse_shards(out)
+    assert manifest["tokens"] == 2 * manifest["document_tokens"] and manifest["truncated_tokens"] == 0
+    assert not parsed["next_sentence_labels"].any() and not parsed["segment_ids"].any()
+    sep = vocab["index"]["[SEP]"]
+    lengths = parsed["input_mask"].sum(axis=1)
+    inner_sep = [(row[1:n - 1] == sep).any() for row, n in zip(parsed["input_ids"], lengths)]
+    assert sum(inner_sep) > 0.3 * len(inner_sep)          # documents joined with [SEP] inside instances
+    assert np.median(lengths) > 450                         # packed close to the maximum
+
+
+def test_random_next_comes_from_another_document():
+    """Synthetic documents whose tokens name their document: a random B never holds its own document's ids."""
+    docs = []
+    for d in range(6):
+        lengths = [random.Random(d * 100 + s).randint(3, 12) for s in range(10)]
+        sentences = [(array("i", [1000 + d] * n), bytes([START] * n)) for n in lengths]
+        docs.append(TokenizedDocument(f"d{d}", sentences))
+    specials = Specials(cls=101, sep=102, mask=103)
+    randoms = 0
+    for position, doc in enumerate(docs):
+        partners = docs[:position] + docs[position + 1:]
+        for copy in range(20):
+            for inst in bert_instances(doc, partners, copy, random.Random(copy * 7 + position), 32, 0.1, specials):
+                sep = inst.ids.index(102)
+                b = inst.ids[sep + 1:-1]
+                if inst.is_random_next:
+                    randoms += 1
+                    assert b and 1000 + position not in b
+                else:
+                    assert set(b) <= {1000 + position}
+    assert randoms > 100
+
+
+def test_whole_word_groups_follow_the_segmenter_and_wordpiece(vocab_path):
+    tokenizer = DocumentTokenizer(str(vocab_path))
+    doc = tokenizer.tokenize("x", ["我爱北京天安门", "iPhone12很好用"],
+                             [["我", "爱", "北京", "天安门"], ["iPhone", "12", "很", "好用"]])
+    (ids1, flags1), (ids2, flags2) = doc.sentences
+    assert list(flags1) == [START, START, START, CONT, START, CONT, CONT]
+    entries = read_vocab(vocab_path)
+    assert [entries[i] for i in ids2] == ["iphone", "##12", "很", "好", "用"]
+    assert list(flags2) == [START, CONT, START, START, CONT]       # ##12 stays with iphone
+    plain = DocumentTokenizer(str(vocab_path), whole_word=False).tokenize("x", ["我爱北京"], [["我", "爱", "北京"]])
+    assert list(plain.sentences[0][1]) == [START] * 4
+    # words that do not join back to the sentence: WordPiece groups only
+    fallback = tokenizer.tokenize("x", ["北京欢迎你"], [["北京", "欢迎"]])
+    assert list(fallback.sentences[0][1]) == [START] * 5
+
+
+# --- engines and determinism --------------------------------------------------------------------------------
+
+def test_beam_and_spark_write_the_same_bytes(bert, segmented_run, tmp_path_factory, vocab_path):
+    spark = shards_run(segmented_run, tmp_path_factory, vocab_path, engine="spark", dupe_factor=5, shards=3)
+    for shard in shard_manifest.read(bert)["shards"]:
+        assert (spark / shard["file"]).read_bytes() == (bert / shard["file"]).read_bytes()
+    assert json.loads((spark / "manifest.json").read_text())["shards"] == shard_manifest.read(bert)["shards"]
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(bert, segmented_run, tmp_path_factory, vocab_path):
+    again = shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=5, shards=3, pool_documents=128)
+    other = shards_run(segmented_run, tmp_path_factory, vocab_path, dupe_factor=5, shards=3, seed=7)
+    name = "part-00001-of-00003.tfrecord"
+    assert (again / name).read_bytes() == (bert / name).read_bytes()
+    assert (other / name).read_bytes() != (bert / name).read_bytes()
+
+
+def test_bad_rows_are_rejected_or_quarantined_not_fatal(tmp_path, vocab_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline import schema
+
+    table_dir = tmp_path / "segment" / "segmented"
+    table_dir.mkdir(parents=True)
+    good = "北京是中国的首都。上海是中国最大的城市。"
+    rows = [
+        {"id": "good", "source": "t", "title": None, "sentences": [good[:9], good[9:]],
+         "words": [["北京", "是", "中国", "的", "首都", "。"], ["上海", "是", "中国", "最", "大", "的", "城市", "。"]],
+         "file": "f", "position": 0},
+        {"id": "control", "source": "t", "title": None, "sentences": ["\x00\x01\x02"], "words": [["\x00\x01\x02"]],
+         "file": "f", "position": 1},
+        {"id": "broken", "source": "t", "title": None, "sentences": ["好", None], "words": [["好"], None],
+         "file": "f", "position": 2},
+    ]
+    target = schema.load("segmented")
+    full = [{name: row.get(name) for name in target.names} for row in rows]
+    pq.write_table(pa.Table.from_pylist(full, schema=target), str(table_dir / "part-0.parquet"))
+    config = make_config(tmp_path, [], "beam", shards={"vocab": str(vocab_path), "dupe_factor": 2, "shards": 2})
+    stats = run_stage("shards", config, log=lambda *_: None)
+    assert stats["accounting"] == {"read": 3, "kept": 1, "rejected": 1, "duplicate": 0, "quarantined": 1,
+                                   "balanced": True}
+    assert stats["rejected_by_rule"] == {"no_tokens": 1}
+    manifest = shard_manifest.read(tmp_path / "shards")
+    assert manifest["instances"] >= 2 and len(manifest["shards"]) == 2
+
+
+def test_missing_vocab_is_a_clear_error(segmented_run, tmp_path):
+    config = make_config(tmp_path, [], "beam")
+    with pytest.raises(FileNotFoundError, match="vocab"):
+        run_stage("shards", config, log=lambda *_: None)
+
+
+def test_pool_instances_is_independent_of_pool_order(vocab_path):
+    options = ShardOptions(dupe_factor=2)
+    builder = ShardBuilder(options, str(vocab_path))
+    rows = [{"id": f"d{i}", "sentences": ["北京是中国的首都。", f"第{i}个文档有一些内容。"],
+             "words": [["北京", "是", "中国", "的", "首都", "。"], ["第", f"{i}", "个", "文档", "有", "一些", "内容", "。"]]}
+            for i in range(5)]
+    docs = [builder.tokenize(r) for r in rows]
+    first = list(builder.pool_instances(docs))
+    second = list(builder.pool_instances(list(reversed(docs))))
+    assert first == second and len(first) >= 10
