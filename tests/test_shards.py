@@ -389,3 +389,35 @@ def test_pool_instances_is_independent_of_pool_order(vocab_path):
     first = list(builder.pool_instances(docs))
     second = list(builder.pool_instances(list(reversed(docs))))
     assert first == second and len(first) >= 10
+
+
+def test_fast_encoder_gives_exactly_the_tokenizers_ids_and_offsets(vocab_path):
+    """The direct-lookup path for CJK and punctuation and the ASCII-word path against the tokenizers BERT
+    pipeline on every shared corpus, plus hand-made edge cases (accents, full-width, compatibility ideographs,
+    control characters, emoji, long words)."""
+    import json as _json
+
+    from pipeline.shards.encoding import SentenceEncoder
+    from pipeline.vocab.wordpiece import bert_tokenizer
+
+    entries = read_vocab(vocab_path)
+    sentences = ["Café naïve ＡＢＣ１２３ 中\u0301国 \uf900\uf901 ① ½ iPhone12很好用 e.g. U.S.A. 2019年 😀 \x00\x01 tab\there",
+                 "   ", "ﬁ ligature Ⅻ", "", "a" * 150 + " 中文", "HELLO  World\u3000全角空格", "x\u200by\u00adz"]
+    for name in ["wiki2019zh_sample.jsonl", "chinesewebtext_sample.jsonl", "wikiextractor_doc_sample.txt"]:
+        for line in shared_file("corpora", name).read_text(encoding="utf-8").splitlines()[:400]:
+            try:
+                record = _json.loads(line)
+            except ValueError:
+                sentences.append(line)
+                continue
+            sentences.extend(str(record.get("text") or record.get("content") or "").split("\n"))
+    drcd = _json.loads(shared_file("corpora", "drcd_dev_traditional.json").read_text(encoding="utf-8"))
+    sentences.extend(p["context"] for article in drcd["data"][:20] for p in article["paragraphs"])
+    for lowercase in (True, False):
+        ours = SentenceEncoder(entries, lowercase=lowercase).encode(sentences)
+        reference = bert_tokenizer(entries, lowercase=lowercase).encode_batch(sentences, add_special_tokens=False)
+        for sentence, (ids, offsets), expected in zip(sentences, ours, reference):
+            assert ids == expected.ids, sentence[:60]
+            starts = list(range(len(ids))) if offsets is None else offsets
+            assert starts == [o[0] for o in expected.offsets], sentence[:60]
+    assert len(sentences) > 2_000

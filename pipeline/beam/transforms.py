@@ -184,17 +184,14 @@ class _PoolFn(beam.DoFn):
         self.count = BeamCount()
 
     def process(self, pool, shards):
-        for item in self.builder.pool_instances(list(pool[1]), self.count):
-            yield item[0] % shards, item
+        yield from shard_builder.by_shard(self.builder.pool_instances(list(pool[1]), self.count), shards).items()
 
 
 def _rank(group, plan):
-    """Instances of one shard in key order -> (destination shard, instance)."""
-    shard, items = group
+    """Batches of one first shard -> (destination shard, batch)."""
+    shard, batches = group
     targets, moves = plan
-    items = sorted(items, key=shard_builder.by_key)
-    for dest, item in zip(shard_builder.destinations(shard, len(items), targets[shard], moves.get(shard)), items):
-        yield dest, item
+    yield from shard_builder.ranked(shard, batches, targets, moves).items()
 
 
 def _plan(counts, shards):
@@ -207,7 +204,8 @@ class _WriteShardFn(beam.DoFn):
         self.directory, self.summaries = directory, summaries
 
     def process(self, group, shards):
-        shard, items = group
+        shard, batches = group
+        items = (item for batch in batches for item in batch)
         summary = shard_builder.write_shard(self.directory, shard, shards, items)
         Path(self.summaries).mkdir(parents=True, exist_ok=True)
         (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
@@ -238,7 +236,7 @@ class BuildShards(beam.PTransform):
                  | "Instances" >> beam.ParDo(_PoolFn(options, self.vocab), shards))
         plan = beam.pvalue.AsSingleton(
             keyed
-            | "Ones" >> beam.Map(lambda kv: (kv[0], 1))
+            | "Sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1])))
             | "PerShard" >> beam.CombinePerKey(sum)
             | "AllShards" >> beam.combiners.ToList()
             | "Plan" >> beam.Map(_plan, shards))

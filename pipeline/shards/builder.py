@@ -159,6 +159,23 @@ class ShardBuilder:
         return order_key(options.seed, instance.doc_id, instance.copy, instance.index), record, figures
 
 
+def by_shard(items, shards: int) -> dict[int, list]:
+    """Keyed records grouped by first shard (``key % shards``): the engines move lists, not single records."""
+    groups: dict[int, list] = {}
+    for item in items:
+        groups.setdefault(item[0] % shards, []).append(item)
+    return groups
+
+
+def ranked(shard: int, batches, targets: list[int], plan: dict) -> dict[int, list]:
+    """All records of one first shard (in batches, any order) -> {destination shard: records}."""
+    items = sorted((item for batch in batches for item in batch), key=by_key)
+    out: dict[int, list] = {}
+    for dest, item in zip(destinations(shard, len(items), targets[shard], plan.get(shard)), items):
+        out.setdefault(dest, []).append(item)
+    return out
+
+
 def shard_targets(total: int, shards: int) -> list[int]:
     """How many instances each shard gets: an even share, the first ``total % shards`` one more."""
     base, extra = divmod(total, shards)

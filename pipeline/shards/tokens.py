@@ -16,11 +16,12 @@ back to WordPiece groups only and is counted (``shards.wwm_fallback_sentences``)
 from __future__ import annotations
 
 from array import array
-from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
 from pipeline.counters import CountFn, no_count
-from pipeline.vocab.wordpiece import bert_tokenizer, read_vocab
+from pipeline.shards.encoding import SentenceEncoder
+from pipeline.vocab.wordpiece import read_vocab
 
 CONT, START, SPECIAL = 0, 1, 2
 
@@ -47,44 +48,48 @@ class DocumentTokenizer:
     def __init__(self, vocab: str | list[str], lowercase: bool = True, whole_word: bool = True,
                  long_sentence_tokens: int = 0) -> None:
         self.entries = vocab if isinstance(vocab, list) else read_vocab(vocab)
-        self.tokenizer = bert_tokenizer(self.entries, lowercase=lowercase)
+        self.encoder = SentenceEncoder(self.entries, lowercase=lowercase)
         self.whole_word = whole_word
         self.long_sentence_tokens = long_sentence_tokens
         self.continuation = bytes(1 if e.startswith("##") else 0 for e in self.entries)
 
     def tokenize(self, doc_id: str, sentences: list[str], words: list[list[str]] | None,
                  count: CountFn = no_count) -> TokenizedDocument:
-        encodings = self.tokenizer.encode_batch(sentences, add_special_tokens=False) if sentences else []
         out = []
-        for index, encoding in enumerate(encodings):
-            ids = encoding.ids
+        for index, (ids, offsets) in enumerate(self.encoder.encode(sentences)):
             if not ids:
                 continue
             sentence_words = words[index] if words is not None and index < len(words) else None
-            flags = self._flags(ids, encoding.offsets, sentences[index], sentence_words, count)
+            flags = self._flags(ids, offsets, sentences[index], sentence_words, count)
             for piece_ids, piece_flags in self._split(ids, flags, count):
                 out.append((array("i", piece_ids), bytes(piece_flags)))
         count("shards.sentences", len(out))
         return TokenizedDocument(doc_id, out)
 
     def _flags(self, ids, offsets, sentence: str, words, count: CountFn) -> bytearray:
+        """``offsets``: each token's first character, or None when token i is character i."""
         cont = self.continuation
         if not self.whole_word:
             return bytearray([START]) * len(ids)
         if words is None or "".join(words) != sentence:
             count("shards.wwm_fallback_sentences")
             return bytearray(CONT if cont[i] else START for i in ids)
-        starts, at = [], 0
+        starts = bytearray(len(sentence) + 1)          # 1 where a segmenter word starts
+        at = 0
         for word in words:
-            starts.append(at)
+            starts[at] = 1
             at += len(word)
+        if offsets is None:                             # one token per character, none of them ##
+            flags = starts[:len(ids)]
+            flags[0] = START
+            return flags
+        seen = list(accumulate(starts))                 # word starts at or before each character
         flags = bytearray(len(ids))
         previous = -1
-        for position, (token, (begin, _)) in enumerate(zip(ids, offsets)):
-            word = bisect_right(starts, begin) - 1
-            if position == 0 or (word != previous and not cont[token]):
+        for position, (token, begin) in enumerate(zip(ids, offsets)):
+            if position == 0 or (seen[begin] != previous and not cont[token]):
                 flags[position] = START
-            previous = word
+            previous = seen[begin]
         return flags
 
     def _split(self, ids, flags, count: CountFn):

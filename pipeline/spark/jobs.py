@@ -278,23 +278,21 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     def instances(items):
         make = shard_builder.ShardBuilder(options, vocab)
         for _, docs in items:
-            for item in make.pool_instances(list(docs)):
-                yield item[0] % total_shards, item
+            yield from shard_builder.by_shard(make.pool_instances(list(docs)), total_shards).items()
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
              .mapPartitions(instances).persist(StorageLevel.MEMORY_AND_DISK))
-    per_shard = keyed.map(lambda kv: kv[0]).countByValue()
+    per_shard = keyed.map(lambda kv: (kv[0], len(kv[1]))).reduceByKey(lambda a, b: a + b).collectAsMap()
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
-    def rank(shard, items):
-        items = sorted((item for _, item in items), key=shard_builder.by_key)
-        for dest, item in zip(shard_builder.destinations(shard, len(items), targets[shard], moves.get(shard)), items):
-            yield dest, item
+    def rank(shard, batches):
+        yield from shard_builder.ranked(shard, (batch for _, batch in batches), targets, moves).items()
 
-    def write(shard, items):
-        summary = shard_builder.write_shard(directory, shard, total_shards, (item for _, item in items))
+    def write(shard, batches):
+        items = (item for _, batch in batches for item in batch)
+        summary = shard_builder.write_shard(directory, shard, total_shards, items)
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
         yield summary
