@@ -74,25 +74,34 @@ def _cut_sentence(sentence, rng: random.Random):
     return (ids[:at], flags[:at]), (ids[at:], flags[at:])
 
 
-def _truncate(a, b, max_tokens: int, rng: random.Random, b_borrowed: bool) -> tuple[int, int]:
-    """google's truncate_seq_pair on (ids, flags) lists in place; returns (own cut, borrowed cut)."""
-    own = borrowed = 0
-    while len(a[0]) + len(b[0]) > max_tokens:
-        side = a if len(a[0]) > len(b[0]) else b
-        if rng.random() < 0.5:
-            del side[0][0]
-            del side[1][0]
+def _truncate(a, b, max_tokens: int, rng: random.Random, b_borrowed: bool):
+    """google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from its front
+    or its back at random.  Returns the (ids, flags) pairs cut to size, own tokens cut, borrowed tokens cut."""
+    la, lb = len(a[0]), len(b[0])
+    excess = la + lb - max_tokens
+    if excess <= 0:
+        return a, b, 0, 0
+    cuts = [[0, 0], [0, 0]]                 # (front, back) of a, of b
+    random_ = rng.random
+    for _ in range(excess):
+        side = 0 if la > lb else 1
+        cuts[side][0 if random_() < 0.5 else 1] += 1
+        if side:
+            lb -= 1
         else:
-            side[0].pop()
-            side[1].pop()
-        if side is b and b_borrowed:
-            borrowed += 1
-        else:
-            own += 1
-    for ids, flags in (a, b):
-        if flags and flags[0] == CONT:   # the head of a word was cut: what is left is the group
+            la -= 1
+    out = []
+    for (ids, flags), (front, back) in zip((a, b), cuts):
+        end = len(ids) - back
+        ids, flags = ids[front:end], flags[front:end]
+        if flags and flags[0] == CONT:      # the head of a word was cut: what is left is the group
             flags[0] = START
-    return own, borrowed
+        out.append((ids, flags))
+    cut_b = cuts[1][0] + cuts[1][1]
+    cut_a = excess - cut_b
+    if b_borrowed:
+        return out[0], out[1], cut_a, cut_b
+    return out[0], out[1], excess, 0
 
 
 def bert_instances(doc: TokenizedDocument, partners: list[TokenizedDocument], copy: int, rng: random.Random,
@@ -145,7 +154,7 @@ def bert_instances(doc: TokenizedDocument, partners: list[TokenizedDocument], co
             else:
                 b = _join(chunk[a_end:])
                 own = len(a[0]) + len(b[0])
-            truncated, borrowed = _truncate(a, b, max_tokens, rng, b_borrowed=random_next)
+            a, b, truncated, borrowed = _truncate(a, b, max_tokens, rng, b_borrowed=random_next)
             ids = [specials.cls, *a[0], specials.sep]
             flags = bytearray([SPECIAL]) + a[1] + bytearray([SPECIAL])
             segment_ids = [0] * len(ids)

@@ -72,34 +72,36 @@ def mask(ids: list[int], flags, rng: random.Random, masked_lm_prob: float, max_p
     wanted = min(max_predictions, max(1, int(round(n * masked_lm_prob))))
     output = list(ids)
     positions: list[int] = []
-    words = 0
+    covered = words = 0
     count = len(groups)
+    pool = len(replacements)
     random_ = rng.random
+    per_word = decision == "word"
     for j in range(count):                          # lazy Fisher-Yates: only as far as needed
-        if len(positions) >= wanted:
+        if covered >= wanted:
             break
         k = j + int(random_() * (count - j))
         groups[j], groups[k] = groups[k], groups[j]
         begin, end = groups[j]
-        if len(positions) + end - begin > wanted:
+        if covered + end - begin > wanted:
             continue
+        covered += end - begin
         words += 1
-        if decision == "word":
+        positions.extend(range(begin, end))
+        if per_word:
             r = random_()
-            for p in range(begin, end):
-                positions.append(p)
-                if r < 0.8:
-                    output[p] = mask_id
-                elif r >= 0.9:
-                    output[p] = replacements[int(random_() * len(replacements))]
+            if r < 0.8:
+                output[begin:end] = [mask_id] * (end - begin)
+            elif r >= 0.9:
+                for p in range(begin, end):
+                    output[p] = replacements[int(random_() * pool)]
         else:
             for p in range(begin, end):
-                positions.append(p)
                 r = random_()
                 if r < 0.8:
                     output[p] = mask_id
                 elif r >= 0.9:
-                    output[p] = replacements[int(random_() * len(replacements))]
+                    output[p] = replacements[int(random_() * pool)]
     positions.sort()
     labels = [ids[p] for p in positions]
     return output, positions, labels, words
