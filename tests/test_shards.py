@@ -328,11 +328,19 @@ def test_whole_word_groups_follow_the_segmenter_and_wordpiece(vocab_path):
 
 # --- engines and determinism --------------------------------------------------------------------------------
 
-def test_beam_and_spark_write_the_same_bytes(bert, segmented_run, tmp_path_factory, vocab_path):
+def test_beam_and_spark_write_the_same_bytes_whatever_the_workers(bert, segmented_run, tmp_path_factory,
+                                                                  vocab_path):
+    """Beam in-process (one worker), Beam with two worker processes, Spark local[2]: the same files."""
     spark = shards_run(segmented_run, tmp_path_factory, vocab_path, engine="spark", dupe_factor=5, shards=3)
-    for shard in shard_manifest.read(bert)["shards"]:
-        assert (spark / shard["file"]).read_bytes() == (bert / shard["file"]).read_bytes()
-    assert json.loads((spark / "manifest.json").read_text())["shards"] == shard_manifest.read(bert)["shards"]
+    output = tmp_path_factory.mktemp("shards-beam-2")
+    (output / "segment").symlink_to(segmented_run / "segment")
+    config = make_config(output, [], "beam", shards={"vocab": str(vocab_path), "dupe_factor": 5, "shards": 3},
+                         beam={"direct_num_workers": 2, "direct_running_mode": "multi_processing"})
+    run_stage("shards", config, log=lambda *_: None)
+    for other in (spark, output / "shards"):
+        for shard in shard_manifest.read(bert)["shards"]:
+            assert (other / shard["file"]).read_bytes() == (bert / shard["file"]).read_bytes()
+        assert json.loads((other / "manifest.json").read_text())["shards"] == shard_manifest.read(bert)["shards"]
 
 
 def test_same_seed_same_bytes_other_seed_other_bytes(bert, segmented_run, tmp_path_factory, vocab_path):
