@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.segment.segmenters import SegmenterError
+from pipeline.vocab.training import VocabError
 from pipeline.stages import BUILT, PREVIOUS, STAGES, AccountingError, NotBuiltError, run_all, run_stage
 
 SECTIONS_FOR = {
@@ -25,11 +26,11 @@ SECTIONS_FOR = {
     "clean": ("clean", "beam", "spark"),
     "dedup": ("dedup", "beam", "spark"),
     "segment": ("segment", "beam", "spark"),
+    "vocab": ("vocab", "beam", "spark"),
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
 NOT_BUILT = {
-    "vocab": "the 21,128-entry WordPiece vocabulary",
     "shards": "whole-word-masked TFRecord shards",
     "pretrain": "the TensorFlow pretraining runner",
 }
@@ -105,8 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--input", metavar="DIR", help="documents table (or a stage directory holding one) to read")
         _add_common(p, name)
 
-    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment)",
-                       description="Run ingest, clean, dedup and segment in order on the chosen engine; writes "
+    text = "build the WordPiece vocab (21,128 entries, Google's Chinese BERT layout) from the segmented corpus"
+    p = sub.add_parser("vocab", help=text, description=text + ". Pre-token counts are computed on the engine, the "
+                       "WordPiece trainer runs once on the counts. Reads OUTPUT/segment/segmented unless --input is "
+                       "given; writes OUTPUT/vocab/{vocab.txt,counts.tsv,stats.json}. With --vocab FILE an existing "
+                       "vocab (e.g. Google's) is checked and copied instead.")
+    p.add_argument("--input", metavar="DIR", help="segmented table (or a stage directory holding one) to read")
+    p.add_argument("--vocab", dest="vocab.vocab", metavar="FILE", default=None,
+                   help="use this vocab file, no training (same as --vocab-vocab)")
+    _add_common(p, "vocab")
+
+    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment, vocab)",
+                       description="Run ingest, clean, dedup, segment and vocab in order on the chosen engine; writes "
                                    "OUTPUT/run.json with each stage's stats and the whole-run accounting.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="as for 'wwm ingest'")
     p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
@@ -321,11 +332,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "
-                  f"later stages (vocab, shards) are not built yet")
+                  f"later stages (shards) are not built yet")
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError) as exc:
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:
