@@ -30,8 +30,8 @@ with the finished vocab.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import re
-import sys
 import unicodedata
 from collections import Counter
 from functools import lru_cache
@@ -90,12 +90,14 @@ def basic_tokenize(text: str, lowercase: bool = True) -> list[str]:
     return [t for t in " ".join(tokens).split()]
 
 
+# Planes 4-13 are unassigned and 15-16 private use: no control, whitespace, mark or punctuation there.
+_SCANNED = (range(0, 0xD800), range(0xE000, 0x40000), range(0xE0000, 0xF0000))
+
+
 def _char_class(test) -> str:
     """A regex character class (without brackets) of every code point for which ``test`` holds."""
     ranges: list[tuple[int, int]] = []
-    for cp in range(sys.maxunicode + 1):
-        if 0xD800 <= cp <= 0xDFFF:
-            continue
+    for cp in itertools.chain(*_SCANNED):
         if test(chr(cp)):
             if ranges and ranges[-1][1] == cp - 1:
                 ranges[-1] = (ranges[-1][0], cp)
@@ -106,7 +108,7 @@ def _char_class(test) -> str:
 
 @lru_cache(maxsize=1)
 def _patterns() -> tuple[re.Pattern, ...]:
-    """The compiled patterns, built once per process (a scan of every code point, under a second)."""
+    """The compiled patterns, built once per process (a scan of the assigned planes, about 0.3 s)."""
     drop = _char_class(lambda c: c == "\0" or c == "\ufffd" or _is_control(c))
     space = _char_class(lambda c: _is_whitespace(c) and c != " ")
     marks = _char_class(lambda c: unicodedata.category(c) == "Mn")
