@@ -41,7 +41,7 @@ $(SEGMENT_MODEL)/config.json: | sample
 
 segment-model: venv $(SEGMENT_MODEL)/config.json  ## a small LTP model trained on the sample (jieba-segmented)
 
-run: venv sample segment-model  ## run ingest, clean, dedup, segment on INPUT (default: the bundled sample) with ENGINE
+run: venv sample segment-model  ## run ingest, clean, dedup, segment, vocab, shards on INPUT (default: the bundled sample) with ENGINE
 	$(WWM) run $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT) \
 	  --segment-model $(SEGMENT_MODEL)
 	$(WWM) report $(OUTPUT)
@@ -56,6 +56,7 @@ test: venv $(VENV)/.neural  ## the whole test suite, neural LTP included (a run 
 bench: venv  ## benchmarks: bench/results/*.json
 	$(PY) bench/ingest_clean.py
 	$(PY) bench/dedup.py
+	$(PY) bench/vocab.py
 
 ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
 	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
@@ -69,7 +70,17 @@ dedup: venv  ## one stage: OUTPUT/clean -> OUTPUT/dedup
 segment: venv segment-model  ## one stage: OUTPUT/dedup -> OUTPUT/segment
 	$(WWM) segment --engine $(ENGINE) --output $(OUTPUT) --segment-model $(SEGMENT_MODEL)
 
-vocab shards pretrain: venv  ## later stages (not built yet)
+VOCAB_ARGS ?=
+
+vocab: venv  ## one stage: OUTPUT/segment -> OUTPUT/vocab (VOCAB_ARGS, e.g. --vocab FILE or --vocab-size N)
+	$(WWM) vocab --engine $(ENGINE) --output $(OUTPUT) $(VOCAB_ARGS)
+
+SHARDS_ARGS ?=
+
+shards: venv  ## one stage: OUTPUT/segment + OUTPUT/vocab -> OUTPUT/shards (SHARDS_ARGS, e.g. --vocab FILE --shards-dupe-factor 5)
+	$(WWM) shards --engine $(ENGINE) --output $(OUTPUT) $(SHARDS_ARGS)
+
+pretrain: venv  ## later stage (not built yet)
 	$(WWM) $@
 
 report: venv  ## summarise OUTPUT's stats

@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.segment.segmenters import SegmenterError
+from pipeline.vocab.training import VocabError
 from pipeline.stages import BUILT, PREVIOUS, STAGES, AccountingError, NotBuiltError, run_all, run_stage
 
 SECTIONS_FOR = {
@@ -25,12 +26,12 @@ SECTIONS_FOR = {
     "clean": ("clean", "beam", "spark"),
     "dedup": ("dedup", "beam", "spark"),
     "segment": ("segment", "beam", "spark"),
+    "vocab": ("vocab", "beam", "spark"),
     "shards": ("shards", "beam", "spark"),
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
 NOT_BUILT = {
-    "vocab": "the 21,128-entry WordPiece vocabulary",
     "pretrain": "the TensorFlow pretraining runner",
 }
 
@@ -105,8 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--input", metavar="DIR", help="documents table (or a stage directory holding one) to read")
         _add_common(p, name)
 
-    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment)",
-                       description="Run ingest, clean, dedup and segment in order on the chosen engine; writes "
+    text = "build the WordPiece vocab (21,128 entries, Google's Chinese BERT layout) from the segmented corpus"
+    p = sub.add_parser("vocab", help=text, description=text + ". Pre-token counts are computed on the engine, the "
+                       "WordPiece trainer runs once on the counts. Reads OUTPUT/segment/segmented unless --input is "
+                       "given; writes OUTPUT/vocab/{vocab.txt,counts.tsv,stats.json}. With --vocab FILE an existing "
+                       "vocab (e.g. Google's) is checked and copied instead.")
+    p.add_argument("--input", metavar="DIR", help="segmented table (or a stage directory holding one) to read")
+    p.add_argument("--vocab", dest="vocab.vocab", metavar="FILE", default=None,
+                   help="use this vocab file, no training (same as --vocab-vocab)")
+    _add_common(p, "vocab")
+
+    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment, vocab, shards)",
+                       description="Run ingest, clean, dedup, segment, vocab and shards in order on the chosen engine; "
+                                   "writes "
                                    "OUTPUT/run.json with each stage's stats and the whole-run accounting.")
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="as for 'wwm ingest'")
     p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
@@ -221,6 +233,11 @@ def report(run_dir: str) -> dict:
         for method, info in stats.get("clusters", {}).items():
             sizes = ", ".join(f"{size}: {n:,}" for size, n in info["size_histogram"].items())
             lines.append(f"{stage} {method} clusters: {info['clusters']:,} (documents per cluster {sizes})")
+    if "shards" in stages:
+        m = stages["shards"]["manifest"]
+        lines.append(f"shards: {m['instances']:,} instances in {stages['shards']['shards']} shards, {m['tokens']:,} "
+                     f"tokens, {m['masked_tokens']:,} masked, {m['truncated_tokens']:,} document tokens truncated, "
+                     f"random next {m['next_sentence']['random_share']}")
     summary = {"stages": stages}
     (root / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print("\n".join(lines))
@@ -330,11 +347,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "
-                  f"later stages (vocab, shards) are not built yet")
+                  f"the shards are in {Path(config.output).resolve() / 'shards'}")
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError) as exc:
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:

@@ -121,6 +121,27 @@ class SegmentOptions:
 
 
 @dataclass
+class VocabOptions:
+    size: int = option(21128, "entries of the WordPiece vocab (Google's Chinese BERT vocab has 21,128)")
+    reserved_unused: int = option(99, "[unusedN] slots after [PAD], as in Google's vocab ([unused1]..[unused99])")
+    min_char_count: int = option(0, "every Han (CJK) character counted at least this many times gets an entry and "
+                                 "its ## form; 0 = automatic: the smallest count at which the characters and their "
+                                 "## forms fill at most 75% of the entries after the reserved ones")
+    min_frequency: int = option(2, "WordPiece trainer: fewest occurrences of a pair for it to be merged")
+    lowercase: bool = option(True, "lowercase and strip accents before counting, as BERT's uncased Chinese vocab")
+    held_out_fraction: float = option(0.01, "share of documents (chosen by a hash of their id, the same on every "
+                                      "engine) left out of counting; the stats tokenize them with the new vocab")
+    held_out_max_chars: int = option(20_000_000, "most characters of held-out text the stats tokenize")
+    vocab: str = option("", "an existing vocab file (e.g. Google's): no training, it is checked and copied to "
+                        "OUTPUT/vocab/vocab.txt")
+    reference: str = option("", "a reference vocab (e.g. Google's) the stats compare with: overlap, and its [UNK] "
+                            "rate and tokens per character on the same held-out text")
+    pre_tokenizer: str = option("regex", "how pre-tokens are computed: regex (BERT's BasicTokenizer as regular "
+                                "expressions, faster) or tokenizers (BertNormalizer + BertPreTokenizer)",
+                                choices=["regex", "tokenizers"])
+
+
+@dataclass
 class ShardOptions:
     vocab: str = option("", "vocab file (default: OUTPUT/vocab/vocab.txt, written by the vocab stage)")
     lowercase: bool = option(True, "lowercase and strip accents before WordPiece (true for Google's Chinese vocab)")
@@ -161,9 +182,10 @@ class Config:
     clean: CleanOptions = field(default_factory=CleanOptions)
     dedup: DedupOptions = field(default_factory=DedupOptions)
     segment: SegmentOptions = field(default_factory=SegmentOptions)
+    vocab: VocabOptions = field(default_factory=VocabOptions)
     shards: ShardOptions = field(default_factory=ShardOptions)
 
-    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup", "segment", "shards")
+    SECTIONS = ("beam", "spark", "ingest", "clean", "dedup", "segment", "vocab", "shards")
 
     def input_specs(self) -> list[InputSpec]:
         return [parse_input(item, self.ingest.format, self.ingest.source) for item in self.inputs]

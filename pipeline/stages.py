@@ -8,6 +8,7 @@ do not add up fails and publishes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import shutil
@@ -22,16 +23,17 @@ from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, t
 from pipeline.segment.segmenters import make_segmenter
 
 STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
-BUILT = ("ingest", "clean", "dedup", "segment", "shards")
+BUILT = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
 DOCUMENT_STAGES = ("ingest", "clean", "dedup", "segment")
 STAGE_TABLES = {
     "ingest": ("documents", "quarantined"),
     "clean": ("documents", "rejected", "quarantined"),
     "dedup": ("documents", "duplicates", "quarantined"),
     "segment": ("segmented", "quarantined"),
+    "vocab": (),          # vocab.txt, counts.tsv: no Parquet table, and no document is dropped
     "shards": ("rejected", "quarantined"),
 }
-PREVIOUS = {"clean": "ingest", "dedup": "clean", "segment": "dedup"}
+PREVIOUS = {"clean": "ingest", "dedup": "clean", "segment": "dedup", "vocab": "segment"}
 KEPT_TABLE = {"segment": "segmented"}
 
 
@@ -100,6 +102,8 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
     """Run one stage; returns its stats (also written to ``OUTPUT/<stage>/stats.json``)."""
     if stage not in BUILT:
         raise NotBuiltError(f"stage {stage!r} is not built yet")
+    if stage == "vocab":
+        return _run_vocab(config, input_dir, log)
     if stage == "shards":
         return run_shards(config, input_dir, log)
     adapter = engine(config.engine)
@@ -153,6 +157,76 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
     log(f"{stage}: read {read:,} -> kept {accounting['kept']:,}, rejected {accounting['rejected']:,}, "
         f"duplicate {accounting['duplicate']:,}, quarantined {accounting['quarantined']:,} "
         f"({seconds:.1f} s, {stats['throughput']['mb_per_s']} MB/s) -> {final}")
+    return stats
+
+
+def _run_vocab(config: Config, input_dir: str | None = None, log=print) -> dict:
+    """The vocab stage: pre-token counts on the engine, training (or a given vocab) and stats on the driver.
+
+    Not a per-document stage: every document is either counted or held out
+    (``read = counted + held_out``), and nothing is rejected.  With
+    ``--vocab-vocab FILE`` nothing is counted or trained; the file is checked
+    and copied, and the held-out stats are still computed when the segmented
+    table is there.
+    """
+    from pipeline.vocab.stage import finish, segmented_dir
+
+    options = config.vocab
+    table = segmented_dir(input_dir) if input_dir else config.stage_dir("segment") / "segmented"
+    if not options.vocab and not table.is_dir():
+        raise FileNotFoundError(f"vocab: input {table} does not exist (run segment first, pass --input, or give an "
+                                f"existing vocab with --vocab-vocab FILE)")
+    has_table = table.is_dir()
+    read = table_rows(table) if has_table else 0
+    input_info = {"segmented": str(table) if has_table else None, "rows": read,
+                  "bytes": sum(p.stat().st_size for p in table.glob("*.parquet")) if has_table else 0}
+    startup = counting = 0.0
+    counts, counters = {}, {}
+    with StageOutput(config.output, "vocab") as out:
+        started = time.time()
+        if not options.vocab:
+            adapter = engine(config.engine)
+            adapter.start(config)
+            startup = time.time() - started
+            started = time.time()
+            counts, counters = adapter.vocab(config, str(table), out)
+            counting = time.time() - started
+        described = finish(counts, options, out.tmp, table if has_table else None)
+        seconds = startup + counting + described["training_seconds"] + described["stats_seconds"]
+        counted, held_out = counters.get("vocab.counted", 0), counters.get("vocab.held_out", 0)
+        accounting = {"read": read, "counted": counted, "held_out": held_out,
+                      "balanced": options.vocab != "" or read == counted + held_out,
+                      # the identity every stage's stats carry: the vocab stage drops nothing
+                      "kept": read, "rejected": 0, "duplicate": 0, "quarantined": 0}
+        if options.vocab:
+            accounting["counted"] = None
+        stats = {
+            "stage": "vocab",
+            "engine": config.engine if not options.vocab else None,
+            "version": __version__,
+            "seconds": round(seconds, 3),
+            "engine_startup_seconds": round(startup, 3),
+            "counting_seconds": round(counting, 3),
+            "input": input_info,
+            "throughput": {"counting_mb_per_s": round(input_info["bytes"] / counting / 1e6, 3) if counting else None,
+                           "counted_chars_per_s": round(counters.get("vocab.chars", 0) / counting, 1)
+                           if counting else None},
+            "accounting": accounting,
+            "options": dataclasses.asdict(options),
+            **described,
+            "distinct_pre_tokens": len(counts),
+            "counters": counters,
+        }
+        if not accounting["balanced"]:
+            raise AccountingError(f"vocab: read {read} but counted {counted} and held out {held_out}")
+        final = out.publish(stats)
+    how = (f"given: {options.vocab}" if options.vocab
+           else f"trained on {counted:,} documents, {held_out:,} held out")
+    log(f"vocab: {stats['size']:,} entries ({how}), sha256 {stats['vocab_sha256'][:12]} ({seconds:.1f} s) -> "
+        f"{final / 'vocab.txt'}")
+    if stats.get("short_by"):
+        log(f"vocab: warning: the corpus gave {stats['size']:,} entries, {stats['short_by']:,} short of "
+            f"{stats['requested_size']:,} (too little text for the requested size)")
     return stats
 
 
@@ -255,7 +329,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
     return stats
 
 
-def run_all(config: Config, stages=DOCUMENT_STAGES, log=print) -> dict:
+def run_all(config: Config, stages=BUILT, log=print) -> dict:
     """Run stages in order; write ``OUTPUT/run.json`` with each stage's stats and the whole-run identity."""
     results = {}
     for stage in stages:
@@ -264,7 +338,8 @@ def run_all(config: Config, stages=DOCUMENT_STAGES, log=print) -> dict:
     if stages and stages[0] == "ingest":   # each stage read what the one before kept
         total = {key: sum(r["accounting"][key] for r in results.values())
                  for key in ("rejected", "duplicate", "quarantined")}
-        read, kept = results["ingest"]["accounting"]["read"], results[stages[-1]]["accounting"]["kept"]
+        last = [s for s in stages if s != "vocab"][-1]   # vocab keeps what segment kept
+        read, kept = results["ingest"]["accounting"]["read"], results[last]["accounting"]["kept"]
         summary["accounting"] = {"read": read, "kept": kept, **total,
                                  "balanced": read == kept + sum(total.values())}
     path = Path(config.output) / "run.json"

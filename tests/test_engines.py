@@ -8,7 +8,7 @@ from conftest import SHARED_DATA, make_config
 from pipeline.config import InputSpec
 from pipeline.outputs import read_table
 from pipeline.sample import EXPECTED
-from pipeline.stages import DOCUMENT_STAGES as BUILT, STAGE_TABLES, run_all, run_stage
+from pipeline.stages import BUILT, DOCUMENT_STAGES, STAGE_TABLES, run_all, run_stage
 
 SHARED_CORPORA = ["wiki2019zh_sample.jsonl", "wikiextractor_doc_sample.txt", "chinesewebtext_sample.jsonl",
                   "cmrc2018_dev.json", "drcd_dev_traditional.json"]
@@ -34,7 +34,7 @@ def runs(tmp_path_factory, inputs, sample_ltp_model):
     results = {}
     for engine in ("beam", "spark"):
         output = tmp_path_factory.mktemp(f"run-{engine}")
-        config = make_config(output, inputs, engine)
+        config = make_config(output, inputs, engine, shards={"dupe_factor": 2, "shards": 3})
         results[engine] = (output, run_all(config, log=lambda *_: None))
     return results
 
@@ -71,6 +71,15 @@ def test_every_document_is_accounted_for(runs, engine):
     dedup = stages["dedup"]
     assert dedup["counters"].get("dedup.duplicates", 0) == dedup["accounting"]["duplicate"]
     assert not list(output.glob(".tmp-*"))
+
+
+def test_beam_and_spark_write_the_same_vocab_and_shards(runs):
+    beam, spark = runs["beam"][0], runs["spark"][0]
+    assert (beam / "vocab" / "vocab.txt").read_bytes() == (spark / "vocab" / "vocab.txt").read_bytes()
+    manifest = json.loads((beam / "shards" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["instances"] > 1000 and len(manifest["shards"]) == 3
+    for shard in manifest["shards"]:
+        assert (beam / "shards" / shard["file"]).read_bytes() == (spark / "shards" / shard["file"]).read_bytes()
 
 
 def test_counters_agree_across_engines(runs):
@@ -119,7 +128,7 @@ def test_sample_outcomes(runs):
 def test_beam_multiprocess_workers_write_the_same_documents(tmp_path, sample_inputs, runs, sample_ltp_model):
     config = make_config(tmp_path, sample_inputs, "beam",
                          beam={"direct_num_workers": 2, "direct_running_mode": "multi_processing"})
-    run_all(config, log=lambda *_: None)
+    run_all(config, DOCUMENT_STAGES, log=lambda *_: None)
     sources = {s.source for s in sample_inputs}
     single = [r for r in rows(runs["beam"][0], "dedup", "documents") if r["source"] in sources]
     assert rows(tmp_path, "dedup", "documents") == single

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import apache_beam as beam
@@ -17,14 +18,15 @@ from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline.beam.transforms import (NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards, CleanDocuments,
-                                     DroppedIds, ExactDuplicates,
-                                     ExactSimilarities, NearDuplicateEdges, SegmentDocuments,
+                                     CountPreTokens, DroppedIds, ExactDuplicates, ExactSimilarities,
+                                     NearDuplicateEdges, SegmentDocuments,
                                      ReadInputs, ReadTable, WriteTable, drop_ids)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
 from pipeline.outputs import TableWriter, parquet_files
 from pipeline.records import Duplicate, Quarantined
+from pipeline.vocab.training import read_counts
 from pipeline.runtime import export_worker_environment
 
 
@@ -165,6 +167,27 @@ def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
         result.segmented | "WriteSegmented" >> WriteTable(out.table("segmented"), "segmented")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
+
+
+def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict[str, int]]:
+    """Pre-token counts of the segmented table (summed by ``CombinePerKey``), and the counters.
+
+    The sums are written as ``token<TAB>count`` text files under the stage's
+    temporary directory and read back on the driver (distinct pre-tokens: small).
+    """
+    work = Path(out.tmp) / "_work"
+
+    def build(p):
+        (p
+         | "CountPreTokens" >> CountPreTokens(segmented_dir, config.vocab)
+         | "ToLine" >> beam.MapTuple(lambda token, n: f"{token}\t{n}")
+         | "WriteCounts" >> beam.io.WriteToText(str(work / "counts"), file_name_suffix=".tsv"))
+    counters = _run(config, build)
+    counts: Counter = Counter()
+    for path in sorted(work.glob("counts*.tsv")):
+        counts.update(read_counts(path))
+    shutil.rmtree(work, ignore_errors=True)
+    return counts, counters
 
 
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:

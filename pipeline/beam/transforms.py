@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import typing
 from pathlib import Path
+from collections import Counter
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import GlobalWindow
+from apache_beam.utils.timestamp import MIN_TIMESTAMP
+from apache_beam.utils.windowed_value import WindowedValue
 
 from pipeline import schema
 from pipeline.clean.stage import Cleaner
@@ -28,6 +32,7 @@ from pipeline.segment.stage import Segmentation
 from pipeline.shards import builder as shard_builder
 from pipeline.shards.manifest import shard_count
 from pipeline.shards.seeds import pool_of
+from pipeline.vocab.counting import PreTokenCounter
 
 NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
@@ -151,6 +156,51 @@ class SegmentDocuments(beam.PTransform):
 
     def expand(self, docs):
         return docs | "Segment" >> beam.ParDo(_SegmentFn(self.options)).with_outputs("quarantined", main="segmented")
+
+
+class _CountPreTokensFn(beam.DoFn):
+    """Segmented rows -> (pre-token, count) pairs, summed over the bundle before they are emitted."""
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def setup(self):
+        self.counter = PreTokenCounter(self.options)
+        self.count = BeamCount()
+
+    def start_bundle(self):
+        self.rows = []
+        self.counts = Counter()
+
+    def process(self, row):
+        self.rows.append(row)
+        if len(self.rows) >= 256:
+            self.counts.update(self.counter.count_rows(self.rows, self.count))
+            self.rows = []
+
+    def finish_bundle(self):
+        if self.rows:
+            self.counts.update(self.counter.count_rows(self.rows, self.count))
+        for token, n in self.counts.items():
+            yield WindowedValue((token, n), MIN_TIMESTAMP, [GlobalWindow()])
+        self.rows, self.counts = [], Counter()
+
+
+class CountPreTokens(beam.PTransform):
+    """A segmented table -> (pre-token, count) over the documents not held out (core: ``PreTokenCounter``)."""
+
+    def __init__(self, directory: str, options) -> None:
+        super().__init__()
+        self.directory = directory
+        self.options = options
+
+    def expand(self, pbegin):
+        if not parquet_files(self.directory):
+            return pbegin | "Empty" >> beam.Create([])
+        return (pbegin
+                | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet", columns=["id", "sentences"])
+                | "Count" >> beam.ParDo(_CountPreTokensFn(self.options))
+                | "Sum" >> beam.CombinePerKey(sum))
 
 
 SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
@@ -430,4 +480,4 @@ class ReadTable(beam.PTransform):
 
 
 __all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
-           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "WriteTable", "ReadTable"]
+           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]

@@ -11,6 +11,7 @@ once per partition, never pickled.
 from __future__ import annotations
 
 import json
+from operator import add
 from pathlib import Path
 
 from pipeline.clean.stage import Cleaner
@@ -23,6 +24,7 @@ from pipeline.outputs import TableWriter, read_row_group, row_groups
 from pipeline.progress import Progress
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
 from pipeline.segment.stage import Segmentation
+from pipeline.vocab.counting import PreTokenCounter
 from pipeline.spark.session import get_session, spark_schema
 
 SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
@@ -76,6 +78,7 @@ def _warm(_):
     import pipeline.dedup.minhash  # noqa: F401
     import pipeline.ingest.readers  # noqa: F401
     import pipeline.segment.stage  # noqa: F401
+    import pipeline.vocab.counting  # noqa: F401
 
     return 0
 
@@ -237,6 +240,41 @@ def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     return _run_parts(rdd, run, out, (Segmented, Quarantined), "part")
 
 
+def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict[str, int]]:
+    """Pre-token counts of the segmented table (``reduceByKey``), collected on the driver, and the counters.
+
+    Each task counts its row groups with the core's ``PreTokenCounter`` and
+    emits (pre-token, count) pairs plus its counters under tuple keys
+    (``("counter", name)``), so one shuffle sums both and a retried task's
+    output replaces, never adds to, the first attempt's.
+    """
+    spark = get_session(config)
+    options = config.vocab
+
+    def run(items):
+        counter = PreTokenCounter(options)
+        count = Counters()
+
+        def rows():
+            for path, index in items:
+                yield from read_row_group(path, index, "segmented", ["id", "sentences"])
+
+        yield from counter.count_rows(rows(), count).items()
+        for name, n in count.as_dict().items():
+            yield ("counter", name), n
+
+    pairs = _row_group_rdd(spark, segmented_dir, _partitions(spark, config)).mapPartitions(run)
+    counts: dict[str, int] = {}
+    counters: dict[str, int] = {}
+    for key, n in pairs.reduceByKey(add, _partitions(spark, config)).collect():
+        if isinstance(key, tuple):
+            counters[key[1]] = n
+        else:
+            counts[key] = n
+    return counts, dict(sorted(counters.items()))
+
+
+
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
     """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by shard, ranked by key ->
     by destination shard -> one file per shard."""
@@ -305,4 +343,4 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     return counters
 
 
-__all__ = ["start", "ingest", "clean", "dedup", "segment", "shards"]
+__all__ = ["start", "ingest", "clean", "dedup", "segment", "vocab", "shards"]
