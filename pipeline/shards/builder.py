@@ -38,7 +38,11 @@ STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", 
 
 
 class ExampleEncoder:
-    """An instance as ``tf.train.Example`` bytes in google-research/bert's feature format."""
+    """An instance as ``tf.train.Example`` bytes in google-research/bert's feature format.
+
+    Every feature is (entry prefix, packed payload); a prefix depends only on the payload's size, so it is
+    computed once per size and looked up.
+    """
 
     def __init__(self, max_seq_length: int, max_predictions: int, vocab_size: int, unmasked: bool = False):
         self.length = max_seq_length
@@ -47,27 +51,38 @@ class ExampleEncoder:
         self.ids = tfrecord.VarintTable(max(vocab_size, max_seq_length + 1))
         self.one = tfrecord.floats([1.0])
         self.zero = tfrecord.floats([0.0])
+        self.prefixes: dict[tuple[bytes, int], bytes] = {}
+        L, P = max_seq_length, max_predictions
+        self.mask_prefix = tfrecord.feature_prefix(b"input_mask", "int64", L)
+        self.segment_prefix = tfrecord.feature_prefix(b"segment_ids", "int64", L)
+        self.weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
+        self.label_prefix = tfrecord.feature_prefix(b"next_sentence_labels", "int64", 1)
+
+    def _prefix(self, name: bytes, size: int) -> bytes:
+        prefix = self.prefixes.get((name, size))
+        if prefix is None:
+            prefix = self.prefixes[(name, size)] = tfrecord.feature_prefix(name, "int64", size)
+        return prefix
 
     def encode(self, instance: Instance, ids: list[int], positions: list[int], labels: list[int]) -> bytes:
         n, pad = len(ids), self.length - len(ids)
         join = self.ids.join
-        features = [
-            (b"input_ids", tfrecord.int64_feature(join(ids) + b"\x00" * pad)),
-            (b"input_mask", tfrecord.int64_feature(b"\x01" * n + b"\x00" * pad)),
-            (b"segment_ids", tfrecord.int64_feature(bytes(instance.segment_ids) + b"\x00" * pad)),
-        ]
+        input_ids = join(ids) + b"\x00" * pad
+        parts = [self._prefix(b"input_ids", len(input_ids)), input_ids,
+                 self.mask_prefix, b"\x01" * n + b"\x00" * pad,
+                 self.segment_prefix, bytes(instance.segment_ids) + b"\x00" * pad]
         if self.unmasked:
-            features.append((b"word_ids", tfrecord.int64_feature(join(word_ids(instance.flags)) + b"\x00" * pad)))
+            words = join(word_ids(instance.flags)) + b"\x00" * pad
+            parts += [self._prefix(b"word_ids", len(words)), words]
         else:
             k, rest = len(positions), self.predictions - len(positions)
-            features += [
-                (b"masked_lm_positions", tfrecord.int64_feature(join(positions) + b"\x00" * rest)),
-                (b"masked_lm_ids", tfrecord.int64_feature(join(labels) + b"\x00" * rest)),
-                (b"masked_lm_weights", tfrecord.float_feature(self.one * k + self.zero * rest)),
-            ]
-        features.append((b"next_sentence_labels", tfrecord.int64_feature(b"\x01" if instance.is_random_next
-                                                                         else b"\x00")))
-        return tfrecord.example(features)
+            packed_positions = join(positions) + b"\x00" * rest
+            packed_labels = join(labels) + b"\x00" * rest
+            parts += [self._prefix(b"masked_lm_positions", len(packed_positions)), packed_positions,
+                      self._prefix(b"masked_lm_ids", len(packed_labels)), packed_labels,
+                      self.weights_prefix, self.one * k + self.zero * rest]
+        parts += [self.label_prefix, b"\x01" if instance.is_random_next else b"\x00"]
+        return tfrecord.example_from_parts(parts)
 
 
 def word_ids(flags) -> list[int]:

@@ -74,6 +74,21 @@ def example(features: list[tuple[bytes, bytes]]) -> bytes:
     return _TAG1 + _length(len(entries)) + entries
 
 
+def feature_prefix(name: bytes, kind: str, payload_size: int) -> bytes:
+    """The bytes of a ``Features`` map entry that come before a feature's packed payload of ``payload_size``
+    bytes (``kind``: int64 or float): constant for a given size, so encoders cache it."""
+    feature = (int64_feature if kind == "int64" else float_feature)(b"\x00" * payload_size)
+    entry = _TAG1 + _length(len(name)) + name + _TAG2 + _length(len(feature)) + feature
+    part = _TAG1 + _length(len(entry)) + entry
+    return part[:len(part) - payload_size]
+
+
+def example_from_parts(parts: list[bytes]) -> bytes:
+    """An ``Example`` from its map entries' bytes (prefixes and payloads, in order)."""
+    body = b"".join(parts)
+    return _TAG1 + _length(len(body)) + body
+
+
 def floats(values) -> bytes:
     return struct.pack(f"<{len(values)}f", *values)
 
