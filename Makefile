@@ -57,6 +57,7 @@ bench: venv  ## benchmarks: bench/results/*.json
 	$(PY) bench/ingest_clean.py
 	$(PY) bench/dedup.py
 	$(PY) bench/vocab.py
+	$(PY) bench/shards.py
 
 ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
 	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
