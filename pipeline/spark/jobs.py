@@ -309,7 +309,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         yield None, count.as_dict()
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
-    tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.MEMORY_AND_DISK)
+    tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.DISK_ONLY)
     counters = merge(*tokenized.filter(lambda kv: kv[0] is None).values().collect())
     total_shards = shard_count(options, counters.get("shards.document_tokens", 0))
 
@@ -320,7 +320,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
-             .mapPartitions(instances).persist(StorageLevel.MEMORY_AND_DISK))
+             .mapPartitions(instances).persist(StorageLevel.DISK_ONLY))
     per_shard = keyed.map(lambda kv: (kv[0], len(kv[1]))).reduceByKey(lambda a, b: a + b).collectAsMap()
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
