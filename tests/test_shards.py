@@ -379,6 +379,14 @@ def test_bad_rows_are_rejected_or_quarantined_not_fatal(tmp_path, vocab_path):
     assert stats["rejected_by_rule"] == {"no_tokens": 1}
     manifest = shard_manifest.read(tmp_path / "shards")
     assert manifest["instances"] >= 2 and len(manifest["shards"]) == 2
+    # more shards than instances: every shard file exists, sizes still differ by at most one
+    config.shards.shards = 40
+    run_stage("shards", config, log=lambda *_: None)
+    manifest = shard_manifest.read(tmp_path / "shards")
+    sizes = [s["instances"] for s in manifest["shards"]]
+    assert len(sizes) == 40 and max(sizes) - min(sizes) <= 1 and sum(sizes) == manifest["instances"]
+    assert all((tmp_path / "shards" / s["file"]).exists() for s in manifest["shards"])
+    assert not list((tmp_path / "shards").glob(".*"))
 
 
 def test_missing_vocab_is_a_clear_error(segmented_run, tmp_path):

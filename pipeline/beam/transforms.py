@@ -237,11 +237,16 @@ class _PoolFn(beam.DoFn):
         yield from shard_builder.by_shard(self.builder.pool_instances(list(pool[1]), self.count), shards).items()
 
 
-def _rank(group, plan):
-    """Batches of one first shard -> (destination shard, batch)."""
-    shard, batches = group
-    targets, moves = plan
-    yield from shard_builder.ranked(shard, batches, targets, moves).items()
+class _SplitShardFn(beam.DoFn):
+    """Records of one first shard -> its kept part spilled to disk; (destination, surplus) out."""
+
+    def __init__(self, spill_dir: str) -> None:
+        self.spill_dir = spill_dir
+
+    def process(self, group, plan):
+        shard, batches = group
+        targets, moves = plan
+        yield from shard_builder.split_shard(shard, batches, targets, moves, self.spill_dir).items()
 
 
 def _plan(counts, shards):
@@ -250,12 +255,12 @@ def _plan(counts, shards):
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, summaries: str) -> None:
-        self.directory, self.summaries = directory, summaries
+    def __init__(self, directory: str, summaries: str, spill_dir: str) -> None:
+        self.directory, self.summaries, self.spill_dir = directory, summaries, spill_dir
 
     def process(self, group, shards):
         shard, batches = group
-        items = (item for batch in batches for item in batch)
+        items = shard_builder.spilled(self.spill_dir, shard) + [item for batch in batches for item in batch]
         summary = shard_builder.write_shard(self.directory, shard, shards, items)
         Path(self.summaries).mkdir(parents=True, exist_ok=True)
         (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
@@ -273,6 +278,7 @@ class BuildShards(beam.PTransform):
 
     def expand(self, rows):
         options = self.options
+        spill = str(Path(self.summaries).parent / ".kept")
         tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
             "rejected", "quarantined", main="docs")
         docs = tokenized.docs
@@ -292,9 +298,9 @@ class BuildShards(beam.PTransform):
             | "Plan" >> beam.Map(_plan, shards))
         (keyed
          | "ByShard" >> beam.GroupByKey()
-         | "Rank" >> beam.FlatMap(_rank, plan)
+         | "Split" >> beam.ParDo(_SplitShardFn(spill), plan)
          | "ByDestination" >> beam.GroupByKey()
-         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries), shards))
+         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries, spill), shards))
         return tokenized
 
 

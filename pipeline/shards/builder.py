@@ -11,13 +11,16 @@ The engines run three steps around this module:
 3. the global shuffle: instances sorted by key; shard ``key % shards`` first, then the
    instances over a shard's even share (``shard_targets``) move, by key order, to the
    shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
-   one and every byte depends only on the input, the vocab and the settings.
+   one and every byte depends only on the input, the vocab and the settings.  The part
+   a shard keeps is spilled to a file (``split_shard``) and only the surplus takes a
+   second trip through the engine; ``write_shard`` merges both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import uuid
 from pathlib import Path
 
@@ -182,13 +185,36 @@ def by_shard(items, shards: int) -> dict[int, list]:
     return groups
 
 
-def ranked(shard: int, batches, targets: list[int], plan: dict) -> dict[int, list]:
-    """All records of one first shard (in batches, any order) -> {destination shard: records}."""
+def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, list]:
+    """All records of one first shard (in batches, any order): the ones it keeps (the first ``targets[shard]``
+    in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as
+    {destination shard: records}, and ``{shard: []}`` so the shard is written even if nothing moves to it.
+
+    Only the surplus (a few records per shard) goes through the engine's second shuffle.
+    """
     items = sorted((item for batch in batches for item in batch), key=by_key)
-    out: dict[int, list] = {}
-    for dest, item in zip(destinations(shard, len(items), targets[shard], plan.get(shard)), items):
+    keep = min(len(items), targets[shard])
+    spill = Path(spill_dir)
+    spill.mkdir(parents=True, exist_ok=True)
+    tmp = spill / f".{shard:05d}.{uuid.uuid4().hex[:12]}.tmp"
+    with open(tmp, "wb") as f:
+        pickle.dump(items[:keep], f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(tmp, spill / f"{shard:05d}.pickle")
+    out: dict[int, list] = {shard: []}
+    for dest, item in zip(destinations(shard, len(items) - keep, 0, plan.get(shard)), items[keep:]):
         out.setdefault(dest, []).append(item)
     return out
+
+
+def spilled(spill_dir: str | Path, shard: int) -> list:
+    """The records ``split_shard`` kept for ``shard`` (removed once read)."""
+    path = Path(spill_dir) / f"{shard:05d}.pickle"
+    if not path.exists():
+        return []
+    with open(path, "rb") as f:
+        items = pickle.load(f)
+    path.unlink()
+    return items
 
 
 def shard_targets(total: int, shards: int) -> list[int]:

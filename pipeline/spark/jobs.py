@@ -276,8 +276,8 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 
 
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
-    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by shard, ranked by key ->
-    by destination shard -> one file per shard."""
+    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by first shard: the kept part
+    spilled to disk, the surplus out -> surplus by destination shard -> one file per shard."""
     from pyspark import StorageLevel
 
     from pipeline.shards import builder as shard_builder
@@ -325,17 +325,19 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
-    def rank(shard, batches):
-        yield from shard_builder.ranked(shard, (batch for _, batch in batches), targets, moves).items()
+    spill = str(Path(summaries).parent / ".kept")
+
+    def split(shard, batches):
+        yield from shard_builder.split_shard(shard, (batch for _, batch in batches), targets, moves, spill).items()
 
     def write(shard, batches):
-        items = (item for _, batch in batches for item in batch)
+        items = shard_builder.spilled(spill, shard) + [item for _, batch in batches for item in batch]
         summary = shard_builder.write_shard(directory, shard, total_shards, items)
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
         yield summary
 
-    written = (keyed.partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(rank)
+    written = (keyed.partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(split)
                .partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(write).collect())
     keyed.unpersist()
     tokenized.unpersist()
