@@ -31,7 +31,6 @@ SECTIONS_FOR = {
 }
 NOT_BUILT = {
     "vocab": "the 21,128-entry WordPiece vocabulary",
-    "pretrain": "the TensorFlow pretraining runner",
 }
 
 
@@ -121,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vocab", dest="shards.vocab", metavar="FILE", default=None,
                    help="vocab file (same as --shards-vocab)")
     _add_common(p, "shards")
+
+    p = sub.add_parser("pretrain", help="pretrain BERT (MLM + NSP) or RoBERTa-style (MLM) from the shards (TensorFlow)",
+                       description="Train on TPU (--tpu), GPUs or CPU from OUTPUT/shards; checkpoints and resumes; "
+                                   "exports bert_model.ckpt (google names) and a Hugging Face folder.")
+    from pipeline.pretrain.cli import add_arguments as add_pretrain_arguments
+    add_pretrain_arguments(p)
 
     for name, text in NOT_BUILT.items():
         sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
@@ -310,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             report(args.run_dir)
             return 0
+        if args.command == "pretrain":
+            from pipeline.pretrain.cli import run as run_pretrain
+            return run_pretrain(args)
         if args.command == "train-segmenter":
             train_segmenter(args)
             return 0
