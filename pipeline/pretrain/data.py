@@ -119,9 +119,9 @@ def dynamic_mask(features: dict[str, tf.Tensor], seed: tf.Tensor, masking: Maski
     """Whole-word masking of an unmasked batch, drawn from the stateless ``seed`` (shape [2], int64).
 
     Per instance, as the shards stage: ``wanted = min(P, max(1, round(n * masked_lm_prob)))`` with ``n`` the
-    real tokens ([CLS]/[SEP] included); words are taken in a random order while their tokens fit in
-    ``wanted`` (the first word that does not fit ends the choice, where google's loop would go on to try
-    shorter words); each chosen word is [MASK] 80%, a random token 10%, kept 10%, all its tokens alike.
+    real tokens ([CLS]/[SEP] included); words are tried in a random order and taken when their tokens still
+    fit in ``wanted`` (a word that does not fit is skipped, as in google-research/bert's loop); each chosen
+    word is [MASK] 80%, a random token 10%, kept 10%, all its tokens alike.
     """
     ids, word_ids, input_mask = features["input_ids"], features["word_ids"], features["input_mask"]
     batch, length = ids.shape
@@ -138,7 +138,15 @@ def dynamic_mask(features: dict[str, tf.Tensor], seed: tf.Tensor, masking: Maski
     keys = tf.where(is_word, tf.random.stateless_uniform([batch, groups], seeds[0]), 2.0)
     order = tf.argsort(keys, axis=1, stable=True)
     sorted_len = tf.gather(word_len, order, batch_dims=1)
-    take_sorted = (tf.cumsum(sorted_len, axis=1) <= wanted[:, None]) & tf.gather(is_word, order, batch_dims=1)
+    sorted_len = tf.where(tf.gather(is_word, order, batch_dims=1), sorted_len, length + 1)   # never fits
+
+    def choose(covered, word_len):                               # google's loop: a word that does not fit
+        fits = covered + word_len <= wanted                      # is skipped and shorter ones still tried
+        return tf.where(fits, covered + word_len, covered)
+
+    covered_after = tf.transpose(tf.scan(choose, tf.transpose(sorted_len), initializer=tf.zeros_like(wanted)))
+    covered_before = tf.concat([tf.zeros_like(wanted)[:, None], covered_after[:, :-1]], axis=1)
+    take_sorted = covered_after > covered_before
     take = tf.gather(take_sorted, tf.argsort(order, axis=1), batch_dims=1)        # back to word-id order
     chosen = tf.gather(take, word_ids, batch_dims=1) & (word_ids > 0)
     decision = tf.gather(tf.random.stateless_uniform([batch, groups], seeds[1]), word_ids, batch_dims=1)
