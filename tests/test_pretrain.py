@@ -371,3 +371,23 @@ def test_hugging_face_folder_loads_in_transformers_with_the_same_logits(exported
     ours = trainer.model(features)
     np.testing.assert_allclose(theirs["mlm"], ours["mlm_logits"].numpy(), atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(theirs["nsp"], ours["nsp_logits"].numpy(), atol=1e-4, rtol=1e-4)
+
+
+def test_two_replicas_compute_the_one_replica_loss(shards, tmp_path):
+    """MirroredStrategy over 2 logical CPUs (in a subprocess: logical devices need a fresh runtime) gives the
+    losses of the default strategy: the MLM denominator and the gradients are summed across replicas."""
+    config = preset("tiny", vocab_size=shard_manifest.read(shards)["vocab_size"], hidden_dropout_prob=0.0,
+                    attention_probs_dropout_prob=0.0)
+    config_file = str(config.to_json(tmp_path / "bert_config.json"))
+    single = train(options(shards, tmp_path / "one", num_train_steps=20, bert_config_file=config_file))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "pipeline.cli", "pretrain", str(shards), "--output_dir", str(tmp_path / "two"),
+           "--bert_config_file", config_file, "--train_batch_size", "16", "--num_train_steps", "20",
+           "--num_warmup_steps", "10", "--learning_rate", "1e-2", "--optimizer", "lamb", "--steps_per_loop", "10",
+           "--save_checkpoints_steps", "20", "--shuffle_buffer", "1000", "--cpu_replicas", "2", "--no_export"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "cpu x2 replicas" in done.stdout
+    two = metrics(tmp_path / "two")[-1]
+    for key in ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"):
+        assert two[key] == pytest.approx(single[key], rel=1e-4, abs=1e-5), key

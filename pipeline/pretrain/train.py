@@ -69,9 +69,8 @@ def get_strategy(tpu: str = "", cpu_replicas: int = 0) -> tf.distribute.Strategy
             tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         return tf.distribute.TPUStrategy(resolver)
-    gpus = tf.config.list_logical_devices("GPU")
-    if gpus:
-        return tf.distribute.MirroredStrategy([g.name for g in gpus])
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.MirroredStrategy([g.name for g in tf.config.list_logical_devices("GPU")])
     if cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
