@@ -87,7 +87,8 @@ def measure_model(shards: Path, args) -> dict:
                                train_batch_size=args.batch, num_train_steps=args.steps,
                                num_warmup_steps=max(1, args.steps // 10), steps_per_loop=args.steps_per_loop,
                                save_checkpoints_steps=0, optimizer=args.optimizer,
-                               mixed_precision="bf16" if args.bf16 else "fp32", export=False)
+                               mixed_precision="bf16" if args.bf16 else "fp32", jit_compile=args.jit_compile,
+                               export=False)
         trainer = Trainer(options, log=lambda line: print("  " + line))
         trainer.train()
         loops = [json.loads(line) for line in (Path(out) / "metrics.jsonl").read_text().splitlines()]
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32, help="global batch")
     parser.add_argument("--optimizer", default="lamb")
     parser.add_argument("--bf16", action="store_true", help="bf16 compute (GPU/TPU)")
+    parser.add_argument("--jit_compile", choices=["auto", "on", "off"], default="auto", help="XLA (auto: on GPU)")
     parser.add_argument("--peak_tflops", type=float, default=0.0, help="accelerator peak for MFU")
     parser.add_argument("--input_batches", type=int, default=100)
     parser.add_argument("--workdir", default=str(ROOT / "build" / "bench-pretrain"))
@@ -124,7 +126,7 @@ def main() -> None:
     results = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "gpu": gpu_name or None,
                            "tensorflow": tf.__version__},
                "settings": {"batch": args.batch, "steps": args.steps, "steps_per_loop": args.steps_per_loop,
-                            "optimizer": args.optimizer, "bf16": args.bf16},
+                            "optimizer": args.optimizer, "bf16": args.bf16, "jit_compile": args.jit_compile},
                "input": {}, "models": []}
     for kind, directory in shards.items():
         m = manifest.read(directory)

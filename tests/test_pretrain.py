@@ -235,6 +235,14 @@ def test_roberta_mode_trains_mlm_only(tmp_path, run_dir):
     assert "nsp_loss" not in last and last["mlm_loss"] > 0
 
 
+def test_bf16_compute_on_cpu_tracks_fp32(shards, tmp_path):
+    fp32 = train(options(shards, tmp_path / "fp32", num_train_steps=10, steps_per_loop=5))
+    bf16 = train(options(shards, tmp_path / "bf16", num_train_steps=10, steps_per_loop=5, mixed_precision="bf16"))
+    assert math.isfinite(bf16["loss"])
+    assert bf16["mlm_loss"] == pytest.approx(fp32["mlm_loss"], rel=0.02)
+    assert bf16["mlm_loss"] != fp32["mlm_loss"]                          # it did compute in bf16
+
+
 # ---- export and init
 def sample_features(shards: Path, batch: int = 4) -> dict:
     manifest = shard_manifest.read(shards)

@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpu_replicas", type=int, default=0, help="MirroredStrategy over this many logical CPUs")
     p.add_argument("--mixed_precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="auto: bf16 on TPU/GPU, fp32 on CPU")
+    p.add_argument("--jit_compile", choices=["auto", "on", "off"], default="auto",
+                   help="XLA-compile forward and backward (auto: on GPU; TPU always compiles)")
     p.add_argument("--init_checkpoint", default="", metavar="CKPT",
                    help="start from a google-format bert_model.ckpt or one of our checkpoints")
     p.add_argument("--vocab", default="", metavar="FILE", help="vocab.txt when the manifest's path is not here")

@@ -50,6 +50,7 @@ class TrainOptions:
     tpu: str = ""                                 # TPU name or "local"; empty: GPUs if any, else CPU
     cpu_replicas: int = 0                         # > 1: MirroredStrategy over that many logical CPUs (tests)
     mixed_precision: str = "auto"                 # auto (bf16 on TPU/GPU) | bf16 | fp32
+    jit_compile: str = "auto"                     # XLA for forward+backward: auto (on GPU) | on | off
     init_checkpoint: str = ""
     vocab: str = ""                               # vocab.txt when the manifest's path is not here
     shuffle_buffer: int = 10_000
@@ -127,31 +128,41 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(options.output_dir, "checkpoints"),
                                                   max_to_keep=options.keep_checkpoint_max)
+        # roberta mode trains no pooler and no NSP head (they get no gradient)
+        self.trained = [n for n in self.optimizer.names
+                        if self.mode == "bert" or not n.startswith(("bert/pooler/", "cls/seq_relationship/"))]
+        jit = options.jit_compile == "on" or (options.jit_compile == "auto" and self.kind == "gpu")
+        self.jit = jit
+        self._compute = tf.function(self._forward_backward, jit_compile=True) if jit else self._forward_backward
         self._loop = None
 
     # ---- one replica's step
-    def _step(self, features):
-        options, model, optimizer = self.options, self.model, self.optimizer
-        context = tf.distribute.get_replica_context()
-        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
-        seed = tf.stack([tf.constant(options.seed, tf.int64) * 1000 + replica, optimizer.iterations])
-        names = optimizer.names
-        global_batch = float(options.train_batch_size)
+    def _forward_backward(self, features, seed, total_weight):
+        """Loss, dense gradients of ``self.trained`` and the metric sums (XLA-compiled with --jit_compile)."""
+        model = self.model
         with tf.GradientTape() as tape:
             outputs = model(features, dropout_seed=seed)
             nll, weight, correct = losses.mlm_sums(outputs["mlm_logits"], features["masked_lm_ids"],
                                                    features["masked_lm_weights"])
-            total_weight = context.all_reduce(tf.distribute.ReduceOp.SUM, weight)
             loss = nll / (total_weight + 1e-5)
             nsp_nll, nsp_correct = losses.nsp_sums(outputs["nsp_logits"], features["next_sentence_labels"])
             if self.mode == "bert":
-                loss += nsp_nll / global_batch
-        grads = tape.gradient(loss, [model.weights[n] for n in names])
-        names = [n for n, g in zip(names, grads) if g is not None]     # roberta mode: no pooler/NSP grads
-        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, [g for g in grads if g is not None])
-        optimizer.apply_gradients(model.weights, grads, names)
+                loss += nsp_nll / float(self.options.train_batch_size)
+        grads = tape.gradient(loss, [model.weights[n] for n in self.trained])
+        grads = [tf.convert_to_tensor(g) for g in grads]
         examples = tf.cast(tf.shape(features["input_ids"])[0], tf.float32)
-        return tf.stack([loss, nll, weight, correct, nsp_nll, nsp_correct, examples])
+        return grads, tf.stack([loss, nll, weight, correct, nsp_nll, nsp_correct, examples])
+
+    def _step(self, features):
+        context = tf.distribute.get_replica_context()
+        replica = tf.cast(context.replica_id_in_sync_group, tf.int64)
+        seed = tf.stack([tf.constant(self.options.seed, tf.int64) * 1000 + replica, self.optimizer.iterations])
+        # the MLM loss is sum(w * nll) / sum(w) over the *global* batch
+        total_weight = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.reduce_sum(features["masked_lm_weights"]))
+        grads, sums = self._compute(features, seed, total_weight)
+        grads = context.all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        self.optimizer.apply_gradients(self.model.weights, grads, self.trained)
+        return sums
 
     def loop(self):
         if self._loop is None:
@@ -201,7 +212,7 @@ class Trainer:
         writer = tf.summary.create_file_writer(str(out / "tensorboard"))
         self.log(f"pretrain: {self.kind} x{self.replicas} replicas, {self.mode} mode, "
                  f"{self.config.num_hidden_layers} layers x {self.config.hidden_size}, "
-                 f"{'bf16' if self.compute_dtype == tf.bfloat16 else 'fp32'}, {o.optimizer}, "
+                 f"{'bf16' if self.compute_dtype == tf.bfloat16 else 'fp32'}{', XLA' if self.jit else ''}, {o.optimizer}, "
                  f"batch {o.train_batch_size}, steps {start} -> {end} of {o.num_train_steps}")
         step, last = start, {}
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
