@@ -6,8 +6,9 @@ a record shuffle buffer, ``batch(drop_remainder=True)``, batched ``parse_example
 
 Unlike those readers this one is deterministic, so that a resumed run reads exactly what an uninterrupted
 run would have read: epoch ``e`` shuffles files and records with seeds drawn from ``(seed, e)``, and the
-data position saved with a checkpoint is simply the number of batches consumed (``skip_batches``, skipped
-while the records are still serialized, before any parsing or masking).
+data position saved with a checkpoint is simply the number of batches consumed (``skip_batches``: whole
+epochs are skipped by arithmetic on the manifest's record counts, the rest of one epoch is skipped while the
+records are still serialized, before any parsing or masking).
 
 ``--unmasked`` shards (``word_ids`` instead of masked positions) are masked here, on the fly
 (:func:`dynamic_mask`): whole words, 80/10/10 per word, ``masked_lm_prob`` from the manifest, and a fresh
@@ -78,13 +79,21 @@ def _seed(seed: int, *values) -> tf.Tensor:
 
 
 def records(files: list[str], *, batch_size: int, seed: int, num_pipelines: int = 1, pipeline_id: int = 0,
-            shuffle_buffer: int = 10_000, cycle_length: int = 8, skip_batches: int = 0) -> tf.data.Dataset:
-    """Endless batches of (epoch, index of the batch's first record in its epoch, serialized records)."""
+            shuffle_buffer: int = 10_000, cycle_length: int = 8, skip_batches: int = 0,
+            instances: list[int] | None = None) -> tf.data.Dataset:
+    """Endless batches of (epoch, index of the record in its epoch, serialized record), each [batch_size].
+
+    ``skip_batches`` resumes after that many batches. With ``instances`` (records per file, from the
+    manifest) whole epochs are skipped arithmetically and only the rest of one epoch is read and dropped;
+    without, every skipped record is read.
+    """
     if not files:
         raise ValueError("no shard holds any instance")
     shard_records = len(files) < num_pipelines
     if not shard_records:
         files = files[pipeline_id::num_pipelines]
+        if instances is not None:
+            instances = instances[pipeline_id::num_pipelines]
     cycle = max(1, min(cycle_length, len(files)))
     file_names = tf.constant(files)
 
@@ -100,11 +109,22 @@ def records(files: list[str], *, batch_size: int, seed: int, num_pipelines: int 
             ds = ds.shuffle(shuffle_buffer, seed=_seed(seed, e, 2))
         return ds.enumerate().map(lambda i, r: (e, i, r))
 
-    ds = tf.data.Dataset.range(sys.maxsize).flat_map(epoch)
-    ds = ds.batch(batch_size, drop_remainder=True)
-    if skip_batches:
-        ds = ds.skip(skip_batches)
-    return ds
+    first_epoch, skip_records = 0, skip_batches * batch_size
+    if instances is not None and skip_records:
+        total = sum(instances)
+        per_epoch = (total - pipeline_id + num_pipelines - 1) // num_pipelines if shard_records else total
+        if per_epoch <= 0:
+            raise ValueError(f"input pipeline {pipeline_id} gets no record")
+        first_epoch, skip_records = divmod(skip_records, per_epoch)
+    ds = tf.data.Dataset.range(first_epoch, sys.maxsize).flat_map(epoch)
+    if skip_records:
+        ds = ds.skip(skip_records)
+    return ds.batch(batch_size, drop_remainder=True)
+
+
+def shard_instances(manifest: dict) -> list[int]:
+    """Records per file of :func:`shard_files`."""
+    return [s["instances"] for s in manifest["shards"] if s["instances"] > 0]
 
 
 def parse(serialized: tf.Tensor, manifest: dict) -> dict[str, tf.Tensor]:
@@ -176,7 +196,7 @@ def make_dataset(directory: str | Path, manifest: dict, *, batch_size: int, seed
         masking = Masking.from_manifest(manifest)
     ds = records(shard_files(directory, manifest), batch_size=batch_size, seed=seed, num_pipelines=num_pipelines,
                  pipeline_id=pipeline_id, shuffle_buffer=shuffle_buffer, cycle_length=cycle_length,
-                 skip_batches=skip_batches)
+                 skip_batches=skip_batches, instances=shard_instances(manifest))
 
     def finish(epoch, index, serialized):
         features = parse(serialized, manifest)
