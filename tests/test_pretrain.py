@@ -412,3 +412,40 @@ def test_two_replicas_compute_the_one_replica_loss(shards, tmp_path):
     two = metrics(tmp_path / "two")[-1]
     for key in ("loss", "mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"):
         assert two[key] == pytest.approx(single[key], rel=1e-4, abs=1e-5), key
+
+
+# ---- optimization
+def reference_update(kind, w, g, m, v, t, lr, decay, wd=0.01, b1=0.9, b2=0.999, eps=1e-6):
+    """NumPy AdamW (google's: no bias correction) and LAMB (paper: decay inside the trust ratio)."""
+    m = b1 * m + (1 - b1) * g
+    v = b2 * v + (1 - b2) * g * g
+    if kind == "adamw":
+        update = m / (np.sqrt(v) + eps) + (wd * w if decay else 0)
+        return w - lr * update, m, v
+    update = (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps) + (wd * w if decay else 0)
+    ratio = np.linalg.norm(w) / np.linalg.norm(update) if decay else 1.0
+    return w - lr * ratio * update, m, v
+
+
+@pytest.mark.parametrize("kind", ["adamw", "lamb"])
+def test_optimizers_match_their_definitions(kind):
+    from pipeline.pretrain.optimization import Optimizer, WarmupLinearDecay
+
+    rng = np.random.default_rng(0)
+    start = {"bert/encoder/layer_0/output/dense/kernel": rng.normal(size=(4, 3)).astype(np.float32),
+             "bert/encoder/layer_0/output/dense/bias": rng.normal(size=(3,)).astype(np.float32),
+             "bert/encoder/layer_0/output/LayerNorm/gamma": rng.normal(size=(3,)).astype(np.float32)}
+    weights = {name: tf.Variable(value) for name, value in start.items()}
+    schedule = WarmupLinearDecay(0.1, total_steps=10, warmup_steps=2)
+    assert [float(schedule(s)) for s in (0, 1, 2, 5, 10, 12)] == pytest.approx([0, 0.05, 0.08, 0.05, 0, 0])
+    optimizer = Optimizer(weights, schedule, kind=kind, clip_norm=0.0)
+    state = {name: (value.astype(np.float64), 0.0, 0.0) for name, value in start.items()}
+    for step in range(3):
+        grads = {name: rng.normal(size=value.shape).astype(np.float32) for name, value in start.items()}
+        lr = float(schedule(step))
+        optimizer.apply_gradients(weights, [tf.constant(grads[n]) for n in optimizer.names])
+        for name in start:
+            w, m, v = state[name]
+            state[name] = reference_update(kind, w, grads[name], m, v, step + 1, lr, decay=name.endswith("kernel"))
+            np.testing.assert_allclose(weights[name].numpy(), state[name][0], rtol=1e-5, atol=1e-6, err_msg=name)
+    assert int(optimizer.iterations.numpy()) == 3

@@ -48,6 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import sys
+
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        print("wwm pretrain needs TensorFlow: pip install -e '.[pretrain]' (tensorflow, or tensorflow-tpu on a "
+              "TPU VM)", file=sys.stderr)
+        return 2
     from pipeline.pretrain.train import TrainOptions, train
 
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainOptions) if hasattr(args, f.name)}
