@@ -58,6 +58,7 @@ bench: venv  ## benchmarks: bench/results/*.json
 	$(PY) bench/dedup.py
 	$(PY) bench/vocab.py
 	$(PY) bench/shards.py
+	$(PY) bench/pretrain.py
 
 ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
 	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)
@@ -81,8 +82,11 @@ SHARDS_ARGS ?=
 shards: venv  ## one stage: OUTPUT/segment + OUTPUT/vocab -> OUTPUT/shards (SHARDS_ARGS, e.g. --vocab FILE --shards-dupe-factor 5)
 	$(WWM) shards --engine $(ENGINE) --output $(OUTPUT) $(SHARDS_ARGS)
 
-pretrain: venv  ## later stage (not built yet)
-	$(WWM) $@
+TPU ?=
+PRETRAIN_ARGS ?=
+
+pretrain: venv  ## pretrain from OUTPUT/shards with TensorFlow (TPU=name|local for a TPU; PRETRAIN_ARGS, e.g. --preset base)
+	$(WWM) pretrain $(OUTPUT)/shards --output_dir $(OUTPUT)/pretrain $(if $(TPU),--tpu $(TPU)) $(PRETRAIN_ARGS)
 
 report: venv  ## summarise OUTPUT's stats
 	$(WWM) report $(OUTPUT)

@@ -43,6 +43,9 @@ setup(
         # in a process that imports TensorFlow
         # (ltp 4.2.14 calls tokenizer.batch_encode_plus, which transformers 5 removed)
         "neural": ["torch==2.13.0", "ltp==4.2.14", "transformers>=4.30,<5"],
+        # the pretraining runner (pipeline/pretrain): TensorFlow 2.20-2.21 (tensorflow-tpu stops at 2.20 on TPU VMs;
+        # install tensorflow[and-cuda] for GPUs). Never in a process that imports torch.
+        "pretrain": ["tensorflow>=2.20,<2.22"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )

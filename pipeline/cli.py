@@ -31,11 +31,6 @@ SECTIONS_FOR = {
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
-NOT_BUILT = {
-    "pretrain": "the TensorFlow pretraining runner",
-}
-
-
 def _flag(section: str, name: str) -> str:
     return f"--{section}-{name.replace('_', '-')}"
 
@@ -134,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="vocab file (same as --shards-vocab)")
     _add_common(p, "shards")
 
-    for name, text in NOT_BUILT.items():
-        sub.add_parser(name, help=f"{text} (not built yet)", description=f"{text}: not built yet.")
+    p = sub.add_parser("pretrain", help="pretrain BERT (MLM + NSP) or RoBERTa-style (MLM) from the shards (TensorFlow)",
+                       description="Train on TPU (--tpu), GPUs or CPU from OUTPUT/shards; checkpoints and resumes; "
+                                   "exports bert_model.ckpt (google names) and a Hugging Face folder.")
+    from pipeline.pretrain.cli import add_arguments as add_pretrain_arguments
+    add_pretrain_arguments(p)
 
     p = sub.add_parser("train-segmenter", help="train an LTP legacy segmentation model from segmented text",
                        description="Train an LTP legacy (perceptron) CWS model from gold text (one sentence a line, "
@@ -312,9 +310,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         parser.print_help()
         return 2
-    if args.command in NOT_BUILT:
-        print(f"wwm {args.command}: not built yet ({NOT_BUILT[args.command]}).", file=sys.stderr)
-        return 3
     try:
         if args.command == "sample":
             from pipeline.sample import write_sample
@@ -327,6 +322,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             report(args.run_dir)
             return 0
+        if args.command == "pretrain":
+            from pipeline.pretrain.cli import run as run_pretrain
+            return run_pretrain(args)
         if args.command == "train-segmenter":
             train_segmenter(args)
             return 0
