@@ -21,7 +21,7 @@ CORE = [
     "PyYAML>=6.0,<7",
     "ltp-extension==0.1.13",
     "jieba==0.42.1",
-    "tokenizers==0.23.3",
+    "tokenizers==0.22.2",   # transformers 4.x (the neural extra) needs <= 0.23.0
     "google-crc32c>=1.5,<2",
 ]
 
