@@ -338,11 +338,16 @@ def test_help_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=120).returncode == 0
 
 
+# torch processes: transformers must not import TensorFlow beside torch (both are installed by `make test`)
+NO_TF = {**os.environ, "USE_TF": "0", "TRANSFORMERS_NO_TF": "1"}
+
+
 def torch_python() -> str | None:
     """An interpreter with torch and transformers: $WWM_TORCH_PYTHON, this one, or /tmp/venvneural's."""
     for candidate in (os.environ.get("WWM_TORCH_PYTHON"), sys.executable, "/tmp/venvneural/bin/python"):
         if candidate and Path(candidate).exists():
-            check = subprocess.run([candidate, "-c", "import torch, transformers"], capture_output=True, timeout=300)
+            check = subprocess.run([candidate, "-c", "import torch, transformers"], capture_output=True, timeout=300,
+                                   env=NO_TF)
             if check.returncode == 0:
                 return candidate
     return None
@@ -361,6 +366,7 @@ with torch.no_grad():
               attention_mask=torch.tensor(x["input_mask"], dtype=torch.long),
               token_type_ids=torch.tensor(x["segment_ids"], dtype=torch.long))
 np.savez(out, mlm=o.prediction_logits.numpy(), nsp=o.seq_relationship_logits.numpy())
+assert "tensorflow" not in sys.modules, "transformers imported TensorFlow beside torch"
 print(json.dumps({k: sorted(v) if isinstance(v, (list, set)) else str(v) for k, v in info.items()}))
 """
 
@@ -384,7 +390,7 @@ def test_hugging_face_folder_loads_in_transformers_with_the_same_logits(exported
     script = tmp_path / "hf.py"
     script.write_text(HF_SCRIPT)
     done = subprocess.run([python, str(script), str(folder), str(tmp_path / "inputs.npz"), str(tmp_path / "out.npz")],
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=NO_TF)
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert not info["missing_keys"] and not info["unexpected_keys"], info

@@ -178,6 +178,10 @@ class LtpNeuralSegmenter(Segmenter):
         return ("ltp-neural", self.model, self.device)
 
     def _load(self):
+        # this process imports torch: transformers (imported by ltp) must not import TensorFlow beside it,
+        # which it does when both are installed (the two in one process can abort)
+        os.environ["USE_TF"] = "0"
+        os.environ["TRANSFORMERS_NO_TF"] = "1"
         try:
             import torch
             from ltp import LTP
