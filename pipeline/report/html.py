@@ -67,6 +67,10 @@ class _Plots:
         text = buffer.getvalue()
         text = text[text.index("<svg"):]                                   # no XML declaration or DOCTYPE
         text = re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.S)   # no RDF / licence URLs
+        # matplotlib numbers its element ids per figure (figure_1, axes_1, ...): prefix them, and the
+        # references to them, so that the page's ids stay unique
+        prefix = f"f{self.count}-"
+        text = re.sub(r'(\sid="|url\(#|href="#)', lambda m: m.group(1) + prefix, text)
         return f'<figure class="plot" id="plot-{html.escape(name)}">{text}</figure>'
 
 
