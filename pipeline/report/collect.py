@@ -153,7 +153,7 @@ def conversion(root: Path, stats: dict) -> dict | None:
         chars = int(row["chars_sum"] or 0)
         by_source[row["source"]] = {"documents": int(row["chars_count"]), "documents_converted": int(row["touched_sum"]),
                                     "characters": chars, "characters_converted": int(row["converted_sum"]),
-                                    "share": round(row["converted_sum"] / chars, 4) if chars else None}
+                                    "share": round(row["converted_sum"] / chars, 6) if chars else None}
     kept_chars = counters.get("clean.chars_kept", 0)
     converted = counters.get("clean.chars_converted", 0)
     return {"characters_converted": converted, "characters_kept": kept_chars,
