@@ -246,3 +246,15 @@ def test_report_renders_in_headless_chromium(run_dir, tmp_path):
     assert _png_size(shot) == (1280, 4000)
     assert shot.stat().st_size > 50_000       # a blank 1280x4000 page compresses to a few KB
     print(f"screenshot: {shot}")
+
+
+def test_figures_do_not_depend_on_the_batch_size(run_dir, monkeypatch):
+    """Tables are read batch by batch (big runs are never loaded whole); sums over batches of 3 rows agree."""
+    from pipeline.report import collect as collect_module
+
+    whole = collect(run_dir)
+    monkeypatch.setattr(collect_module, "BATCH_ROWS", 3)
+    small = collect(run_dir)
+    for key in ("funnel", "rejections", "conversion"):
+        assert small[key] == whole[key]
+    assert whole["funnel"]["totals"]["ingest"]["documents"] > 3 * 4

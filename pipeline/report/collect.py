@@ -27,6 +27,7 @@ DUPLICATE_EXAMPLES = 5
 DISTRIBUTION_DOCUMENTS = 20000     # length distributions read at most this many segmented documents
 SENTENCE_CAP = 300                 # sentence lengths above this share the last bucket
 WORD_CAP = 12
+BATCH_ROWS = 8192
 
 
 def _load(path: Path):
@@ -38,11 +39,19 @@ def _excerpt(text: str | None) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + "…"
 
 
-def _sum_by_source(sources: pa.Array, values: pa.Array) -> dict[str, dict[str, int]]:
-    table = pa.table({"source": sources, "chars": values})
-    grouped = table.group_by("source").aggregate([("chars", "sum"), ("chars", "count")])
-    return {row["source"]: {"documents": int(row["chars_count"]), "characters": int(row["chars_sum"] or 0)}
-            for row in grouped.to_pylist()}
+def _batches(table_dir: Path, columns: list[str]):
+    """A table's rows in record batches, file by file: big runs are never read whole."""
+    for path in parquet_files(table_dir):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=columns)
+
+
+def _add_by_source(totals: dict, sources: pa.Array, chars: pa.Array) -> None:
+    grouped = pa.table({"source": sources, "chars": chars}).group_by("source").aggregate(
+        [("chars", "sum"), ("chars", "count")])
+    for row in grouped.to_pylist():
+        entry = totals.setdefault(row["source"], {"documents": 0, "characters": 0})
+        entry["documents"] += int(row["chars_count"])
+        entry["characters"] += int(row["chars_sum"] or 0)
 
 
 def funnel(root: Path) -> dict | None:
@@ -51,19 +60,20 @@ def funnel(root: Path) -> dict | None:
     for stage in FUNNEL_STAGES:
         if not (root / stage / "stats.json").is_file():
             continue
+        totals: dict = {}
         if stage == "segment":
-            table = read_table(root / stage / "segmented", "segmented", ["source", "sentences"])
-            sentences = table.column("sentences").combine_chunks()
-            lengths = pc.utf8_length(pc.list_flatten(sentences))
-            parents = pc.list_parent_indices(sentences)
-            per_doc = pa.table({"doc": parents, "n": lengths}).group_by("doc").aggregate([("n", "sum")])
-            chars = np.zeros(len(table), dtype=np.int64)
-            chars[per_doc.column("doc").to_numpy()] = per_doc.column("n_sum").to_numpy()
-            stages[stage] = _sum_by_source(table.column("source").combine_chunks(), pa.array(chars))
+            for batch in _batches(root / stage / "segmented", ["source", "sentences"]):
+                sentences = batch.column("sentences")
+                lengths = pc.utf8_length(pc.list_flatten(sentences))
+                parents = pc.list_parent_indices(sentences)
+                per_doc = pa.table({"doc": parents, "n": lengths}).group_by("doc").aggregate([("n", "sum")])
+                chars = np.zeros(len(batch), dtype=np.int64)
+                chars[per_doc.column("doc").to_numpy()] = per_doc.column("n_sum").to_numpy()
+                _add_by_source(totals, batch.column("source"), pa.array(chars))
         else:
-            table = read_table(root / stage / "documents", "documents", ["source", "text"])
-            stages[stage] = _sum_by_source(table.column("source").combine_chunks(),
-                                           pc.utf8_length(table.column("text")))
+            for batch in _batches(root / stage / "documents", ["source", "text"]):
+                _add_by_source(totals, batch.column("source"), pc.utf8_length(batch.column("text")))
+        stages[stage] = totals
     if not stages:
         return None
     sources = sorted({s for per in stages.values() for s in per})
@@ -82,15 +92,15 @@ def rejections(root: Path, stats: dict) -> dict | None:
     for stage in ("clean", "shards"):
         if stage not in stats:
             continue
-        table = read_table(root / stage / "rejected", "rejected", ["id", "source", "rule", "detail", "title", "text"])
         examples: dict[str, list] = {}
         counts: Counter = Counter()
-        for row in table.to_pylist():
-            counts[row["rule"]] += 1
-            if len(examples.setdefault(row["rule"], [])) < EXAMPLES_PER_RULE:
-                examples[row["rule"]].append({"id": row["id"], "source": row["source"], "detail": row["detail"],
-                                              "title": row["title"], "text": _excerpt(row["text"])})
-        out[stage] = {"total": len(table), "by_rule": dict(sorted(counts.items())), "examples": examples}
+        for batch in _batches(root / stage / "rejected", ["id", "source", "rule", "detail", "title", "text"]):
+            for row in batch.to_pylist():
+                counts[row["rule"]] += 1
+                if len(examples.setdefault(row["rule"], [])) < EXAMPLES_PER_RULE:
+                    examples[row["rule"]].append({"id": row["id"], "source": row["source"], "detail": row["detail"],
+                                                  "title": row["title"], "text": _excerpt(row["text"])})
+        out[stage] = {"total": sum(counts.values()), "by_rule": dict(sorted(counts.items())), "examples": examples}
     quarantined = {stage: s.get("quarantined_by_source", {}) for stage, s in stats.items()
                    if s.get("quarantined_by_source")}
     if not out:
@@ -142,18 +152,21 @@ def conversion(root: Path, stats: dict) -> dict | None:
     if clean is None:
         return None
     counters = clean.get("counters", {})
-    table = read_table(root / "clean" / "documents", "documents", ["source", "text", "chars_converted"])
-    per = pa.table({"source": table.column("source"), "chars": pc.utf8_length(table.column("text")),
-                    "converted": pc.fill_null(table.column("chars_converted"), 0)})
-    per = per.append_column("touched", pc.cast(pc.greater(per.column("converted"), 0), pa.int64()))
-    grouped = per.group_by("source").aggregate([("chars", "sum"), ("converted", "sum"), ("touched", "sum"),
-                                                ("chars", "count")])
+    sums: dict[str, Counter] = {}
+    for batch in _batches(root / "clean" / "documents", ["source", "text", "chars_converted"]):
+        converted = pc.fill_null(batch.column("chars_converted"), 0)
+        per = pa.table({"source": batch.column("source"), "chars": pc.utf8_length(batch.column("text")),
+                        "converted": converted, "touched": pc.cast(pc.greater(converted, 0), pa.int64())})
+        for row in per.group_by("source").aggregate([("chars", "sum"), ("converted", "sum"), ("touched", "sum"),
+                                                    ("chars", "count")]).to_pylist():
+            sums.setdefault(row["source"], Counter()).update(
+                {k: int(row[k] or 0) for k in ("chars_sum", "converted_sum", "touched_sum", "chars_count")})
     by_source = {}
-    for row in sorted(grouped.to_pylist(), key=lambda r: r["source"]):
-        chars = int(row["chars_sum"] or 0)
-        by_source[row["source"]] = {"documents": int(row["chars_count"]), "documents_converted": int(row["touched_sum"]),
-                                    "characters": chars, "characters_converted": int(row["converted_sum"]),
-                                    "share": round(row["converted_sum"] / chars, 6) if chars else None}
+    for source, row in sorted(sums.items()):
+        chars = row["chars_sum"]
+        by_source[source] = {"documents": row["chars_count"], "documents_converted": row["touched_sum"],
+                             "characters": chars, "characters_converted": row["converted_sum"],
+                             "share": round(row["converted_sum"] / chars, 6) if chars else None}
     kept_chars = counters.get("clean.chars_kept", 0)
     converted = counters.get("clean.chars_converted", 0)
     return {"characters_converted": converted, "characters_kept": kept_chars,
