@@ -236,10 +236,11 @@ def report(run_dir: str) -> dict:
         lines.append(f"shards: {m['instances']:,} instances in {stages['shards']['shards']} shards, {m['tokens']:,} "
                      f"tokens, {m['masked_tokens']:,} masked, {m['truncated_tokens']:,} document tokens truncated, "
                      f"random next {m['next_sentence']['random_share']}")
-    summary = {"stages": stages}
-    (root / "report.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    from pipeline.report import write_report
+
+    summary = write_report(root)
     print("\n".join(lines))
-    print(f"report JSON: {root / 'report.json'} (the HTML report is not built yet)")
+    print(f"report: {root / 'report.html'} (JSON: {root / 'report.json'})")
     return summary
 
 
