@@ -23,6 +23,7 @@ CORE = [
     "jieba==0.42.1",
     "tokenizers==0.22.2",   # transformers 4.x (the neural extra) needs <= 0.23.0
     "google-crc32c>=1.5,<2",
+    "matplotlib==3.11.2",      # the plots of the HTML report (wwm report)
 ]
 
 setup(
