@@ -21,7 +21,7 @@ from conftest import make_config, shared_file  # noqa: E402
 from pipeline.config import InputSpec, ShardOptions  # noqa: E402
 from pipeline.shards import manifest as shard_manifest  # noqa: E402
 from pipeline.shards.builder import ShardBuilder, rebalance, shard_targets  # noqa: E402
-from pipeline.shards.instances import Specials, bert_instances  # noqa: E402
+from pipeline.shards.instances import bert_instances, pool_tokens  # noqa: E402
 from pipeline.shards.masking import replacement_ids  # noqa: E402
 from pipeline.shards.tfrecord import read_records  # noqa: E402
 from pipeline.shards.tokens import CONT, START, DocumentTokenizer, TokenizedDocument  # noqa: E402
@@ -294,19 +294,23 @@ def test_random_next_comes_from_another_document():
         lengths = [random.Random(d * 100 + s).randint(3, 12) for s in range(10)]
         sentences = [(array("i", [1000 + d] * n), bytes([START] * n)) for n in lengths]
         docs.append(TokenizedDocument(f"d{d}", sentences))
-    specials = Specials(cls=101, sep=102, mask=103)
+    pool = pool_tokens(docs)
     randoms = 0
-    for position, doc in enumerate(docs):
-        partners = docs[:position] + docs[position + 1:]
+    for position in range(len(docs)):
+        partners = [p for p in range(len(docs)) if p != position]
+        own = 0
         for copy in range(20):
-            for inst in bert_instances(doc, partners, copy, random.Random(copy * 7 + position), 32, 0.1, specials):
-                sep = inst.ids.index(102)
-                b = inst.ids[sep + 1:-1]
+            for inst in bert_instances(pool, position, partners, copy, random.Random(copy * 7 + position), 32, 0.1):
+                a_start, a_end, _ = inst.ranges[0]
+                assert set(pool.ids[a_start:a_end].tolist()) == {1000 + position}
+                b = pool.ids[inst.ranges[1][0]:inst.ranges[1][1]].tolist() if len(inst.ranges) > 1 else []
                 if inst.is_random_next:
                     randoms += 1
                     assert b and 1000 + position not in b
                 else:
                     assert set(b) <= {1000 + position}
+                own += inst.own_tokens + inst.truncated
+        assert own == 20 * sum(len(ids) for ids, _ in docs[position].sentences)    # every token, every copy
     assert randoms > 100
 
 

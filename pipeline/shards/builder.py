@@ -26,11 +26,11 @@ from pathlib import Path
 
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
-from pipeline.shards import tfrecord
-from pipeline.shards.instances import Instance, Specials, bert_instances, roberta_instances
-from pipeline.shards.masking import mask, replacement_ids
-from pipeline.shards.seeds import derive, order_key, rng_for
-from pipeline.shards.tokens import SPECIAL, DocumentTokenizer, TokenizedDocument
+from pipeline.shards.batch import BatchEncoder
+from pipeline.shards.instances import bert_instances, pool_tokens, roberta_instances
+from pipeline.shards.masking import replacement_ids
+from pipeline.shards.seeds import derive, derive_pair, rng_for
+from pipeline.shards.tokens import DocumentTokenizer, TokenizedDocument
 from pipeline.vocab.wordpiece import read_vocab
 
 STAGE = "shards"
@@ -38,67 +38,6 @@ STAGE = "shards"
 # Figures carried by each instance, summed per shard for the manifest.
 STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", "truncated",
                "truncated_borrowed", "single_segment")
-
-
-class ExampleEncoder:
-    """An instance as ``tf.train.Example`` bytes in google-research/bert's feature format.
-
-    Every feature is (entry prefix, packed payload); a prefix depends only on the payload's size, so it is
-    computed once per size and looked up.
-    """
-
-    def __init__(self, max_seq_length: int, max_predictions: int, vocab_size: int, unmasked: bool = False):
-        self.length = max_seq_length
-        self.predictions = max_predictions
-        self.unmasked = unmasked
-        self.ids = tfrecord.VarintTable(max(vocab_size, max_seq_length + 1))
-        self.one = tfrecord.floats([1.0])
-        self.zero = tfrecord.floats([0.0])
-        self.prefixes: dict[tuple[bytes, int], bytes] = {}
-        L, P = max_seq_length, max_predictions
-        self.mask_prefix = tfrecord.feature_prefix(b"input_mask", "int64", L)
-        self.segment_prefix = tfrecord.feature_prefix(b"segment_ids", "int64", L)
-        self.weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
-        self.label_prefix = tfrecord.feature_prefix(b"next_sentence_labels", "int64", 1)
-
-    def _prefix(self, name: bytes, size: int) -> bytes:
-        prefix = self.prefixes.get((name, size))
-        if prefix is None:
-            prefix = self.prefixes[(name, size)] = tfrecord.feature_prefix(name, "int64", size)
-        return prefix
-
-    def encode(self, instance: Instance, ids: list[int], positions: list[int], labels: list[int]) -> bytes:
-        n, pad = len(ids), self.length - len(ids)
-        join = self.ids.join
-        input_ids = join(ids) + b"\x00" * pad
-        parts = [self._prefix(b"input_ids", len(input_ids)), input_ids,
-                 self.mask_prefix, b"\x01" * n + b"\x00" * pad,
-                 self.segment_prefix, bytes(instance.segment_ids) + b"\x00" * pad]
-        if self.unmasked:
-            words = join(word_ids(instance.flags)) + b"\x00" * pad
-            parts += [self._prefix(b"word_ids", len(words)), words]
-        else:
-            k, rest = len(positions), self.predictions - len(positions)
-            packed_positions = join(positions) + b"\x00" * rest
-            packed_labels = join(labels) + b"\x00" * rest
-            parts += [self._prefix(b"masked_lm_positions", len(packed_positions)), packed_positions,
-                      self._prefix(b"masked_lm_ids", len(packed_labels)), packed_labels,
-                      self.weights_prefix, self.one * k + self.zero * rest]
-        parts += [self.label_prefix, b"\x01" if instance.is_random_next else b"\x00"]
-        return tfrecord.example_from_parts(parts)
-
-
-def word_ids(flags) -> list[int]:
-    """1-based whole-word group number of each position, 0 for ``[CLS]``/``[SEP]`` (unmasked shards)."""
-    out, group = [], 0
-    for flag in flags:
-        if flag == SPECIAL:
-            out.append(0)
-            continue
-        if flag:
-            group += 1
-        out.append(group)
-    return out
 
 
 class ShardBuilder:
@@ -114,10 +53,9 @@ class ShardBuilder:
         self.tokenizer = DocumentTokenizer(entries, lowercase=options.lowercase, whole_word=options.wwm,
                                            long_sentence_tokens=split)
         index = {entry: i for i, entry in enumerate(entries)}
-        self.specials = Specials(cls=index["[CLS]"], sep=index["[SEP]"], mask=index["[MASK]"])
         self.replacements = replacement_ids(entries, lowercase=options.lowercase)
-        self.encoder = ExampleEncoder(options.max_seq_length, options.max_predictions_per_seq, len(entries),
-                                      unmasked=options.unmasked)
+        self.encoder = BatchEncoder(options, len(entries), cls=index["[CLS]"], sep=index["[SEP]"],
+                                    mask=index["[MASK]"], replacements=self.replacements)
 
     def tokenize(self, row: dict, count: CountFn = no_count):
         """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
@@ -145,36 +83,25 @@ class ShardBuilder:
         """(key, framed TFRecord, figures) of every instance of every copy of the pool's documents."""
         options = self.options
         docs = sorted(docs, key=lambda d: d.id)
+        pool = pool_tokens(docs)
+        everyone = list(range(len(docs)))
         for copy in range(options.dupe_factor):
+            instances = []
             if options.mode == "bert":
                 for position, doc in enumerate(docs):
                     rng = rng_for(options.seed, "doc", doc.id, copy)
-                    partners = docs[:position] + docs[position + 1:]
-                    for instance in bert_instances(doc, partners, copy, rng, options.max_seq_length,
-                                                   options.short_seq_prob, self.specials):
-                        yield self._finish(instance, count)
+                    partners = everyone[:position] + everyone[position + 1:]
+                    instances += bert_instances(pool, position, partners, copy, rng, options.max_seq_length,
+                                                options.short_seq_prob)
             else:
-                ordered = sorted(docs, key=lambda d: derive(options.seed, "pack", copy, d.id))
-                for instance in roberta_instances(ordered, copy, options.max_seq_length, self.specials):
-                    yield self._finish(instance, count)
-
-    def _finish(self, instance: Instance, count: CountFn):
-        """Mask (with the instance's own stream, so masked and unmasked shards hold the same instances in the
-        same order), serialize, frame."""
-        options = self.options
-        rng = rng_for(options.seed, "mask", instance.doc_id, instance.copy, instance.index)
-        if options.unmasked:
-            ids, positions, labels, words = instance.ids, [], [], 0
-        else:
-            ids, positions, labels, words = mask(instance.ids, instance.flags, rng, options.masked_lm_prob,
-                                                 options.max_predictions_per_seq, self.specials.mask,
-                                                 self.replacements, options.mask_decision)
-        record = tfrecord.frame(self.encoder.encode(instance, ids, positions, labels))
-        tokens = len(instance.flags) - instance.flags.count(SPECIAL)
-        figures = (tokens, len(positions), words, int(instance.is_random_next), instance.own_tokens,
-                   instance.truncated, instance.truncated_borrowed, int(instance.single_segment))
-        count("shards.instances")
-        return order_key(options.seed, instance.doc_id, instance.copy, instance.index), record, figures
+                order = sorted(everyone, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
+                instances = roberta_instances(pool, order, copy, options.max_seq_length)
+            pairs = [derive_pair(options.seed, "instance", inst.doc_id, inst.copy, inst.index) for inst in instances]
+            records, figures = self.encoder.encode(pool, instances, [mask_seed for _, mask_seed in pairs])
+            count("shards.instances", len(instances))
+            for instance, (key, _), record, (tokens, masked, words) in zip(instances, pairs, records, figures):
+                yield key, record, (tokens, masked, words, int(instance.is_random_next), instance.own_tokens,
+                                    instance.truncated, instance.truncated_borrowed, int(instance.single_segment))
 
 
 def by_shard(items, shards: int) -> dict[int, list]:

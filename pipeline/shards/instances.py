@@ -1,4 +1,10 @@
-"""Training instances from tokenized documents, before masking.
+"""Training instances from a pool of tokenized documents, before masking, as ranges of token positions.
+
+A pool's documents are laid end to end in one token array (``PoolTokens``);
+an instance is a list of ranges of it, each followed by ``[SEP]``, after a
+``[CLS]``: ``[CLS] A [SEP] B [SEP]`` in bert mode, ``[CLS] doc1 [SEP] doc2
+[SEP] …`` in roberta mode.  Sentences of a document are adjacent in the array,
+so A, an actual B, a random B and what truncation leaves are each one range.
 
 ``bert`` mode follows google-research/bert's ``create_instances_from_document``:
 a target length (``short_seq_prob`` of the time a shorter one, drawn once per
@@ -25,18 +31,44 @@ no token lost.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from pipeline.shards.tokens import CONT, SPECIAL, START, TokenizedDocument
+import numpy as np
+
+from pipeline.shards.tokens import START, TokenizedDocument
+
+
+@dataclass
+class PoolTokens:
+    """The documents of a pool in one array: ids, group flags, and each document's sentences as (start, end)."""
+
+    ids: np.ndarray
+    flags: np.ndarray
+    sentences: list[list[tuple[int, int]]]
+    doc_ids: list[str]
+
+
+def pool_tokens(docs: list[TokenizedDocument]) -> PoolTokens:
+    ids, flags, sentences = [], [], []
+    at = 0
+    for doc in docs:
+        spans = []
+        for sentence_ids, sentence_flags in doc.sentences:
+            ids.append(np.frombuffer(sentence_ids, dtype=np.int32) if len(sentence_ids) else np.zeros(0, np.int32))
+            flags.append(sentence_flags)
+            spans.append((at, at + len(sentence_ids)))
+            at += len(sentence_ids)
+        sentences.append(spans)
+    flat_ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
+    flat_flags = np.frombuffer(b"".join(flags), dtype=np.uint8)
+    return PoolTokens(flat_ids, flat_flags, sentences, [d.id for d in docs])
 
 
 @dataclass
 class Instance:
-    """One sequence: ids with ``[CLS]``/``[SEP]``, segment ids, group flags, label, where its tokens came from."""
+    """One sequence as ranges of the pool array: ``[CLS]``, then each range followed by ``[SEP]``."""
 
-    ids: list[int]
-    segment_ids: list[int]
-    flags: bytearray
+    ranges: list[tuple[int, int, int]]     # (start, end, segment id)
     is_random_next: bool
     doc_id: str
     copy: int
@@ -45,43 +77,29 @@ class Instance:
     truncated: int = 0           # own tokens cut by truncation (lost for this copy)
     truncated_borrowed: int = 0  # random-B tokens cut (borrowed from another document, not lost)
     single_segment: bool = False
-    extra: dict = field(default_factory=dict)
+
+    @property
+    def tokens(self) -> int:
+        return sum(end - start for start, end, _ in self.ranges)
 
 
-@dataclass
-class Specials:
-    cls: int
-    sep: int
-    mask: int
-
-
-def _join(sentences) -> tuple[list[int], bytearray]:
-    ids: list[int] = []
-    flags = bytearray()
-    for sentence_ids, sentence_flags in sentences:
-        ids.extend(sentence_ids)
-        flags.extend(sentence_flags)
-    return ids, flags
-
-
-def _cut_sentence(sentence, rng: random.Random):
-    """Cut one sentence in two at a random group start; None when it is one group."""
-    ids, flags = sentence
-    cuts = [p for p in range(1, len(ids)) if flags[p] == START]
-    if not cuts:
+def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
+    """A random group start inside a sentence (not its first token); None when the sentence is one group."""
+    start, end = span
+    cuts = np.flatnonzero(pool.flags[start + 1:end] == START)
+    if not len(cuts):
         return None
-    at = cuts[rng.randrange(len(cuts))]
-    return (ids[:at], flags[:at]), (ids[at:], flags[at:])
+    return start + 1 + int(cuts[rng.randrange(len(cuts))])
 
 
-def _truncate(a, b, max_tokens: int, rng: random.Random, b_borrowed: bool):
-    """google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from its front
-    or its back at random.  Returns the (ids, flags) pairs cut to size, own tokens cut, borrowed tokens cut."""
-    la, lb = len(a[0]), len(b[0])
+def _truncate(a: tuple[int, int], b: tuple[int, int], max_tokens: int, rng: random.Random, b_borrowed: bool):
+    """google's truncate_seq_pair on two ranges: while too long, drop one token of the longer side (B on a tie)
+    from its front or its back at random.  Returns the ranges, own tokens cut, borrowed tokens cut."""
+    la, lb = a[1] - a[0], b[1] - b[0]
     excess = la + lb - max_tokens
     if excess <= 0:
         return a, b, 0, 0
-    cuts = [[0, 0], [0, 0]]                 # (front, back) of a, of b
+    cuts = [[0, 0], [0, 0]]
     random_ = rng.random
     for _ in range(excess):
         side = 0 if la > lb else 1
@@ -90,79 +108,70 @@ def _truncate(a, b, max_tokens: int, rng: random.Random, b_borrowed: bool):
             lb -= 1
         else:
             la -= 1
-    out = []
-    for (ids, flags), (front, back) in zip((a, b), cuts):
-        end = len(ids) - back
-        ids, flags = ids[front:end], flags[front:end]
-        if flags and flags[0] == CONT:      # the head of a word was cut: what is left is the group
-            flags[0] = START
-        out.append((ids, flags))
+    a = (a[0] + cuts[0][0], a[1] - cuts[0][1])
+    b = (b[0] + cuts[1][0], b[1] - cuts[1][1])
     cut_b = cuts[1][0] + cuts[1][1]
-    cut_a = excess - cut_b
     if b_borrowed:
-        return out[0], out[1], cut_a, cut_b
-    return out[0], out[1], excess, 0
+        return a, b, excess - cut_b, cut_b
+    return a, b, excess, 0
 
 
-def bert_instances(doc: TokenizedDocument, partners: list[TokenizedDocument], copy: int, rng: random.Random,
-                   max_seq_length: int, short_seq_prob: float, specials: Specials) -> list[Instance]:
-    """Instances of one copy of one document; ``partners`` are the other documents random B may come from."""
+def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, rng: random.Random,
+                   max_seq_length: int, short_seq_prob: float) -> list[Instance]:
+    """Instances of one copy of pool document ``doc``; ``partners`` are the documents random B may come from."""
     max_tokens = max_seq_length - 3
     target = max_tokens
     if rng.random() < short_seq_prob:
         target = rng.randint(2, max_tokens)
-    sentences = doc.sentences
+    sentences = pool.sentences[doc]
+    doc_id = pool.doc_ids[doc]
     instances: list[Instance] = []
-    chunk: list = []
+    chunk: list[tuple[int, int]] = []
     length = 0
     i = 0
     while i < len(sentences):
-        full = bool(chunk) and length + len(sentences[i][0]) > max_tokens
+        size = sentences[i][1] - sentences[i][0]
+        full = bool(chunk) and length + size > max_tokens
         if not full:       # a full chunk is closed first; this sentence starts the next one
             chunk.append(sentences[i])
-            length += len(sentences[i][0])
+            length += size
             i += 1
         if full or i == len(sentences) or length >= target:
+            pieces = chunk
             random_next = rng.random() < 0.5
-            if not random_next and len(chunk) == 1:
-                halves = _cut_sentence(chunk[0], rng)
-                if halves is None:
+            if not random_next and len(pieces) == 1:
+                cut = _cut_sentence(pool, pieces[0], rng)
+                if cut is None:
                     random_next = True
                 else:
-                    chunk = list(halves)
+                    pieces = [(pieces[0][0], cut), (cut, pieces[0][1])]
             single = False
             if random_next and not partners:
-                if len(chunk) == 1:
-                    single = True
+                single = len(pieces) == 1
                 random_next = False
-            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-            a = _join(chunk[:a_end])
+            a_end = rng.randint(1, len(pieces) - 1) if len(pieces) >= 2 else 1
+            a = (pieces[0][0], pieces[a_end - 1][1])
             if random_next:
-                partner = partners[rng.randrange(len(partners))]
-                b_target = max(1, target - len(a[0]))
-                start = rng.randrange(len(partner.sentences))
-                taken = []
-                taken_length = 0
-                for sentence in partner.sentences[start:]:
-                    taken.append(sentence)
-                    taken_length += len(sentence[0])
-                    if taken_length >= b_target:
+                other = pool.sentences[partners[rng.randrange(len(partners))]]
+                b_target = max(1, target - (a[1] - a[0]))
+                start = rng.randrange(len(other))
+                last, taken = start, 0
+                for k in range(start, len(other)):
+                    taken += other[k][1] - other[k][0]
+                    last = k
+                    if taken >= b_target:
                         break
-                b = _join(taken)
+                b = (other[start][0], other[last][1])
                 i -= len(chunk) - a_end        # the chunk's unused sentences start the next chunk
-                own = len(a[0])
+                own = a[1] - a[0]
             else:
-                b = _join(chunk[a_end:])
-                own = len(a[0]) + len(b[0])
+                b = (pieces[a_end][0], pieces[-1][1]) if len(pieces) > a_end else (a[1], a[1])
+                own = (a[1] - a[0]) + (b[1] - b[0])
             a, b, truncated, borrowed = _truncate(a, b, max_tokens, rng, b_borrowed=random_next)
-            ids = [specials.cls, *a[0], specials.sep]
-            flags = bytearray([SPECIAL]) + a[1] + bytearray([SPECIAL])
-            segment_ids = [0] * len(ids)
-            if b[0]:
-                ids += [*b[0], specials.sep]
-                flags += b[1] + bytearray([SPECIAL])
-                segment_ids += [1] * (len(b[0]) + 1)
-            instances.append(Instance(ids, segment_ids, flags, random_next, doc.id, copy, len(instances),
+            ranges = [(a[0], a[1], 0)]
+            if b[1] > b[0]:
+                ranges.append((b[0], b[1], 1))
+            instances.append(Instance(ranges, random_next, doc_id, copy, len(instances),
                                       own_tokens=own - truncated, truncated=truncated,
                                       truncated_borrowed=borrowed, single_segment=single))
             chunk = []
@@ -170,55 +179,54 @@ def bert_instances(doc: TokenizedDocument, partners: list[TokenizedDocument], co
     return instances
 
 
-def roberta_instances(docs: list[TokenizedDocument], copy: int, max_seq_length: int,
-                      specials: Specials) -> list[Instance]:
-    """Instances packing the sentences of ``docs`` (already in this copy's order)."""
-    capacity = max_seq_length - 2
+def roberta_instances(pool: PoolTokens, order: list[int], copy: int, max_seq_length: int) -> list[Instance]:
+    """Instances packing the sentences of the pool's documents in ``order`` (this copy's order)."""
+    capacity = max_seq_length - 2          # tokens and the [SEP]s between documents
     instances: list[Instance] = []
-    counters: dict[str, int] = {}
-    ids: list[int] = []
-    flags = bytearray()
+    per_doc: dict[str, int] = {}
+    ranges: list[list[int]] = []
+    used = 0
+    pending_sep = False
     first_doc = None
 
     def close():
-        nonlocal ids, flags, first_doc
-        if ids and ids[-1] == specials.sep and flags[-1] == SPECIAL:   # no document separator at the end
-            ids.pop()
-            flags.pop()
-        if ids:
-            index = counters.get(first_doc, 0)
-            counters[first_doc] = index + 1
-            own = sum(1 for f in flags if f != SPECIAL)
-            instances.append(Instance([specials.cls, *ids, specials.sep], [0] * (len(ids) + 2),
-                                      bytearray([SPECIAL]) + flags + bytearray([SPECIAL]), False, first_doc,
-                                      copy, index, own_tokens=own))
-        ids, flags, first_doc = [], bytearray(), None
+        nonlocal ranges, used, pending_sep, first_doc
+        if ranges:
+            index = per_doc.get(first_doc, 0)
+            per_doc[first_doc] = index + 1
+            own = sum(end - start for start, end in ranges)
+            instances.append(Instance([(start, end, 0) for start, end in ranges], False, first_doc, copy, index,
+                                      own_tokens=own))
+        ranges, used, pending_sep, first_doc = [], 0, False, None
 
-    for doc in docs:
-        for sentence_ids, sentence_flags in doc.sentences:
-            start = 0
-            while start < len(sentence_ids):
-                room = capacity - len(ids)
-                rest = len(sentence_ids) - start
+    for doc in order:
+        for start, end in pool.sentences[doc]:
+            at = start
+            while at < end:
+                room = capacity - used - (1 if pending_sep else 0)
+                rest = end - at
                 if rest <= room:
                     take = rest
-                elif ids:
+                elif ranges:
                     close()
                     continue
                 else:
                     take = room
                 if first_doc is None:
-                    first_doc = doc.id
-                piece_flags = bytearray(sentence_flags[start:start + take])
-                if piece_flags[0] == CONT:
-                    piece_flags[0] = START
-                ids.extend(sentence_ids[start:start + take])
-                flags.extend(piece_flags)
-                start += take
-        if ids:
-            if len(ids) < capacity:
-                ids.append(specials.sep)
-                flags.append(SPECIAL)
+                    first_doc = pool.doc_ids[doc]
+                if pending_sep:
+                    used += 1
+                    pending_sep = False
+                    ranges.append([at, at + take])
+                elif ranges and ranges[-1][1] == at:
+                    ranges[-1][1] = at + take
+                else:
+                    ranges.append([at, at + take])
+                used += take
+                at += take
+        if ranges:
+            if used < capacity:
+                pending_sep = True
             else:
                 close()
     close()

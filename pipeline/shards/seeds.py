@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import random
 
+import numpy as np
+
 
 def derive(*parts) -> int:
     """A 64-bit integer from the parts (ints and strings), the same in every process."""
@@ -28,6 +30,27 @@ def pool_of(seed: int, doc_id: str, pools: int) -> int:
     return derive(seed, "pool", doc_id) % pools
 
 
-def order_key(seed: int, doc_id: str, copy: int, index: int) -> int:
-    """The global shuffle key of the ``index``-th instance of copy ``copy`` of a document."""
-    return derive(seed, "order", doc_id, copy, index)
+def derive_pair(*parts) -> tuple[int, int]:
+    """Two independent 64-bit integers from the parts (one hash): an instance's shuffle key and mask seed."""
+    text = "\x1f".join(str(part) for part in parts)
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
+
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x + _GOLDEN
+    x = (x ^ (x >> np.uint64(30))) * _M1
+    x = (x ^ (x >> np.uint64(27))) * _M2
+    return x ^ (x >> np.uint64(31))
+
+
+def uniform(seeds: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
+    """A float in [0, 1) per (seed, index, salt), vectorised: counter-based, so each instance's draws depend on
+    its own seed and nothing else (SplitMix64 finaliser)."""
+    mixed = _splitmix(seeds.astype(np.uint64) ^ _splitmix(index.astype(np.uint64) * np.uint64(4) + np.uint64(salt)))
+    return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))

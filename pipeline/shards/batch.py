@@ -1,0 +1,255 @@
+"""Masking and Example encoding of all the instances of a pool at once, with NumPy.
+
+The instances (ranges of the pool's token array, see ``instances``) are laid
+into ``n × max_seq_length`` matrices; whole-word masking and the bytes of the
+``tf.train.Example`` features are computed over the whole batch; Python only
+joins each record's pieces and frames it.
+
+Masking is google-research/bert's ``create_masked_lm_predictions`` on whole
+words: ``min(max_predictions, max(1, round(len × masked_lm_prob)))`` positions
+(``[CLS]``/``[SEP]`` counted in the length), words visited in random order, a
+word that would overshoot skipped; 80% ``[MASK]`` / 10% random id / 10% kept,
+decided per word (``decision="word"``) or per token.  Every random draw comes
+from the instance's own seed through a counter-based hash (``seeds.uniform``),
+so an instance's mask depends on nothing but its seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.shards import tfrecord
+from pipeline.shards.instances import Instance, PoolTokens
+from pipeline.shards.tokens import CONT, SPECIAL, START
+from pipeline.shards.seeds import uniform
+
+_SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
+
+
+def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(values), dtype=np.int64)
+    np.cumsum(values[:-1], out=out[1:])
+    return out
+
+
+def _varints(matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Packed varints of each row of a non-negative matrix (values < 2**21): the bytes of all rows and each
+    row's offsets into them (``n + 1`` of them)."""
+    values = matrix.astype(np.int64)
+    if values.size and int(values.max()) >= 1 << 21:
+        raise ValueError("ids of 2**21 and more are not supported")
+    two, three = values >= 0x80, values >= 0x4000
+    out = np.empty(values.shape + (3,), dtype=np.uint8)
+    out[..., 0] = (values & 0x7F) | (two << 7)
+    out[..., 1] = ((values >> 7) & 0x7F) | (three << 7)
+    out[..., 2] = values >> 14
+    valid = np.stack([np.ones_like(two), two, three], axis=-1)
+    lengths = valid.reshape(len(values), -1).sum(axis=1)
+    offsets = np.zeros(len(values) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return out[valid].tobytes(), offsets
+
+
+class BatchEncoder:
+    """Masks and serializes batches of instances; built once per worker."""
+
+    def __init__(self, options, vocab_size: int, cls: int, sep: int, mask: int, replacements: list[int]) -> None:
+        self.options = options
+        self.length = options.max_seq_length
+        self.predictions = options.max_predictions_per_seq
+        self.cls, self.sep, self.mask = cls, sep, mask
+        self.replacements = np.asarray(replacements, dtype=np.int64)
+        self.prefixes: dict[tuple[bytes, int], bytes] = {}
+        L, P = self.length, self.predictions
+        self.mask_prefix = tfrecord.feature_prefix(b"input_mask", "int64", L)
+        self.segment_prefix = tfrecord.feature_prefix(b"segment_ids", "int64", L)
+        self.weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
+        self.label_prefix = tfrecord.feature_prefix(b"next_sentence_labels", "int64", 1)
+        if vocab_size >= 1 << 21:
+            raise ValueError("vocabularies of 2**21 entries and more are not supported")
+
+    def _prefix(self, name: bytes, size: int) -> bytes:
+        prefix = self.prefixes.get((name, size))
+        if prefix is None:
+            prefix = self.prefixes[(name, size)] = tfrecord.feature_prefix(name, "int64", size)
+        return prefix
+
+    def layout(self, pool: PoolTokens, instances: list[Instance]):
+        """ids, group flags, segment ids and input mask matrices (n × L), and each instance's length."""
+        n, L = len(instances), self.length
+        kinds, starts, lengths, segments, owners = [], [], [], [], []
+        for i, instance in enumerate(instances):
+            kinds.append(0)
+            starts.append(0)
+            lengths.append(1)
+            segments.append(0)
+            owners.append(i)
+            for start, end, segment in instance.ranges:
+                kinds += (1, 2)
+                starts += (start, 0)
+                lengths += (end - start, 1)
+                segments += (segment, segment)
+                owners += (i, i)
+        kinds, starts = np.asarray(kinds, np.int8), np.asarray(starts, np.int64)
+        lengths, segments, owners = (np.asarray(lengths, np.int64), np.asarray(segments, np.uint8),
+                                     np.asarray(owners, np.int64))
+        piece = np.repeat(np.arange(len(kinds)), lengths)
+        offset = np.arange(len(piece)) - np.repeat(_exclusive_cumsum(lengths), lengths)
+        kind = kinds[piece]
+        tokens = kind == 1
+        source = np.where(tokens, starts[piece] + offset, 0)
+        ids = np.where(tokens, pool.ids[source] if len(pool.ids) else 0, np.where(kind == 0, self.cls, self.sep))
+        flags = np.where(tokens, pool.flags[source] if len(pool.flags) else 0, SPECIAL).astype(np.uint8)
+        flags[tokens & (offset == 0) & (flags == CONT)] = START     # what is left of a cut word is a group
+        per_instance = np.bincount(owners, weights=lengths, minlength=n).astype(np.int64)
+        if n and int(per_instance.max()) > L:
+            raise AssertionError("an instance is longer than max_seq_length")
+        row = owners[piece]
+        col = np.arange(len(piece)) - np.repeat(_exclusive_cumsum(per_instance), per_instance)
+        matrix_ids = np.zeros((n, L), np.int64)
+        matrix_flags = np.full((n, L), SPECIAL, np.uint8)
+        matrix_segments = np.zeros((n, L), np.uint8)
+        matrix_mask = np.zeros((n, L), np.uint8)
+        matrix_ids[row, col] = ids
+        matrix_flags[row, col] = flags
+        matrix_segments[row, col] = segments[piece]
+        matrix_mask[row, col] = 1
+        return matrix_ids, matrix_flags, matrix_segments, matrix_mask, per_instance
+
+    def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
+        """Masked ids, positions, labels, weights (n × P) and words masked per instance."""
+        n, L = ids.shape
+        options = self.options
+        flat = flags.ravel()
+        bounds = np.flatnonzero(flat != CONT)           # group starts and specials (padding is special too)
+        is_start = flat[bounds] == START
+        group_at = bounds[is_start]
+        group_len = bounds[np.flatnonzero(is_start) + 1] - group_at
+        group_row = group_at // L
+        per_row = np.bincount(group_row, minlength=n)
+        first = _exclusive_cumsum(per_row)
+        group_index = np.arange(len(group_at)) - np.repeat(first, per_row)
+        priority = uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
+        wanted = np.minimum(options.max_predictions_per_seq,
+                            np.maximum(1, np.round(lengths * options.masked_lm_prob))).astype(np.int64)
+        # Only the words first in that order can be reached: sort just the ones whose priority is under a
+        # threshold that leaves about twice as many words as could be needed (each word is >= 1 token).
+        threshold = np.minimum(1.0, 2.0 * (wanted + 2) / np.maximum(per_row, 1))
+        candidate = priority < threshold[group_row]
+        picks = np.flatnonzero(candidate)
+        order = picks[np.argsort(group_row[picks] + priority[picks], kind="stable")]
+        sorted_len = group_len[order]
+        sorted_row = group_row[order]
+        per_row_c = np.bincount(sorted_row, minlength=n)
+        first_c = _exclusive_cumsum(per_row_c)
+        # google's walk: accept each word in turn unless it would overshoot.  Up to the first overshoot that is a
+        # prefix (vectorised); the instances still short after it finish the walk in Python.
+        totals = np.cumsum(sorted_len)
+        base = np.where(first_c > 0, totals[np.maximum(first_c - 1, 0)], 0) if len(totals) else np.zeros(n, np.int64)
+        running = totals - np.repeat(base, per_row_c)
+        chosen = running <= wanted[sorted_row]
+        covered = np.bincount(sorted_row, weights=sorted_len * chosen, minlength=n).astype(np.int64)
+        # after the first overshoot the walk goes on: in rounds, each short instance takes its next word that fits
+        n_prefix = np.bincount(sorted_row, weights=chosen, minlength=n).astype(np.int64)
+        cursor = first_c + n_prefix                      # the word that overshot; the walk resumes after it
+        need = wanted - covered
+        active = (need > 0) & (cursor < first_c + per_row_c)
+        position = np.arange(len(order))
+        while active.any():
+            eligible = np.flatnonzero(active[sorted_row] & (position > cursor[sorted_row])
+                                      & (sorted_len <= need[sorted_row]))
+            rows, at = np.unique(sorted_row[eligible], return_index=True)
+            stuck = active.copy()
+            stuck[rows] = False
+            active[stuck] = False                        # no candidate word fits any more
+            if not len(rows):
+                break
+            taken = eligible[at]
+            chosen[taken] = True
+            need[rows] -= sorted_len[taken]
+            cursor[rows] = taken
+            active[rows] = need[rows] > 0
+        picked = [order[chosen]]
+        # rare: the candidates ran out; the walk goes on over the instance's other words, in priority order
+        for row in np.flatnonzero((need > 0) & (per_row > per_row_c)).tolist():
+            left = int(need[row])
+            lo, hi = int(first[row]), int(first[row] + per_row[row])
+            rest = np.arange(lo, hi)[~candidate[lo:hi]]
+            extra = []
+            for g in rest[np.argsort(priority[rest], kind="stable")].tolist():
+                size = int(group_len[g])
+                if size <= left:
+                    extra.append(g)
+                    left -= size
+                    if not left:
+                        break
+            picked.append(np.asarray(extra, dtype=np.int64))
+        picked = np.concatenate(picked)
+        words = np.bincount(group_row[picked], minlength=n)
+        p_len = group_len[picked]
+        p_row = np.repeat(group_row[picked], p_len)
+        p_col = (np.repeat(group_at[picked] % L, p_len)
+                 + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        seed_at = seeds[p_row]
+        if options.mask_decision == "word":
+            decision = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+        else:
+            decision = uniform(seed_at, p_col, _SALT_TOKEN)
+        masked = ids.copy()
+        to_mask = decision < 0.8
+        masked[p_row[to_mask], p_col[to_mask]] = self.mask
+        to_replace = decision >= 0.9
+        if to_replace.any():
+            draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
+            masked[p_row[to_replace], p_col[to_replace]] = self.replacements[
+                (draw * len(self.replacements)).astype(np.int64)]
+        by_position = np.lexsort((p_col, p_row))
+        p_row, p_col = p_row[by_position], p_col[by_position]
+        counts = np.bincount(p_row, minlength=n)
+        slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
+        P = self.predictions
+        positions = np.zeros((n, P), np.int64)
+        labels = np.zeros((n, P), np.int64)
+        weights = np.zeros((n, P), "<f4")
+        positions[p_row, slot] = p_col
+        labels[p_row, slot] = ids[p_row, p_col]
+        weights[p_row, slot] = 1.0
+        return masked, positions, labels, weights, counts, words
+
+    def encode(self, pool: PoolTokens, instances: list[Instance], seeds: list[int]) -> tuple[list[bytes], list]:
+        """Framed TFRecords of the instances, and per instance (tokens, masked, words masked)."""
+        if not instances:
+            return [], []
+        L = self.length
+        ids, flags, segments, mask, lengths = self.layout(pool, instances)
+        n = len(instances)
+        if self.options.unmasked:
+            words_per_position = np.cumsum(flags == START, axis=1) * (flags != SPECIAL)
+            shown, counts, words = ids, np.zeros(n, np.int64), np.zeros(n, np.int64)
+            extra = [(b"word_ids", _varints(words_per_position))]
+        else:
+            shown, positions, labels, weights, counts, words = self.mask_batch(
+                ids, flags, lengths, np.asarray(seeds, dtype=np.uint64))
+            extra = [(b"masked_lm_positions", _varints(positions)), (b"masked_lm_ids", _varints(labels))]
+            weight_bytes = weights.tobytes()
+        id_bytes, id_offsets = _varints(shown)
+        mask_bytes, segment_bytes = mask.tobytes(), segments.tobytes()
+        frame, join_parts = tfrecord.frame, tfrecord.example_from_parts
+        prefix = self._prefix
+        records = []
+        for i, instance in enumerate(instances):
+            a, b = id_offsets[i], id_offsets[i + 1]
+            parts = [prefix(b"input_ids", int(b - a)), id_bytes[a:b],
+                     self.mask_prefix, mask_bytes[i * L:(i + 1) * L],
+                     self.segment_prefix, segment_bytes[i * L:(i + 1) * L]]
+            for name, (blob, offsets) in extra:
+                a, b = offsets[i], offsets[i + 1]
+                parts += [prefix(name, int(b - a)), blob[a:b]]
+            if not self.options.unmasked:
+                size = 4 * self.predictions
+                parts += [self.weights_prefix, weight_bytes[i * size:(i + 1) * size]]
+            parts += [self.label_prefix, b"\x01" if instance.is_random_next else b"\x00"]
+            records.append(frame(join_parts(parts)))
+        figures = [(int(lengths[i]) - 1 - len(inst.ranges), int(counts[i]), int(words[i]))
+                   for i, inst in enumerate(instances)]
+        return records, figures
