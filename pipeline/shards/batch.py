@@ -77,44 +77,35 @@ class BatchEncoder:
     def layout(self, pool: PoolTokens, instances: list[Instance]):
         """ids, group flags, segment ids and input mask matrices (n × L), and each instance's length."""
         n, L = len(instances), self.length
-        kinds, starts, lengths, segments, owners = [], [], [], [], []
-        for i, instance in enumerate(instances):
-            kinds.append(0)
-            starts.append(0)
-            lengths.append(1)
-            segments.append(0)
-            owners.append(i)
-            for start, end, segment in instance.ranges:
-                kinds += (1, 2)
-                starts += (start, 0)
-                lengths += (end - start, 1)
-                segments += (segment, segment)
-                owners += (i, i)
-        kinds, starts = np.asarray(kinds, np.int8), np.asarray(starts, np.int64)
-        lengths, segments, owners = (np.asarray(lengths, np.int64), np.asarray(segments, np.uint8),
-                                     np.asarray(owners, np.int64))
-        piece = np.repeat(np.arange(len(kinds)), lengths)
-        offset = np.arange(len(piece)) - np.repeat(_exclusive_cumsum(lengths), lengths)
-        kind = kinds[piece]
-        tokens = kind == 1
-        source = np.where(tokens, starts[piece] + offset, 0)
-        ids = np.where(tokens, pool.ids[source] if len(pool.ids) else 0, np.where(kind == 0, self.cls, self.sep))
-        flags = np.where(tokens, pool.flags[source] if len(pool.flags) else 0, SPECIAL).astype(np.uint8)
-        flags[tokens & (offset == 0) & (flags == CONT)] = START     # what is left of a cut word is a group
-        per_instance = np.bincount(owners, weights=lengths, minlength=n).astype(np.int64)
-        if n and int(per_instance.max()) > L:
+        ranges = np.asarray([r for instance in instances for r in instance.ranges], dtype=np.int64).reshape(-1, 3)
+        per_instance = np.asarray([len(instance.ranges) for instance in instances], dtype=np.int64)
+        owner = np.repeat(np.arange(n), per_instance)
+        size = ranges[:, 1] - ranges[:, 0]
+        step = size + 1                                       # each range and its [SEP]
+        before = np.cumsum(step) - step                      # exclusive running total over all ranges
+        first = np.minimum(_exclusive_cumsum(per_instance), max(len(ranges) - 1, 0))
+        base = before[first] if len(ranges) else np.zeros(n, np.int64)
+        offset = 1 + before - np.repeat(base, per_instance)   # where each range starts, after [CLS]
+        lengths = 1 + np.bincount(owner, weights=step, minlength=n).astype(np.int64)
+        if n and int(lengths.max()) > L:
             raise AssertionError("an instance is longer than max_seq_length")
-        row = owners[piece]
-        col = np.arange(len(piece)) - np.repeat(_exclusive_cumsum(per_instance), per_instance)
+        within = np.arange(int(size.sum())) - np.repeat(_exclusive_cumsum(size), size)
+        row = np.repeat(owner, size)
+        col = np.repeat(offset, size) + within
+        source = np.repeat(ranges[:, 0], size) + within
         matrix_ids = np.zeros((n, L), np.int64)
         matrix_flags = np.full((n, L), SPECIAL, np.uint8)
         matrix_segments = np.zeros((n, L), np.uint8)
-        matrix_mask = np.zeros((n, L), np.uint8)
-        matrix_ids[row, col] = ids
+        matrix_ids[:, 0] = self.cls
+        matrix_ids[row, col] = pool.ids[source]
+        flags = pool.flags[source]
+        flags[(within == 0) & (flags == CONT)] = START       # what is left of a cut word is a group
         matrix_flags[row, col] = flags
-        matrix_segments[row, col] = segments[piece]
-        matrix_mask[row, col] = 1
-        return matrix_ids, matrix_flags, matrix_segments, matrix_mask, per_instance
+        matrix_segments[row, col] = np.repeat(ranges[:, 2], size)
+        matrix_ids[owner, offset + size] = self.sep
+        matrix_segments[owner, offset + size] = ranges[:, 2]
+        matrix_mask = (np.arange(L)[None, :] < lengths[:, None]).astype(np.uint8)
+        return matrix_ids, matrix_flags, matrix_segments, matrix_mask, lengths
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
         """Masked ids, positions, labels, weights (n × P) and words masked per instance."""
