@@ -15,6 +15,7 @@ corpora).  Chinese text is mostly such characters: this is several times faster.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -34,6 +35,22 @@ _DIRECT_RANGES = ((0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x21, 0x2F), (0x3A, 0x40)
                   (0xA1, 0xBF), (0x2010, 0x205E), (0x3001, 0x303F), (0xFE30, 0xFE4F), (0xFF01, 0xFF65))
 
 
+def _one_token_word(char: str, lowercase: bool) -> bool:
+    if not (is_cjk(char) or _punctuation(char)) or char.isspace() or unicodedata.category(char).startswith("C"):
+        return False
+    if lowercase:
+        normal = "".join(c for c in unicodedata.normalize("NFD", char.lower()) if unicodedata.category(c) != "Mn")
+        return normal == char
+    return True
+
+
+@functools.lru_cache(maxsize=2)
+def _direct_chars(lowercase: bool) -> tuple[str, ...]:
+    """The characters of ``_DIRECT_RANGES`` that are always one-token words (checked once per process)."""
+    return tuple(chr(code) for lo, hi in _DIRECT_RANGES for code in range(lo, hi + 1)
+                 if _one_token_word(chr(code), lowercase))
+
+
 _ASCII_RUN = re.compile(r"[A-Za-z0-9]+(?: [A-Za-z0-9]+)*")
 
 
@@ -42,28 +59,11 @@ class SentenceEncoder:
         self.tokenizer = bert_tokenizer(entries, lowercase=lowercase)
         index = {entry: i for i, entry in enumerate(entries)}
         unk = index["[UNK]"]
-        self.direct: dict[str, int] = {}
-        others = []
-        for lo, hi in _DIRECT_RANGES:
-            for code in range(lo, hi + 1):
-                char = chr(code)
-                if self._one_token_word(char, lowercase):
-                    self.direct[char] = index.get(char, unk)
-                else:
-                    others.append(char)
+        self.direct = {char: index.get(char, unk) for char in _direct_chars(lowercase)}
         self.index, self.unk, self.lowercase = index, unk, lowercase
         self.words: dict[str, tuple[list[int], list[int]]] = {}      # ASCII run -> (ids, offsets), cached
         klass = "".join(re.escape(c) for c in self.direct)
         self.runs = re.compile(f"[^{klass}]+")       # what tokenizers reads, between directly looked-up characters
-
-    @staticmethod
-    def _one_token_word(char: str, lowercase: bool) -> bool:
-        if not (is_cjk(char) or _punctuation(char)) or char.isspace() or unicodedata.category(char).startswith("C"):
-            return False
-        if lowercase:
-            normal = "".join(c for c in unicodedata.normalize("NFD", char.lower()) if unicodedata.category(c) != "Mn")
-            return normal == char
-        return True
 
     def _wordpiece(self, word: str) -> tuple[list[int], list[int]]:
         """Greedy longest-match-first WordPiece of one word (as BERT's WordpieceTokenizer)."""
