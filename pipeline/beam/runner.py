@@ -193,7 +193,8 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
     def build(p):
         if parquet_files(segmented_dir):
-            rows = p | "ReadSegmented" >> beam.io.ReadFromParquet(f"{segmented_dir}/*.parquet", columns=SHARD_COLUMNS)
+            rows = p | "ReadSegmented" >> beam.io.ReadFromParquetBatched(f"{segmented_dir}/*.parquet",
+                                                                         columns=SHARD_COLUMNS)
         else:
             rows = p | "NoSegmented" >> beam.Create([])
         result = rows | "Shards" >> BuildShards(config.shards, vocab, pools, out.tmp, summaries)

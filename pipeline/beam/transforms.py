@@ -215,14 +215,14 @@ class _TokenizeFn(beam.DoFn):
         self.builder = shard_builder.ShardBuilder(self.options, self.vocab)   # the vocab loads once per worker
         self.count = BeamCount()
 
-    def process(self, row):
-        result = self.builder.tokenize(row, self.count)
-        if isinstance(result, Quarantined):
-            yield beam.pvalue.TaggedOutput("quarantined", result)
-        elif isinstance(result, Rejected):
-            yield beam.pvalue.TaggedOutput("rejected", result)
-        else:
-            yield pool_of(self.options.seed, result.id, self.pools), result
+    def process(self, table):
+        for result in self.builder.tokenize_table(table, self.count):     # a row group at a time
+            if isinstance(result, Quarantined):
+                yield beam.pvalue.TaggedOutput("quarantined", result)
+            elif isinstance(result, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", result)
+            else:
+                yield pool_of(self.options.seed, result.id, self.pools), result
 
 
 class _PoolFn(beam.DoFn):
@@ -268,7 +268,7 @@ class _WriteShardFn(beam.DoFn):
 
 
 class BuildShards(beam.PTransform):
-    """Segmented rows -> shard files in ``directory`` (summaries in ``summaries``);
+    """Segmented row groups (Arrow tables) -> shard files in ``directory`` (summaries in ``summaries``);
     returns {'rejected', 'quarantined'} records."""
 
     def __init__(self, options, vocab: str, pools: int, directory: str, summaries: str) -> None:

@@ -57,13 +57,40 @@ class ShardBuilder:
         self.encoder = BatchEncoder(options, len(entries), cls=index["[CLS]"], sep=index["[SEP]"],
                                     mask=index["[MASK]"], replacements=self.replacements)
 
-    def tokenize(self, row: dict, count: CountFn = no_count):
+    def tokenize_table(self, table, count: CountFn = no_count):
+        """Every row of a segmented Arrow table (a row group), as ``tokenize`` does, with the word lengths taken
+        column-wise (no Python string per word)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        words = table.column("words").combine_chunks() if "words" in table.column_names else None
+        if words is not None and isinstance(words, pa.ChunkedArray):
+            words = words.combine_chunks()
+        if words is not None and len(words):
+            doc_offsets = words.offsets.to_numpy()
+            sentence_lists = words.values
+            sentence_offsets = sentence_lists.offsets.to_numpy()
+            lengths = pc.utf8_length(sentence_lists.values).to_numpy(zero_copy_only=False)
+            valid_docs = words.is_valid().to_numpy(zero_copy_only=False)
+            valid_sentences = sentence_lists.is_valid().to_numpy(zero_copy_only=False)
+        others = table.drop_columns(["words"]) if words is not None else table
+        for index, row in enumerate(others.to_pylist()):
+            word_lengths = None
+            if words is not None and len(words) and valid_docs[index]:
+                word_lengths = [lengths[sentence_offsets[k]:sentence_offsets[k + 1]] if valid_sentences[k] else None
+                                for k in range(doc_offsets[index], doc_offsets[index + 1])]
+            yield self.tokenize(row, count, word_lengths=word_lengths)
+
+    def tokenize(self, row: dict, count: CountFn = no_count, word_lengths: list | None = None):
         """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
         a token; ``Quarantined`` when it cannot be read."""
         count("shards.read")
         try:
             sentences = row["sentences"] or []
-            doc = self.tokenizer.tokenize(row["id"], sentences, row.get("words"), count)
+            if word_lengths is not None:
+                doc = self.tokenizer.tokenize(row["id"], sentences, count=count, word_lengths=word_lengths)
+            else:
+                doc = self.tokenizer.tokenize(row["id"], sentences, row.get("words"), count)
         except Exception as exc:  # one bad document must not end the job
             count("shards.quarantined")
             return Quarantined(stage=STAGE, source=row.get("source") or "", file=row.get("file") or "",

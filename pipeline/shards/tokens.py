@@ -19,6 +19,8 @@ from array import array
 from dataclasses import dataclass
 from itertools import accumulate
 
+import numpy as np
+
 from pipeline.counters import CountFn, no_count
 from pipeline.shards.encoding import SentenceEncoder
 from pipeline.vocab.wordpiece import read_vocab
@@ -53,32 +55,41 @@ class DocumentTokenizer:
         self.long_sentence_tokens = long_sentence_tokens
         self.continuation = bytes(1 if e.startswith("##") else 0 for e in self.entries)
 
-    def tokenize(self, doc_id: str, sentences: list[str], words: list[list[str]] | None,
-                 count: CountFn = no_count) -> TokenizedDocument:
+    def tokenize(self, doc_id: str, sentences: list[str], words: list[list[str]] | None = None,
+                 count: CountFn = no_count, word_lengths: list | None = None) -> TokenizedDocument:
+        """``words``: the segmenter's words per sentence; or ``word_lengths``: their lengths in characters per
+        sentence (what the engines pass, computed column-wise from the table without making word strings)."""
+        if word_lengths is None and words is not None:
+            word_lengths = [[len(w) for w in sentence_words] if sentence_words is not None else None
+                            for sentence_words in words]
+            joined = [sentence_words is not None and "".join(sentence_words) == sentence
+                      for sentence_words, sentence in zip(words, sentences)]
+            word_lengths = [lengths if ok else None for lengths, ok in zip(word_lengths, joined)]
         out = []
         for index, (ids, offsets) in enumerate(self.encoder.encode(sentences)):
             if not ids:
                 continue
-            sentence_words = words[index] if words is not None and index < len(words) else None
-            flags = self._flags(ids, offsets, sentences[index], sentence_words, count)
+            lengths = word_lengths[index] if word_lengths is not None and index < len(word_lengths) else None
+            flags = self._flags(ids, offsets, sentences[index], lengths, count)
             for piece_ids, piece_flags in self._split(ids, flags, count):
                 out.append((array("i", piece_ids), bytes(piece_flags)))
         count("shards.sentences", len(out))
         return TokenizedDocument(doc_id, out)
 
-    def _flags(self, ids, offsets, sentence: str, words, count: CountFn) -> bytearray:
-        """``offsets``: each token's first character, or None when token i is character i."""
+    def _flags(self, ids, offsets, sentence: str, lengths, count: CountFn) -> bytearray:
+        """``offsets``: each token's first character, or None when token i is character i; ``lengths``: the
+        segmenter's word lengths (None, or not adding up to the sentence: WordPiece groups only)."""
         cont = self.continuation
         if not self.whole_word:
             return bytearray([START]) * len(ids)
-        if words is None or "".join(words) != sentence:
+        ends = np.cumsum(lengths) if lengths is not None and len(lengths) else None
+        if ends is None or int(ends[-1]) != len(sentence) or (np.asarray(lengths) <= 0).any():
             count("shards.wwm_fallback_sentences")
             return bytearray(CONT if cont[i] else START for i in ids)
-        starts = bytearray(len(sentence) + 1)          # 1 where a segmenter word starts
-        at = 0
-        for word in words:
-            starts[at] = 1
-            at += len(word)
+        marks = np.zeros(len(sentence) + 1, np.uint8)   # 1 where a segmenter word starts
+        marks[0] = 1
+        marks[ends[:-1]] = 1
+        starts = bytearray(marks.tobytes())
         if offsets is None:                             # one token per character, none of them ##
             flags = starts[:len(ids)]
             flags[0] = START

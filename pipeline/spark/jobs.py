@@ -278,6 +278,7 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
     """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by first shard: the kept part
     spilled to disk, the surplus out -> surplus by destination shard -> one file per shard."""
+    import pyarrow.parquet as pq
     from pyspark import StorageLevel
 
     from pipeline.shards import builder as shard_builder
@@ -294,8 +295,8 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         writers = {cls: TableWriter(path, cls.TABLE, f"part-{index:05d}") for cls, path in tables.items()}
         try:
             for path, group in items:
-                for row in read_row_group(path, group, "segmented", SHARD_COLUMNS):
-                    result = make.tokenize(row, count)
+                table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
+                for result in make.tokenize_table(table, count):
                     if isinstance(result, (Rejected, Quarantined)):
                         writers[type(result)].add(result)
                     else:
