@@ -20,7 +20,7 @@ from pipeline.report import write_report
 from pipeline.report.collect import EXAMPLE_CHARS, collect
 from pipeline.report.html import SECTIONS, render
 from pipeline.stages import run_all
-from tests.conftest import make_config
+from conftest import make_config
 
 PLOTTED = ("funnel", "rejections", "duplicates", "conversion", "segmentation", "vocab", "shards", "timing")
 
