@@ -276,6 +276,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
             found[summary["shard"]] = summary
         shutil.rmtree(summaries_dir, ignore_errors=True)
         shutil.rmtree(out.tmp / ".kept", ignore_errors=True)
+        shutil.rmtree(out.tmp / ".pools", ignore_errors=True)
         total = shard_manifest.shard_count(options, counters.get("shards.document_tokens", 0))
         summaries = []
         for shard in range(total):     # a shard no instance reached is an empty file, still listed

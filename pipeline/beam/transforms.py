@@ -226,15 +226,18 @@ class _TokenizeFn(beam.DoFn):
 
 
 class _PoolFn(beam.DoFn):
-    def __init__(self, options, vocab: str) -> None:
-        self.options, self.vocab = options, vocab
+    """A pool's documents -> its instances, written to a spill file; (first shard, reference) out."""
+
+    def __init__(self, options, vocab: str, spill_dir: str) -> None:
+        self.options, self.vocab, self.spill_dir = options, vocab, spill_dir
 
     def setup(self):
         self.builder = shard_builder.ShardBuilder(self.options, self.vocab)
         self.count = BeamCount()
 
     def process(self, pool, shards):
-        yield from shard_builder.by_shard(self.builder.pool_instances(list(pool[1]), self.count), shards).items()
+        items = self.builder.pool_instances(list(pool[1]), self.count)
+        yield from shard_builder.pool_sections(pool[0], items, shards, self.spill_dir)
 
 
 class _SplitShardFn(beam.DoFn):
@@ -244,8 +247,9 @@ class _SplitShardFn(beam.DoFn):
         self.spill_dir = spill_dir
 
     def process(self, group, plan):
-        shard, batches = group
+        shard, sections = group
         targets, moves = plan
+        batches = (shard_builder.load_section(section) for section in sections)
         yield from shard_builder.split_shard(shard, batches, targets, moves, self.spill_dir).items()
 
 
@@ -279,6 +283,7 @@ class BuildShards(beam.PTransform):
     def expand(self, rows):
         options = self.options
         spill = str(Path(self.summaries).parent / ".kept")
+        pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
         tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
             "rejected", "quarantined", main="docs")
         docs = tokenized.docs
@@ -289,10 +294,10 @@ class BuildShards(beam.PTransform):
             | "ShardCount" >> beam.Map(lambda tokens: shard_count(options, tokens)))
         keyed = (docs
                  | "ByPool" >> beam.GroupByKey()
-                 | "Instances" >> beam.ParDo(_PoolFn(options, self.vocab), shards))
+                 | "Instances" >> beam.ParDo(_PoolFn(options, self.vocab, pools_dir), shards))
         plan = beam.pvalue.AsSingleton(
             keyed
-            | "Sizes" >> beam.Map(lambda kv: (kv[0], len(kv[1])))
+            | "Sizes" >> beam.Map(lambda kv: (kv[0], kv[1][3]))
             | "PerShard" >> beam.CombinePerKey(sum)
             | "AllShards" >> beam.combiners.ToList()
             | "Plan" >> beam.Map(_plan, shards))

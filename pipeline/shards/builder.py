@@ -139,6 +139,34 @@ def by_shard(items, shards: int) -> dict[int, list]:
     return groups
 
 
+def pool_sections(pool: int, items, shards: int, spill_dir: str | Path) -> list[tuple[int, tuple]]:
+    """Write a pool's keyed records to one file, grouped by first shard (``key % shards``); returns
+    ``(shard, (path, offset, size, count))`` per group, so the engines move these small references instead
+    of the records.  Written under a temporary name and renamed: a retried task writes the same file."""
+    groups = by_shard(items, shards)
+    spill = Path(spill_dir)
+    spill.mkdir(parents=True, exist_ok=True)
+    final = spill / f"pool-{pool:06d}.bin"
+    tmp = spill / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
+    sections, offset = [], 0
+    with open(tmp, "wb") as f:
+        for shard in sorted(groups):
+            data = pickle.dumps(groups[shard], protocol=pickle.HIGHEST_PROTOCOL)
+            f.write(data)
+            sections.append((shard, (str(final), offset, len(data), len(groups[shard]))))
+            offset += len(data)
+    os.replace(tmp, final)
+    return sections
+
+
+def load_section(section: tuple) -> list:
+    """The records of one ``pool_sections`` reference."""
+    path, offset, size, _ = section
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return pickle.loads(f.read(size))
+
+
 def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, list]:
     """All records of one first shard (in batches, any order): the ones it keeps (the first ``targets[shard]``
     in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as

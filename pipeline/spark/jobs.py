@@ -314,22 +314,25 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     counters = merge(*tokenized.filter(lambda kv: kv[0] is None).values().collect())
     total_shards = shard_count(options, counters.get("shards.document_tokens", 0))
 
+    pools_dir = str(Path(summaries).parent / ".pools")    # instance bytes go through files, not the shuffle
+
     def instances(items):
         make = shard_builder.ShardBuilder(options, vocab)
-        for _, docs in items:
-            yield from shard_builder.by_shard(make.pool_instances(list(docs)), total_shards).items()
+        for pool, docs in items:
+            yield from shard_builder.pool_sections(pool, make.pool_instances(list(docs)), total_shards, pools_dir)
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
              .mapPartitions(instances).persist(StorageLevel.DISK_ONLY))
-    per_shard = keyed.map(lambda kv: (kv[0], len(kv[1]))).reduceByKey(lambda a, b: a + b).collectAsMap()
+    per_shard = keyed.map(lambda kv: (kv[0], kv[1][3])).reduceByKey(lambda a, b: a + b).collectAsMap()
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
     spill = str(Path(summaries).parent / ".kept")
 
-    def split(shard, batches):
-        yield from shard_builder.split_shard(shard, (batch for _, batch in batches), targets, moves, spill).items()
+    def split(shard, batches):      # batches: (shard, pool file reference) pairs
+        sections = (shard_builder.load_section(section) for _, section in batches)
+        yield from shard_builder.split_shard(shard, sections, targets, moves, spill).items()
 
     def write(shard, batches):
         items = shard_builder.spilled(spill, shard) + [item for _, batch in batches for item in batch]
