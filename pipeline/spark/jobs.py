@@ -10,6 +10,7 @@ once per partition, never pickled.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from operator import add
 from pathlib import Path
@@ -26,9 +27,24 @@ from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segment
 from pipeline.segment.stage import Segmentation
 from pipeline.vocab.counting import PreTokenCounter
 from pipeline.spark.session import get_session, spark_schema
+from pipeline import schema
 
 SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
-from pipeline import schema
+
+
+@contextlib.contextmanager
+def _table_writers(dirs: dict[type, str], part: str):
+    """A ``TableWriter`` per record type for one task's part: published when the block ends, aborted (nothing
+    left behind) when it raises."""
+    writers = {cls: TableWriter(path, cls.TABLE, part) for cls, path in dirs.items()}
+    try:
+        yield writers
+    except BaseException:
+        for writer in writers.values():
+            writer.abort()
+        raise
+    for writer in writers.values():
+        writer.close()
 
 
 def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[str, int]:
@@ -39,16 +55,9 @@ def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[
 
     def run(index, items):
         count = Counters()
-        writers = {cls: TableWriter(dirs[cls], cls.TABLE, f"{part}-{index:05d}") for cls in outputs}
-        try:
+        with _table_writers(dirs, f"{part}-{index:05d}") as writers:
             for record in process(items, count):
                 writers[type(record)].add(record)
-            for writer in writers.values():
-                writer.close()
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
         yield count.as_dict()
 
     return merge(*rdd.mapPartitionsWithIndex(run).collect())
@@ -292,8 +301,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     def tokenize(index, items):
         count = Counters()
         make = shard_builder.ShardBuilder(options, vocab)     # the vocab loads once per task, in the worker
-        writers = {cls: TableWriter(path, cls.TABLE, f"part-{index:05d}") for cls, path in tables.items()}
-        try:
+        with _table_writers(tables, f"part-{index:05d}") as writers:
             for path, group in items:
                 table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
                 for result in make.tokenize_table(table, count):
@@ -301,12 +309,6 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
                         writers[type(result)].add(result)
                     else:
                         yield pool_of(options.seed, result.id, pools), result
-            for writer in writers.values():
-                writer.close()
-        except BaseException:
-            for writer in writers.values():
-                writer.abort()
-            raise
         yield None, count.as_dict()
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
