@@ -34,27 +34,40 @@ CORPORA = ["wiki2019zh_sample.jsonl", "wikiextractor_doc_sample.txt", "chinesewe
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-def tree_rss(pid: int) -> int:
-    """Resident bytes of a process and all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
+def proc_stats() -> dict[int, list[bytes]]:
+    """The fields of ``/proc/PID/stat`` after the command name (state, ppid, ...), for every process."""
+    stats = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat", "rb") as f:
                 fields = f.read().rsplit(b")", 1)[1].split()
-            ppid, pages = int(fields[1]), int(fields[21])
+            int(fields[1])
         except (OSError, IndexError, ValueError):
             continue
-        children.setdefault(ppid, []).append(int(entry))
-        rss[int(entry)] = pages * PAGE
-    total, stack = 0, [pid]
+        stats[int(entry)] = fields
+    return stats
+
+
+def descendants(stats: dict[int, list[bytes]], root: int, include_root: bool = True) -> list[int]:
+    """``root`` (if asked) and every process below it."""
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    out, stack = [], [root] if include_root else list(children.get(root, []))
     while stack:
-        p = stack.pop()
-        total += rss.get(p, 0)
-        stack.extend(children.get(p, []))
-    return total
+        pid = stack.pop()
+        if pid in stats:
+            out.append(pid)
+        stack.extend(children.get(pid, []))
+    return out
+
+
+def tree_rss(pid: int) -> int:
+    """Resident bytes of a process and all its descendants, from /proc."""
+    stats = proc_stats()
+    return sum(int(stats[p][21]) * PAGE for p in descendants(stats, pid))
 
 
 def run_measured(cmd: list[str], env: dict | None = None) -> tuple[float, int, str]:

@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E402
+from ingest_clean import CORPORA, SHARED, descendants, proc_stats, run_measured, write_results  # noqa: E402
 
 OUT = ROOT / "bench" / "results" / "shards.json"
 VOCAB = SHARED / "reference" / "bert_base_chinese_vocab.txt"
@@ -218,26 +218,9 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def descendants_cpu(root: int) -> dict[tuple[int, bytes], float]:
     """CPU seconds (user + system) so far of every descendant of ``root``, keyed by (pid, start time)."""
-    children: dict[int, list[int]] = {}
-    cpu: dict[int, tuple[bytes, float]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rsplit(b")", 1)[1].split()
-            ppid, seconds = int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-        cpu[int(entry)] = (fields[19], seconds)
-    out, stack = {}, list(children.get(root, []))
-    while stack:
-        pid = stack.pop()
-        if pid in cpu:
-            out[(pid, cpu[pid][0])] = cpu[pid][1]
-        stack.extend(children.get(pid, []))
-    return out
+    stats = proc_stats()
+    return {(pid, stats[pid][19]): (int(stats[pid][11]) + int(stats[pid][12])) / TICK
+            for pid in descendants(stats, root, include_root=False)}
 
 
 def measured(cmd: list[str], env: dict) -> dict:
