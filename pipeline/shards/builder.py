@@ -60,12 +60,9 @@ class ShardBuilder:
     def tokenize_table(self, table, count: CountFn = no_count):
         """Every row of a segmented Arrow table (a row group), as ``tokenize`` does, with the word lengths taken
         column-wise (no Python string per word)."""
-        import pyarrow as pa
         import pyarrow.compute as pc
 
         words = table.column("words").combine_chunks() if "words" in table.column_names else None
-        if words is not None and isinstance(words, pa.ChunkedArray):
-            words = words.combine_chunks()
         if words is not None and len(words):
             doc_offsets = words.offsets.to_numpy()
             sentence_lists = words.values

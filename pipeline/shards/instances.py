@@ -78,10 +78,6 @@ class Instance:
     truncated_borrowed: int = 0  # random-B tokens cut (borrowed from another document, not lost)
     single_segment: bool = False
 
-    @property
-    def tokens(self) -> int:
-        return sum(end - start for start, end, _ in self.ranges)
-
 
 def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
     """A random group start inside a sentence (not its first token); None when the sentence is one group."""
