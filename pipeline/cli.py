@@ -19,6 +19,7 @@ from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.segment.segmenters import SegmenterError
 from pipeline.vocab.training import VocabError
+from pipeline.summary import detail_lines, stage_table
 from pipeline.stages import BUILT, PREVIOUS, STAGES, AccountingError, NotBuiltError, run_all, run_stage
 
 SECTIONS_FOR = {
@@ -217,25 +218,7 @@ def report(run_dir: str) -> dict:
             stages[stage] = json.loads(path.read_text(encoding="utf-8"))
     if not stages:
         raise FileNotFoundError(f"no stage stats under {root}")
-    lines = [f"{'stage':<8} {'read':>10} {'kept':>10} {'rejected':>10} {'duplicate':>10} {'quarantined':>12} "
-             f"{'seconds':>8}"]
-    for stage, stats in stages.items():
-        a = stats["accounting"]
-        lines.append(f"{stage:<8} {a['read']:>10,} {a['kept']:>10,} {a['rejected']:>10,} {a['duplicate']:>10,} "
-                     f"{a['quarantined']:>12,} {stats['seconds']:>8.1f}")
-    for stage, stats in stages.items():
-        for key in ("rejected_by_rule", "duplicates_by_method", "duplicates_by_source"):
-            if stats.get(key):
-                lines.append(f"{stage} {key.replace('_', ' ')}: " +
-                             ", ".join(f"{k} {v:,}" for k, v in stats[key].items()))
-        for method, info in stats.get("clusters", {}).items():
-            sizes = ", ".join(f"{size}: {n:,}" for size, n in info["size_histogram"].items())
-            lines.append(f"{stage} {method} clusters: {info['clusters']:,} (documents per cluster {sizes})")
-    if "shards" in stages:
-        m = stages["shards"]["manifest"]
-        lines.append(f"shards: {m['instances']:,} instances in {stages['shards']['shards']} shards, {m['tokens']:,} "
-                     f"tokens, {m['masked_tokens']:,} masked, {m['truncated_tokens']:,} document tokens truncated, "
-                     f"random next {m['next_sentence']['random_share']}")
+    lines = stage_table(stages) + detail_lines(stages)
     from pipeline.report import write_report
 
     summary = write_report(root)
@@ -343,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             summary = run_all(config, BUILT)
             a = summary.get("accounting", {})
+            print("\n".join(["", *stage_table(summary["stages"]), *detail_lines(summary["stages"]), ""]))
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "

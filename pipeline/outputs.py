@@ -72,7 +72,17 @@ class StageOutput:
         self.root = Path(output_root)
         self.stage = stage
         self.final = self.root / stage
-        self.tmp = self.root / f".tmp-{stage}-{uuid.uuid4().hex[:12]}"
+        token = uuid.uuid4().hex[:12]
+        self.tmp = self.root / f".tmp-{stage}-{token}"
+        # where workers report their progress (set by the stage runner when progress is on); outside tmp,
+        # so it is never published
+        self.progress_dir: str | None = None
+        self._progress_root = self.root / f".progress-{stage}-{token}"
+
+    def report_progress(self, on: bool) -> str | None:
+        """Turn workers' progress reports on (returns their directory) or off."""
+        self.progress_dir = str(self._progress_root) if on else None
+        return self.progress_dir
 
     def __enter__(self) -> "StageOutput":
         self.root.mkdir(parents=True, exist_ok=True)
@@ -97,8 +107,9 @@ class StageOutput:
         return self.final
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp, ignore_errors=True)
+        for path in (self.tmp, self._progress_root):
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def _row_bytes(row: dict) -> int:

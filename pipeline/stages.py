@@ -20,6 +20,7 @@ from pipeline import __version__, schema
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
 from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows
+from pipeline.progress import StageMonitor
 from pipeline.segment.segmenters import make_segmenter
 
 STAGES = ("ingest", "clean", "dedup", "segment", "vocab", "shards")
@@ -98,6 +99,11 @@ def _detail(stage: str, out: StageOutput) -> dict:
     return detail
 
 
+def _monitor(config: Config, out: StageOutput, **size) -> StageMonitor:
+    """Workers report progress into the stage's progress directory; the driver prints it (``--progress``)."""
+    return StageMonitor(out.report_progress(config.progress), **size)
+
+
 def run_stage(stage: str, config: Config, input_dir: str | None = None, log=print) -> dict:
     """Run one stage; returns its stats (also written to ``OUTPUT/<stage>/stats.json``)."""
     if stage not in BUILT:
@@ -119,7 +125,8 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             files = [f for spec in specs for f in expand(spec.path, spec.source, spec.format)]
             input_info = {"files": len(files), "bytes": sum(f.size for f in files),
                           "inputs": [vars(spec) for spec in specs]}
-            counters = adapter.ingest(config, files, out)
+            with _monitor(config, out, total_bytes=input_info["bytes"]) as monitor:
+                counters = adapter.ingest(config, files, out)
             read = counters.get("ingest.read", 0)
         else:
             if stage == "segment":
@@ -128,7 +135,8 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             read = table_rows(source)
             input_info = {"documents": str(source), "rows": read,
                           "bytes": sum(p.stat().st_size for p in source.glob("*.parquet"))}
-            counters = getattr(adapter, stage)(config, str(source), out)
+            with _monitor(config, out, total_docs=read) as monitor:
+                counters = getattr(adapter, stage)(config, str(source), out)
         seconds = time.time() - started
         tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES[stage]}
         accounting = _accounting(stage, read, tables)
@@ -146,6 +154,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             "tables": tables,
             **_detail(stage, out),
             "counters": counters,
+            "progress": monitor.summary(),
         }
         if stage == "segment":
             stats["segmenter"] = info
@@ -189,7 +198,8 @@ def _run_vocab(config: Config, input_dir: str | None = None, log=print) -> dict:
             adapter.start(config)
             startup = time.time() - started
             started = time.time()
-            counts, counters = adapter.vocab(config, str(table), out)
+            with _monitor(config, out, total_docs=read) as monitor:
+                counts, counters = adapter.vocab(config, str(table), out)
             counting = time.time() - started
         described = finish(counts, options, out.tmp, table if has_table else None)
         seconds = startup + counting + described["training_seconds"] + described["stats_seconds"]
@@ -216,6 +226,7 @@ def _run_vocab(config: Config, input_dir: str | None = None, log=print) -> dict:
             **described,
             "distinct_pre_tokens": len(counts),
             "counters": counters,
+            "progress": monitor.summary() if not options.vocab else {},
         }
         if not accounting["balanced"]:
             raise AccountingError(f"vocab: read {read} but counted {counted} and held out {held_out}")
@@ -268,7 +279,8 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
     with StageOutput(config.output, "shards") as out:
         summaries_dir = out.tmp / ".summaries"
         started = time.time()
-        counters = adapter.shards(config, str(source), out, str(vocab), pools, str(summaries_dir))
+        with _monitor(config, out, total_docs=read) as monitor:
+            counters = adapter.shards(config, str(source), out, str(vocab), pools, str(summaries_dir))
         seconds = time.time() - started
         found = {}
         for path in sorted(summaries_dir.glob("*.json")) if summaries_dir.is_dir() else []:
@@ -317,6 +329,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
             "tokens_lost_untruncated": lost,
             "manifest": {k: v for k, v in manifest.items() if k not in ("shards", "settings")},
             "counters": counters,
+            "progress": monitor.summary(),
         }
         if not accounting["balanced"]:
             raise AccountingError(f"shards: read {read} but kept {kept} and wrote {json.dumps(tables)}")

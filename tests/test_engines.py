@@ -35,8 +35,21 @@ def runs(tmp_path_factory, inputs, sample_ltp_model):
     for engine in ("beam", "spark"):
         output = tmp_path_factory.mktemp(f"run-{engine}")
         config = make_config(output, inputs, engine, shards={"dupe_factor": 2, "shards": 3})
+        config.progress = True       # the workers' progress reports are checked below
         results[engine] = (output, run_all(config, log=lambda *_: None))
     return results
+
+
+@pytest.mark.parametrize("engine", ["beam", "spark"])
+def test_progress_reports_cover_every_document_each_pass(runs, engine):
+    output, summary = runs[engine]
+    for stage, stats in summary["stages"].items():
+        passes = {"dedup": {"dedup", "dedup/minhash"}}.get(stage, {stage})
+        assert set(stats["progress"]) == passes, stage
+        for label, reported in stats["progress"].items():
+            assert reported["docs"] == stats["accounting"]["read"], (stage, label)
+            assert stage == "vocab" or reported["bytes"] > 0
+    assert not list(output.glob(".progress-*")) and not list(output.glob(".tmp-*"))
 
 
 @pytest.mark.parametrize("stage, table", [(s, t) for s in BUILT for t in STAGE_TABLES[s]])

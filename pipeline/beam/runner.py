@@ -20,7 +20,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 from pipeline.beam.transforms import (NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards, CleanDocuments,
                                      CountPreTokens, DroppedIds, ExactDuplicates, ExactSimilarities,
                                      NearDuplicateEdges, SegmentDocuments,
-                                     ReadInputs, ReadTable, WriteTable, drop_ids)
+                                     ReadInputs, ReadTable, WriteTable, drop_ids, tick)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
@@ -81,7 +81,7 @@ def start(config: Config) -> None:
 
 def ingest(config: Config, files, out) -> dict[str, int]:
     def build(p):
-        read = p | "Ingest" >> ReadInputs(files, config.ingest.max_record_bytes, config.progress)
+        read = p | "Ingest" >> ReadInputs(files, config.ingest.max_record_bytes, out.progress_dir)
         read.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
         read.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
@@ -90,7 +90,7 @@ def ingest(config: Config, files, out) -> dict[str, int]:
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
         docs = p | "ReadDocuments" >> ReadTable(documents_dir)
-        cleaned = docs | "Clean" >> CleanDocuments(config.clean, config.progress)
+        cleaned = docs | "Clean" >> CleanDocuments(config.clean, out.progress_dir)
         cleaned.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
         cleaned.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         cleaned.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
@@ -112,15 +112,17 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
     if options.exact:
         def build_exact(p):
-            result = p | "ReadDocuments" >> ReadTable(documents_dir) | "Exact" >> ExactDuplicates(options.key_convert)
+            result = (p | "ReadDocuments" >> ReadTable(documents_dir) | "Progress" >> tick("dedup", out.progress_dir)
+                      | "Exact" >> ExactDuplicates(options.key_convert))
             result["duplicates"] | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates")
             result["quarantined"] | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
         counters = merge(counters, _run(config, build_exact))
 
     if options.near:
         def build_near(p):
-            docs = drop_ids(p | "ReadDocuments" >> ReadTable(documents_dir), p | "Dropped" >> DroppedIds(dropped))
-            (docs
+            docs = (p | "ReadDocuments" >> ReadTable(documents_dir)
+                    | "Progress" >> tick("dedup/minhash", out.progress_dir))
+            (drop_ids(docs, p | "Dropped" >> DroppedIds(dropped))
              | "NearEdges" >> NearDuplicateEdges(options)
              | "ToJson" >> beam.Map(lambda edge: json.dumps(edge_to_json(edge), ensure_ascii=False))
              | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
@@ -163,7 +165,8 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
-        result = p | "ReadDocuments" >> ReadTable(documents_dir) | "Segment" >> SegmentDocuments(config.segment)
+        result = (p | "ReadDocuments" >> ReadTable(documents_dir) | "Progress" >> tick("segment", out.progress_dir)
+                  | "Segment" >> SegmentDocuments(config.segment))
         result.segmented | "WriteSegmented" >> WriteTable(out.table("segmented"), "segmented")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
@@ -179,7 +182,7 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 
     def build(p):
         (p
-         | "CountPreTokens" >> CountPreTokens(segmented_dir, config.vocab)
+         | "CountPreTokens" >> CountPreTokens(segmented_dir, config.vocab, out.progress_dir)
          | "ToLine" >> beam.MapTuple(lambda token, n: f"{token}\t{n}")
          | "WriteCounts" >> beam.io.WriteToText(str(work / "counts"), file_name_suffix=".tsv"))
     counters = _run(config, build)
@@ -197,6 +200,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
                                                                          columns=SHARD_COLUMNS)
         else:
             rows = p | "NoSegmented" >> beam.Create([])
+        rows = rows | "Progress" >> tick("shards", out.progress_dir)
         result = rows | "Shards" >> BuildShards(config.shards, vocab, pools, out.tmp, summaries)
         result.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")

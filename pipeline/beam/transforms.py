@@ -26,7 +26,7 @@ from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.dedup.minhash import MinHasher, bucket_edges, edge_from_json, edge_key, exact_similarity
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
-from pipeline.progress import Progress
+from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 from pipeline.segment.stage import Segmentation
 from pipeline.shards import builder as shard_builder
@@ -54,14 +54,14 @@ class BeamCount:
 
 
 class _ReadFileFn(beam.DoFn):
-    def __init__(self, max_record_bytes: int, total_bytes: int, progress: bool) -> None:
+    def __init__(self, max_record_bytes: int, total_bytes: int, progress_dir: str | None) -> None:
         self.max_record_bytes = max_record_bytes
         self.total_bytes = total_bytes
-        self.show_progress = progress
+        self.progress_dir = progress_dir
 
     def setup(self):
         self.count = BeamCount()
-        self.progress = Progress("ingest", self.total_bytes, enabled=self.show_progress)
+        self.progress = reporter("ingest", self.progress_dir, self.total_bytes)
 
     def process(self, file):
         for record in read_file(file, self.max_record_bytes, self.count, self.progress):
@@ -75,20 +75,20 @@ class _ReadFileFn(beam.DoFn):
 
 
 class _CleanFn(beam.DoFn):
-    def __init__(self, options: CleanOptions, progress: bool) -> None:
+    def __init__(self, options: CleanOptions, progress_dir: str | None) -> None:
         self.options = options
-        self.show_progress = progress
+        self.progress_dir = progress_dir
 
     def setup(self):
         self.cleaner = Cleaner(self.options)
         self.count = BeamCount()
-        self.progress = Progress("clean", enabled=self.show_progress)
+        self.progress = reporter("clean", self.progress_dir)
 
     def teardown(self):
         self.progress.close()
 
     def process(self, doc):
-        self.progress.update(1, len(doc.text.encode("utf-8", "surrogatepass")))
+        self.progress.update(*text_size(doc))
         result = self.cleaner.process(doc, self.count)
         if isinstance(result, Document):
             yield result
@@ -189,16 +189,18 @@ class _CountPreTokensFn(beam.DoFn):
 class CountPreTokens(beam.PTransform):
     """A segmented table -> (pre-token, count) over the documents not held out (core: ``PreTokenCounter``)."""
 
-    def __init__(self, directory: str, options) -> None:
+    def __init__(self, directory: str, options, progress_dir: str | None = None) -> None:
         super().__init__()
         self.directory = directory
         self.options = options
+        self.progress_dir = progress_dir
 
     def expand(self, pbegin):
         if not parquet_files(self.directory):
             return pbegin | "Empty" >> beam.Create([])
         return (pbegin
                 | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet", columns=["id", "sentences"])
+                | "Progress" >> tick("vocab", self.progress_dir)
                 | "Count" >> beam.ParDo(_CountPreTokensFn(self.options))
                 | "Sum" >> beam.CombinePerKey(sum))
 
@@ -309,14 +311,43 @@ class BuildShards(beam.PTransform):
         return tokenized
 
 
+class _TickFn(beam.DoFn):
+    """Pass elements through, reporting progress: a record with text is a document, an Arrow table its rows."""
+
+    def __init__(self, label: str, progress_dir: str | None) -> None:
+        self.label, self.progress_dir = label, progress_dir
+
+    def setup(self):
+        self.progress = reporter(self.label, self.progress_dir)
+
+    def process(self, element):
+        if hasattr(element, "num_rows"):
+            self.progress.update(element.num_rows, element.nbytes)
+        elif hasattr(element, "text"):
+            self.progress.update(*text_size(element))
+        else:
+            self.progress.update(1)
+        yield element
+
+    def teardown(self):
+        self.progress.close()
+
+
+def tick(label: str, progress_dir: str | None):
+    """A pass-through step reporting progress under ``label`` (nothing at all when progress is off)."""
+    if progress_dir is None:
+        return beam.Map(lambda element: element)
+    return beam.ParDo(_TickFn(label, progress_dir))
+
+
 class ReadInputs(beam.PTransform):
     """Input files -> {'documents', 'quarantined'}."""
 
-    def __init__(self, files, max_record_bytes: int, progress: bool) -> None:
+    def __init__(self, files, max_record_bytes: int, progress_dir: str | None) -> None:
         super().__init__()
         self.files = list(files)
         self.max_record_bytes = max_record_bytes
-        self.progress = progress
+        self.progress = progress_dir
 
     def expand(self, pbegin):
         total = sum(f.size for f in self.files)
@@ -329,10 +360,10 @@ class ReadInputs(beam.PTransform):
 class CleanDocuments(beam.PTransform):
     """Documents -> {'documents', 'rejected', 'quarantined'}."""
 
-    def __init__(self, options: CleanOptions, progress: bool = False) -> None:
+    def __init__(self, options: CleanOptions, progress_dir: str | None = None) -> None:
         super().__init__()
         self.options = options
-        self.progress = progress
+        self.progress = progress_dir
 
     def expand(self, docs):
         return docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
@@ -490,5 +521,5 @@ class ReadTable(beam.PTransform):
                 | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
 
 
-__all__ = ["BeamCount", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
+__all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
            "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]

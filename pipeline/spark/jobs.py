@@ -22,7 +22,7 @@ from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.dedup.minhash import MinHasher, bucket_edges, exact_similarity, incident_keys, near_duplicates
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, row_groups
-from pipeline.progress import Progress
+from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
 from pipeline.segment.stage import Segmentation
 from pipeline.vocab.counting import PreTokenCounter
@@ -102,10 +102,10 @@ def start(config: Config) -> None:
 
 def ingest(config: Config, files, out) -> dict[str, int]:
     spark = get_session(config)
-    max_bytes, show, total = config.ingest.max_record_bytes, config.progress, sum(f.size for f in files)
+    max_bytes, report, total = config.ingest.max_record_bytes, out.progress_dir, sum(f.size for f in files)
 
     def read(part, count):
-        progress = Progress("ingest", total, enabled=show)
+        progress = reporter("ingest", report, total)
         for file in part:
             yield from read_file(file, max_bytes, count, progress)
         progress.close()
@@ -116,15 +116,12 @@ def ingest(config: Config, files, out) -> dict[str, int]:
 
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     spark = get_session(config)
-    options, show = config.clean, config.progress
+    options, report = config.clean, out.progress_dir
 
     def run(items, count):
         cleaner = Cleaner(options)
-        progress = Progress("clean", enabled=show)
-        for doc in _documents(items):
-            progress.update(1, len(doc.text.encode("utf-8", "surrogatepass")))
+        for doc in reporter("clean", report).track(_documents(items), text_size):
             yield cleaner.process(doc, count)
-        progress.close()
 
     rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
     return _run_parts(rdd, run, out, (Document, Rejected, Quarantined), "part")
@@ -153,13 +150,14 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
         Path(out.table(cls.TABLE)).mkdir(parents=True, exist_ok=True)
     counters: dict[str, int] = {}
     key_columns = ["id", "source", "file", "position", "title", "text"]
+    report = out.progress_dir
 
     if options.exact:
         key_convert = options.key_convert
 
         def keyed(items):
             key = ExactKey(key_convert)
-            for doc in _documents(items, key_columns):
+            for doc in reporter("dedup", report).track(_documents(items, key_columns), text_size):
                 try:
                     yield key(doc), DocRef.of(doc)
                 except Exception as exc:  # counted where it is written, below
@@ -188,7 +186,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
         def signed(items):
             hasher = MinHasher.from_options(options)
-            for doc in _documents(items, key_columns):
+            for doc in reporter("dedup/minhash", report).track(_documents(items, key_columns), text_size):
                 if doc.id in dropped.value:
                     continue
                 sig = hasher.sign(DocRef.of(doc), doc.text)
@@ -238,11 +236,11 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     spark = get_session(config)
-    options = config.segment
+    options, report = config.segment, out.progress_dir
 
     def run(items, count):
         segmentation = Segmentation(options)       # the model loads once per task, in the worker
-        for doc in _documents(items):
+        for doc in reporter("segment", report).track(_documents(items), text_size):
             yield segmentation.process(doc, count)
 
     rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
@@ -258,7 +256,7 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
     output replaces, never adds to, the first attempt's.
     """
     spark = get_session(config)
-    options = config.vocab
+    options, report = config.vocab, out.progress_dir
 
     def run(items):
         counter = PreTokenCounter(options)
@@ -268,7 +266,7 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
             for path, index in items:
                 yield from read_row_group(path, index, "segmented", ["id", "sentences"])
 
-        yield from counter.count_rows(rows(), count).items()
+        yield from counter.count_rows(reporter("vocab", report).track(rows(), lambda row: (1, 0)), count).items()
         for name, n in count.as_dict().items():
             yield ("counter", name), n
 
@@ -295,20 +293,23 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     from pipeline.shards.seeds import pool_of
 
     spark = get_session(config)
-    options, directory = config.shards, str(out.tmp)
+    options, directory, report = config.shards, str(out.tmp), out.progress_dir
     tables = {cls: out.table(cls.TABLE) for cls in (Rejected, Quarantined)}
 
     def tokenize(index, items):
         count = Counters()
         make = shard_builder.ShardBuilder(options, vocab)     # the vocab loads once per task, in the worker
+        progress = reporter("shards", report)
         with _table_writers(tables, f"part-{index:05d}") as writers:
             for path, group in items:
                 table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
+                progress.update(table.num_rows, table.nbytes)
                 for result in make.tokenize_table(table, count):
                     if isinstance(result, (Rejected, Quarantined)):
                         writers[type(result)].add(result)
                     else:
                         yield pool_of(options.seed, result.id, pools), result
+        progress.close()
         yield None, count.as_dict()
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
