@@ -59,6 +59,7 @@ bench: venv  ## benchmarks: bench/results/*.json
 	$(PY) bench/vocab.py
 	$(PY) bench/shards.py
 	$(PY) bench/pretrain.py
+	$(PY) bench/end_to_end.py
 
 ingest: venv sample  ## one stage: wwm ingest INPUT (default: the bundled sample) -> OUTPUT/ingest
 	$(WWM) ingest $(if $(INPUT),$(INPUT),--config build/sample/sample.yaml) --engine $(ENGINE) --output $(OUTPUT)

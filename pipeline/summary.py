@@ -11,7 +11,10 @@ def _row(values) -> str:
 
 
 def _rate(value) -> str:
-    return "-" if value is None else f"{value:,.2f}" if value < 100 else f"{value:,.0f}"
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}" \
+        if value >= 0.01 else f"{value:.3f}"
 
 
 def _note(stage: str, stats: dict) -> str:

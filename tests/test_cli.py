@@ -61,5 +61,11 @@ def test_run_and_report_from_the_command_line(tmp_path, capsys):
                  "--no-progress", "--segment-segmenter", "jieba"]) == 0
     printed = capsys.readouterr().out
     assert "run: read 46 = kept" in printed and str(out.resolve()) in printed
+    table = {}
+    for line in printed.splitlines():
+        if line.split():
+            table.setdefault(line.split()[0], line.split())
+    assert table["stage"][:3] == ["stage", "read", "kept"] and table["total"][1] == "46"
+    assert [table[s][1] for s in ("ingest", "clean", "dedup", "segment")] == ["46", "44", "40", "37"]
     assert main(["report", str(out)]) == 0
     assert "segment" in capsys.readouterr().out and (out / "report.json").exists()
