@@ -88,8 +88,9 @@ class DedupOptions:
     key_convert: str = option("t2s", "OpenCC conversion applied inside the dedup keys and shingles (not to the "
                               "text), so traditional and simplified copies collide; none to turn it off")
     near: bool = option(True, "after exact dedup, drop near duplicates found with MinHash LSH")
-    threshold: float = option(0.8, "near dedup: Jaccard similarity of character shingles at or above which two "
-                              "documents are duplicates")
+    threshold: float = option(0.6, "near dedup: Jaccard similarity of character shingles at or above which two "
+                              "documents are duplicates (0.6 finds copies keeping >= 80% of their text, "
+                              "inserted text included; 0.8 only lightly edited ones)")
     num_perm: int = option(128, "near dedup: MinHash permutations per signature")
     bands: int = option(0, "near dedup: LSH bands (0 = derived with rows from threshold and num_perm)")
     rows: int = option(0, "near dedup: rows per band (0 = derived)")

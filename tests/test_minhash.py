@@ -43,10 +43,11 @@ def test_bands_and_rows_match_text_dedup_optimal_param(threshold, num_perm, expe
 
 
 def test_default_lsh_favours_recall_because_candidates_are_verified():
-    hasher = MinHasher()
-    assert (hasher.bands, hasher.rows) == (16, 8)
-    p = 1 - (1 - 0.8 ** hasher.rows) ** hasher.bands
-    assert p > 0.94          # a pair right at the threshold is a candidate 19 times in 20
+    for threshold, shape in ((0.8, (16, 8)), (None, (24, 4))):     # None: the default, 0.6
+        hasher = MinHasher(threshold=threshold) if threshold else MinHasher()
+        assert (hasher.bands, hasher.rows) == shape
+        p = 1 - (1 - hasher.threshold ** hasher.rows) ** hasher.bands
+        assert p > 0.94          # a pair right at the threshold is a candidate 19 times in 20
 
 
 def test_explicit_bands_and_bad_settings():

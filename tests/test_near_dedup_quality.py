@@ -47,7 +47,7 @@ def report():
     labelled = build_labelled_set(shared_documents(paths), seed=0, copies_per_doc=COPIES_PER_DOC,
                                   max_originals=ORIGINALS)
     assert len(labelled.originals) == ORIGINALS and len(labelled.unrelated) > 1000
-    options = DedupOptions()                   # the pipeline's defaults: threshold 0.8, 128 permutations
+    options = DedupOptions()                   # the pipeline's defaults: threshold 0.6, 128 permutations
     result = evaluate(labelled, MinHasher.from_options(options), verify=options.verify)
     print(json.dumps({k: result[k] for k in ("hasher", "pairs", "recall_kept_ge_0_8", "recall_both_shares_ge_0_8",
                                              "recall_jaccard_ge_threshold", "recall_by_edit",
@@ -68,10 +68,6 @@ def test_precision_of_predicted_pairs(report):
     assert report["pairs"]["precision"] >= 0.98, _summary(report)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "target not met at the default threshold: 'keeps >= 80% of its text' is not 'Jaccard >= 0.8'. "
-    "A copy with 30-50% inserted text keeps all of the original but has Jaccard 0.64-0.78, and deleting "
-    "~18% of the sentences breaks shingles at every cut (Jaccard 0.77-0.80); measured recall 0.81"))
 def test_recall_for_copies_keeping_most_of_their_text(report):
     assert report["recall_kept_ge_0_8"]["copies"] > 300
     assert report["recall_kept_ge_0_8"]["recall"] >= 0.95, _summary(report)

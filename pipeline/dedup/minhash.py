@@ -87,7 +87,7 @@ class Signed:
 
 
 class MinHasher:
-    def __init__(self, num_perm: int = 128, threshold: float = 0.8, ngram: int = 5, short_ngram: int = 3,
+    def __init__(self, num_perm: int = 128, threshold: float = 0.6, ngram: int = 5, short_ngram: int = 3,
                  short_length: int = 100, seed: int = 42, bands: int = 0, rows: int = 0,
                  convert: str = "t2s", false_positive_weight: float = 0.05,
                  false_negative_weight: float = 0.95) -> None:
