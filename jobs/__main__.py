@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tensorflow-tpu", default=d.tensorflow_tpu, help="pip requirement for TF on the TPU VM")
     g.add_argument("--pretrain-args", default="", help="extra 'wwm pretrain' flags, one shell-quoted string")
     g.add_argument("--delete-tpu", action="store_true", help="delete the TPU VM when training ends")
+    g.add_argument("--spot", action="store_true", help="create a Spot TPU VM (preemptible; tpu-train again resumes)")
     return p
 
 
@@ -81,7 +82,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         runtime_version=args.runtime_version, tpu=args.tpu, zone=args.zone,
         accelerator_type=args.accelerator_type, tpu_version=args.tpu_version,
         tensorflow_tpu=args.tensorflow_tpu, pretrain_args=shlex.split(args.pretrain_args),
-        delete_tpu=args.delete_tpu)
+        delete_tpu=args.delete_tpu, spot=args.spot)
 
 
 def commands(argv: list[str]) -> tuple[str, list[list[str]], argparse.Namespace]:

@@ -44,7 +44,7 @@ class Settings:
     executor_memory: str = "8g"
     executor_cores: int = 4
     serverless_image: str = ""
-    runtime_version: str = "2.2"
+    runtime_version: str = "3.0"          # Spark 4.0 (2.2 LTS has Spark 3.5); the project pins PySpark 4.1
     # TPU
     tpu: str = "wwm-tpu"
     zone: str = "us-central1-a"
@@ -53,6 +53,7 @@ class Settings:
     tensorflow_tpu: str = "tensorflow-tpu==2.20.0"
     pretrain_args: list[str] = field(default_factory=list)
     delete_tpu: bool = False
+    spot: bool = False                   # a Spot TPU VM (cheaper, preemptible: rerun tpu-train to resume)
 
     def gs(self, *parts: str) -> str:
         return "/".join([f"gs://{self.bucket}", *parts])
@@ -201,21 +202,22 @@ def serverless_submit(s: Settings) -> list[list[str]]:
 
 def tpu_script(s: Settings) -> str:
     """What runs on the TPU VM (in the login directory): install the staged wheel and TensorFlow for TPU,
-    copy the shards from the bucket, ``wwm pretrain --tpu local``, copy the run back to the bucket.
+    then ``wwm pretrain --tpu local`` on the shards in the bucket, then copy the run back to the bucket.
 
-    ``wwm pretrain`` reads the manifest and vocab and writes its output through local paths today, so the
-    shards are copied to the VM's disk (by this script) rather than read from gs:// by tf.data; an earlier
-    run's output is copied down first, so a second ``tpu-train`` resumes from its last checkpoint.
+    tf.data reads the shards (and the runner the manifest) from gs:// directly. The vocab (a small file) is
+    copied beside the run so that the exports include it. ``wwm pretrain`` writes its output directory
+    through local paths, so the run goes to the VM's disk and is copied to OUTPUT/pretrain when training
+    ends or fails; an earlier run's output is copied down first, so a second ``tpu-train`` resumes.
     """
     shards, out = f"{s.run_output}/shards", f"{s.run_output}/pretrain"
-    pretrain = ["python3", "-m", "pipeline.cli", "pretrain", "wwm/shards", "--output_dir", "wwm/pretrain",
-                "--tpu", "local", *s.pretrain_args]
+    pretrain = ["python3", "-m", "pipeline.cli", "pretrain", shards, "--output_dir", "wwm/pretrain",
+                "--tpu", "local", "--vocab", "wwm/vocab.txt", *s.pretrain_args]
     steps = [
         "mkdir -p wwm/pretrain",
         f"gcloud storage cp {s.dist}/{WHEEL} wwm/",
         f"python3 -m pip install --quiet wwm/{WHEEL} {shlex.quote(s.tensorflow_tpu)} -f {LIBTPU_INDEX}",
+        f"gcloud storage cp {s.run_output}/vocab/vocab.txt wwm/vocab.txt",
         f"(gcloud storage rsync --recursive {out} wwm/pretrain || true)",
-        f"gcloud storage rsync --recursive {shards} wwm/shards",
     ]
     # the run is copied back whether training finished or failed (checkpoints to resume from)
     return (" && ".join(steps) + f" && {{ {shlex.join(pretrain)}; code=$?; "
@@ -228,7 +230,7 @@ def tpu_train(s: Settings) -> list[list[str]]:
         [s.python, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", "build/jobs", "."],
         ["gcloud", "storage", "cp", f"build/jobs/{WHEEL}", s.dist + "/"],
         ["gcloud", "compute", "tpus", "tpu-vm", "create", s.tpu, *where,
-         f"--accelerator-type={s.accelerator_type}", f"--version={s.tpu_version}"],
+         f"--accelerator-type={s.accelerator_type}", f"--version={s.tpu_version}", *(["--spot"] if s.spot else [])],
         ["gcloud", "compute", "tpus", "tpu-vm", "ssh", s.tpu, *where, "--worker=all",
          f"--command={tpu_script(s)}"],
     ]

@@ -129,7 +129,7 @@ def test_serverless_submit_uses_the_container_image(capsys):
     dash = cmd.index("--")
     assert cmd[:dash] == [
         "gcloud", "dataproc", "batches", "submit", "pyspark", "jobs/spark_entry.py",
-        "--project=proj-1", "--region=us-central1", "--batch=wwm-t1", "--version=2.2",
+        "--project=proj-1", "--region=us-central1", "--batch=wwm-t1", "--version=3.0",
         "--container-image=r-docker.pkg.dev/p/r/s:2", "--deps-bucket=gs://bkt",
         "--properties=^#^spark.executor.memory=8g#spark.executor.cores=4#spark.dynamicAllocation.maxExecutors=20"]
     assert wwm_config(cmd[dash + 1:]).spark.master == "yarn"
@@ -137,23 +137,24 @@ def test_serverless_submit_uses_the_container_image(capsys):
 
 def test_tpu_train_creates_the_vm_and_starts_wwm_pretrain_on_it(capsys):
     cmds = dry_run("tpu-train", "--tpu", "t", "--zone", "europe-west4-a", "--pretrain-args",
-                   "--preset base --train_batch_size 256", "--delete-tpu", capsys=capsys)
+                   "--preset base --train_batch_size 256", "--delete-tpu", "--spot", capsys=capsys)
     where = ["--project=proj-1", "--zone=europe-west4-a"]
     assert cmds[0] == ["python3", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", "build/jobs", "."]
     assert cmds[1] == ["gcloud", "storage", "cp", "build/jobs/wwm_pipeline-0.1.0-py3-none-any.whl",
                        "gs://bkt/wwm/dist/"]
     assert cmds[2] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "t", *where, "--accelerator-type=v3-8",
-                       "--version=tpu-ubuntu2204-base"]
+                       "--version=tpu-ubuntu2204-base", "--spot"]
     assert cmds[3][:8] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "t", *where][:8]
     assert cmds[3][8] == "--worker=all"
     assert cmds[4] == ["gcloud", "compute", "tpus", "tpu-vm", "delete", "t", *where, "--quiet"]
     script = cmds[3][9].removeprefix("--command=")
     assert subprocess.run(["bash", "-n", "-c", script], check=False).returncode == 0
-    assert "gcloud storage rsync --recursive gs://bkt/wwm/run/shards wwm/shards" in script
+    assert "gcloud storage cp gs://bkt/wwm/run/vocab/vocab.txt wwm/vocab.txt" in script
     pretrain = shlex.split(re.search(r"\{ (python3 -m pipeline\.cli pretrain [^;]*);", script).group(1))
     args = build_parser().parse_args(pretrain[3:])
-    assert (args.shards, args.output_dir, args.tpu, args.preset, args.train_batch_size) == (
-        "wwm/shards", "wwm/pretrain", "local", "base", 256)
+    # the shards are read from the bucket (tests/test_pretrain_gfile.py: the runner reads tf.io.gfile URLs)
+    assert (args.shards, args.output_dir, args.tpu, args.vocab, args.preset, args.train_batch_size) == (
+        "gs://bkt/wwm/run/shards", "wwm/pretrain", "local", "wwm/vocab.txt", "base", 256)
     # the setup.py version the wheel is named after
     assert 'version="0.1.0"' in (ROOT / "setup.py").read_text()
 
