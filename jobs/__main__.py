@@ -108,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for cmd in cmds:
         print("+", shlex.join(cmd), flush=True)
-        code = subprocess.run(cmd, check=False).returncode
+        try:
+            code = subprocess.run(cmd, check=False).returncode
+        except FileNotFoundError:
+            print(f"python -m jobs {target}: {cmd[0]} not found (install it: see jobs/README.md)", file=sys.stderr)
+            return 127
         if code:
             print(f"python -m jobs {target}: exit {code} from {cmd[0]}", file=sys.stderr)
             return code

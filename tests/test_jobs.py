@@ -165,6 +165,20 @@ def test_real_mode_refuses_to_run_stages_on_gs_paths(capsys):
     assert "local paths only" in capsys.readouterr().err
 
 
+def test_real_mode_runs_the_commands_in_order_and_stops_at_the_first_failure(tmp_path):
+    # dataproc-env for real, where no docker can be found: the zip is built, then the run stops with 127
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, "-m", "jobs", "dataproc-env", "--project", "p", "--bucket", "b"],
+                          cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": str(empty)},
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 127, done.stderr
+    assert "docker not found" in done.stderr
+    assert zipfile.ZipFile(tmp_path / "build" / "jobs" / "wwm_pipeline.zip").testzip() is None
+    assert done.stdout.splitlines()[0] == f"+ {sys.executable} -m jobs.pack zip build/jobs/wwm_pipeline.zip"
+    assert not (tmp_path / "build" / "jobs" / "wwm-env.tar.gz").exists()
+
+
 def test_package_zip_is_deterministic_and_importable(tmp_path):
     first, second = build_zip(tmp_path / "a.zip"), build_zip(tmp_path / "b.zip")
     assert first.read_bytes() == second.read_bytes()
