@@ -202,3 +202,14 @@ def test_make_targets_print_the_same_commands(target, capsys):
                          cwd=ROOT, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     assert [shlex.split(line) for line in out.stdout.splitlines()] == dry_run(target, capsys=capsys)
+
+
+def test_light_path_setup_py_builds_the_package_beam_stages(tmp_path):
+    """What Beam's stager does with --setup_file (the sdist it uploads for the workers to pip-install)."""
+    import tarfile
+
+    from apache_beam.runners.portability.stager import Stager
+
+    sdist = Stager._build_setup_package(str(ROOT / "setup.py"), str(tmp_path), None)
+    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    assert {"setup.py", "pipeline/cli.py", "pipeline/beam/transforms.py", "schemas/documents.v1.json"} <= names
