@@ -211,5 +211,6 @@ def test_light_path_setup_py_builds_the_package_beam_stages(tmp_path):
     from apache_beam.runners.portability.stager import Stager
 
     sdist = Stager._build_setup_package(str(ROOT / "setup.py"), str(tmp_path), None)
-    names = {n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n}
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     assert {"setup.py", "pipeline/cli.py", "pipeline/beam/transforms.py", "schemas/documents.v1.json"} <= names
