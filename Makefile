@@ -15,6 +15,7 @@ PYTEST_ARGS ?=
 SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null)
 
 .PHONY: help venv run sample segment-model test bench ingest clean dedup segment vocab shards pretrain report distclean
+.PHONY: test-cluster dataflow-image dataflow-submit dataproc-env dataproc-submit serverless-image serverless-submit tpu-train
 
 help:  ## this list
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/' | sort
@@ -22,6 +23,13 @@ help:  ## this list
 	@echo "Variables: ENGINE=beam|spark (default beam)  INPUT=paths (default: the bundled sample)"
 	@echo "           OUTPUT=dir (default build/run-ENGINE)  PYTHON=interpreter for the venv (default python3)"
 	@echo "           SEGMENT_MODEL=LTP model dir (default build/ltp-sample, trained on the sample)"
+	@echo "Cloud (python -m jobs; see README 'Running on Google Cloud'):"
+	@echo "           PROJECT=Google Cloud project (required)  BUCKET=bucket name without gs:// (required)"
+	@echo "           REGION=region (default us-central1)  TAG=image tag and job name suffix (default latest)"
+	@echo "           INPUT/OUTPUT=gs:// paths (default gs://BUCKET/wwm/input, gs://BUCKET/wwm/run)"
+	@echo "           ENGINE is implied: dataflow-* run Beam, dataproc-*/serverless-* run Spark"
+	@echo "           DRY_RUN=1 prints the commands instead of running them  JOBS_ARGS=more python -m jobs flags"
+	@echo "           (e.g. JOBS_ARGS='--cluster c1 --max-num-workers 50 --tpu t1 --zone europe-west4-a')"
 
 $(VENV)/.installed: $(SOURCES)
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -91,6 +99,43 @@ pretrain: venv  ## pretrain from OUTPUT/shards with TensorFlow (TPU=name|local f
 
 report: venv  ## summarise OUTPUT's stats
 	$(WWM) report $(OUTPUT)
+
+test-cluster: venv  ## the cluster tests: a Spark standalone master + 2 workers on loopback run the job (a few minutes)
+	WWM_CLUSTER_TESTS=1 $(PY) -m pytest tests/test_spark_cluster.py tests/test_jobs_cluster.py $(PYTEST_ARGS)
+
+# ---- Google Cloud: each target is `python -m jobs TARGET`; DRY_RUN=1 prints its commands
+PROJECT  ?=
+BUCKET   ?=
+REGION   ?= us-central1
+TAG      ?= latest
+JOBS_ARGS ?=
+JOBS_PY  ?= $(PY)
+# INPUT and OUTPUT go to the cloud targets only when given (make's defaults are local paths)
+CLOUD_IO = $(if $(INPUT),--input $(INPUT)) $(if $(filter command line environment,$(origin OUTPUT)),--output $(OUTPUT))
+JOBS = $(JOBS_PY) -m jobs $@ $(if $(DRY_RUN),--dry-run) --project '$(PROJECT)' --bucket '$(BUCKET)' \
+	--region $(REGION) --tag $(TAG) --python $(JOBS_PY) $(CLOUD_IO) $(JOBS_ARGS)
+CLOUD_DEPS = $(if $(DRY_RUN),,venv)
+
+dataflow-image: $(CLOUD_DEPS)  ## build and push the Dataflow worker image (jobs/Dockerfile, LTP model baked in)
+	@$(JOBS)
+
+dataflow-submit: $(CLOUD_DEPS)  ## wwm run INPUT on Dataflow (Beam DataflowRunner, the worker image)
+	@$(JOBS)
+
+dataproc-env: $(CLOUD_DEPS)  ## pack the Python env (conda-pack, in docker) and the package zip; copy to gs://BUCKET/wwm/dist
+	@$(JOBS)
+
+dataproc-submit: $(CLOUD_DEPS)  ## wwm run INPUT as a Dataproc cluster job (gcloud dataproc jobs submit pyspark)
+	@$(JOBS)
+
+serverless-image: $(CLOUD_DEPS)  ## build and push the Dataproc Serverless container (jobs/serverless.Dockerfile)
+	@$(JOBS)
+
+serverless-submit: $(CLOUD_DEPS)  ## wwm run INPUT as a Dataproc Serverless batch (--container-image)
+	@$(JOBS)
+
+tpu-train: $(CLOUD_DEPS)  ## create a TPU VM and run wwm pretrain --tpu local on OUTPUT/shards from the bucket
+	@$(JOBS)
 
 distclean:  ## remove the virtual environment and build outputs
 	rm -rf $(VENV) build

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import zipfile
 from pathlib import Path
 
 import pyarrow as pa
@@ -27,8 +28,21 @@ _SCALARS = {
 }
 
 
-def schema_dir() -> Path:
-    """Directory holding the schema JSON files."""
+def _zipped_schemas():
+    """``pipeline/_schemas`` inside the zip this package was imported from (Spark's ``--py-files``), or None."""
+    archive = getattr(__loader__, "archive", None)   # set by zipimport only
+    if not archive:
+        return None
+    inner = Path(__file__).parent.relative_to(archive).as_posix()
+    found = zipfile.Path(archive, f"{inner}/_schemas/")
+    return found if found.is_dir() else None
+
+
+def schema_dir():
+    """Directory holding the schema JSON files (a ``zipfile.Path`` when the package is imported from a zip)."""
+    zipped = _zipped_schemas()
+    if zipped is not None:
+        return zipped
     installed = Path(__file__).resolve().parent / "_schemas"
     if installed.is_dir() and any(installed.glob("*.json")):
         return installed
@@ -41,7 +55,7 @@ def schema_dir() -> Path:
 def spec(name: str, version: int | None = None) -> dict:
     """The raw JSON spec of a schema, newest version unless one is asked for."""
     found = {}
-    for path in schema_dir().glob(f"{name}.v*.json"):
+    for path in schema_dir().iterdir():
         match = _FILE.match(path.name)
         if match and match["name"] == name:
             found[int(match["version"])] = path

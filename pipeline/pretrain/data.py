@@ -17,7 +17,9 @@ mask every epoch because the masking seed of a batch is drawn from ``(seed, epoc
 
 from __future__ import annotations
 
+import json
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,10 +45,10 @@ class Masking:
         from pipeline.shards.masking import replacement_ids
         from pipeline.vocab.wordpiece import read_vocab
 
-        path = Path(vocab_path or manifest["vocab"])
-        if not path.exists():
+        path = str(vocab_path or manifest["vocab"])
+        if not tf.io.gfile.exists(path):
             raise FileNotFoundError(f"vocab {path} (named by the manifest) is not here: pass --vocab")
-        entries = read_vocab(path)
+        entries = read_vocab(local_copy(path))
         if len(entries) != manifest["vocab_size"]:
             raise ValueError(f"vocab {path} has {len(entries)} entries, the shards were made with "
                              f"{manifest['vocab_size']}")
@@ -55,6 +57,22 @@ class Masking:
                    max_predictions=int(manifest["max_predictions_per_seq"]),
                    mask_id=entries.index("[MASK]"),
                    replacement_ids=replacement_ids(entries, settings.get("lowercase", True)))
+
+
+def read_manifest(directory: str | Path) -> dict:
+    """``manifest.json`` of a shard directory: a local path or any ``tf.io.gfile`` URL (gs://)."""
+    with tf.io.gfile.GFile(f"{str(directory).rstrip('/')}/{shard_manifest.MANIFEST}") as f:
+        return json.loads(f.read())
+
+
+def local_copy(path: str) -> str:
+    """``path`` itself when local, else a copy of it (``tf.io.gfile``) in a temporary file."""
+    if "://" not in path:
+        return path
+    fd, local = tempfile.mkstemp(suffix="-" + Path(path).name)
+    with tf.io.gfile.GFile(path, "rb") as src, open(fd, "wb") as dst:
+        dst.write(src.read())
+    return local
 
 
 def feature_spec(manifest: dict) -> dict[str, tf.io.FixedLenFeature]:

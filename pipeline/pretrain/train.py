@@ -20,7 +20,6 @@ from pipeline.pretrain import losses
 from pipeline.pretrain.config import BertConfig, check_against_manifest, preset
 from pipeline.pretrain.model import BertPretrainer
 from pipeline.pretrain.optimization import Optimizer, WarmupLinearDecay
-from pipeline.shards import manifest as shard_manifest
 
 
 # tf.summary.scalar needs the tensorboard package (TF 2.21 no longer installs it); tf.summary.write with the
@@ -104,7 +103,7 @@ class Trainer:
         self.options, self.log = options, log
         self.strategy = strategy or get_strategy(options.tpu, options.cpu_replicas)
         self.kind = strategy_kind(self.strategy)
-        self.manifest = shard_manifest.read(options.shards)
+        self.manifest = pdata.read_manifest(options.shards)
         self.config = load_bert_config(options, self.manifest)
         self.mode = options.mode or self.manifest.get("settings", {}).get("mode", "bert")
         if self.mode not in ("bert", "roberta"):
