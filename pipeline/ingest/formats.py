@@ -68,6 +68,21 @@ def _json_format_for_keys(keys: set[str]) -> str | None:
     return None
 
 
+def _first_json_object(text: str, lines: int = 20) -> dict | None:
+    """The first of the sniffed lines that parses as a JSON object (a malformed first line, which the reader
+    then quarantines, does not hide the format of the lines after it)."""
+    for line in text.split("\n")[:lines]:
+        if not line.startswith("{"):     # records of JSON lines start a line; indented objects are not records
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict):
+            return record
+    return None
+
+
 def detect(path: str) -> str:
     """Tell an input file's format from its name and first bytes.
 
@@ -77,8 +92,16 @@ def detect(path: str) -> str:
     name = Path(path).name.lower()
     if name.endswith((".xml", ".xml.bz2", ".xml.gz", ".xml.xz")):
         return "mediawiki"
+    head = b""
     with OpenedFile(path) as opened:
-        head = opened.stream.read(SNIFF_BYTES)
+        try:
+            while len(head) < SNIFF_BYTES:
+                chunk = opened.stream.read1(SNIFF_BYTES - len(head))   # read1 keeps what came before an error
+                if not chunk:
+                    break
+                head += chunk
+        except (EOFError, OSError):
+            pass    # a truncated or corrupt stream: tell the format from what was read; the reader reports where
     text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if not text:
         return "text"
@@ -87,11 +110,7 @@ def detect(path: str) -> str:
     if text.startswith("<doc ") or text.startswith("<doc>"):
         return "wikiextractor"
     if text.startswith("{"):
-        first = text.split("\n", 1)[0]
-        try:
-            record = json.loads(first)
-        except ValueError:
-            record = None
+        record = _first_json_object(text)
         if isinstance(record, dict):
             fmt = _json_format_for_keys(set(record))
             if fmt:
@@ -100,6 +119,9 @@ def detect(path: str) -> str:
                               f"pass --format")
         if '"data"' in text and '"paragraphs"' in text:
             return "squad"
+        if "\n" not in text.rstrip("\n") and len(head) >= SNIFF_BYTES:
+            raise FormatError(f"{path}: its first record is longer than the {SNIFF_BYTES // 1024} KB read to tell "
+                              f"the format; pass --format")
         raise FormatError(f"{path}: starts like JSON but is not a known JSON format; pass --format")
     if text.startswith("<"):
         raise FormatError(f"{path}: starts with markup of no known format; pass --format")
