@@ -225,6 +225,8 @@ def test_text_is_cleaned_of_control_characters_and_kept(run):
         text = run.cleaned_text(doc_id)
         assert text and not (set(text) & CONTROL), doc_id
     assert "😀" in run.cleaned_text("bad:e2")
+    external = run.cleaned_text("bad:1")           # the page whose text ended in &ext; (file:///etc/passwd)
+    assert "root:" not in external and "ext" not in external and len(external) < 100
 
 
 def test_path_like_ids_and_titles_stay_data(run):
