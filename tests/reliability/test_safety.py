@@ -173,3 +173,18 @@ def test_no_code_is_evaluated_and_nothing_is_unpickled_from_user_paths():
                 if any(n.split(".")[0] in ("marshal", "shelve", "dill", "jsonpickle") for n in names):
                     found.append(f"{rel}:{node.lineno} import {names}")
     assert not found, found
+
+
+def test_a_long_unpunctuated_run_is_cut_before_the_segmenter_holds_it():
+    from pipeline.segment.segmenters import MAX_CHUNK_CHARS, JiebaSegmenter, cut_long
+
+    text = "".join(chr(0x4E00 + (i * 7919) % 3000) for i in range(3 * MAX_CHUNK_CHARS + 123))
+    pieces = cut_long(text)
+    assert "".join(pieces) == text and len(pieces) == 4 and max(map(len, pieces)) <= MAX_CHUNK_CHARS
+    marked = text[:MAX_CHUNK_CHARS - 50] + "，" + text[MAX_CHUNK_CHARS - 50:]
+    assert cut_long(marked)[0] == text[:MAX_CHUNK_CHARS - 50] + "，"     # cut after the comma in the last tenth
+    count = Counters()
+    sentence = "开头 " + text
+    words = JiebaSegmenter().segment([sentence, "短句。"], count)
+    assert "".join(words[0]) == sentence and words[1] and count["segment.long_chunks_cut"] == 1
+    assert max(map(len, words[0])) <= MAX_CHUNK_CHARS
