@@ -166,6 +166,12 @@ def write_bad_corpus(root: Path | None, seed: int = 0) -> Path | None:
     _write(bad, "nul.txt", (han_text(rng, 40) + "\x00\x00" + han_text(rng, 40) + "\n").encode("utf-8"))
     _case("raw NUL bytes in a plain-text file", "nul.txt", 1, "kept", "NULs removed by clean")
 
+    # a long line without any punctuation: one 60,000-character sentence, cut for the segmenter
+    _write(bad, "unpunctuated.jsonl", jline({"id": "long", "title": "t", "url": "u",
+                                             "text": "".join(rng.choice(HAN) for _ in range(60_000))}))  # 180 KB line
+    _case("a 60,000-character line without punctuation", "unpunctuated.jsonl", 1, "kept",
+          "cut into pieces of <= 10,000 characters for the segmenter", "long")
+
     # an empty file
     _write(bad, "empty.txt", b"")
     _case("an empty file", "empty.txt", 0, "none", "no record; counted in ingest.files")

@@ -128,7 +128,7 @@ class Run:
         """(outcome, reason, row) of a case, found in the tables: quarantined/rejected/duplicate/kept/none."""
         file = self.path(case)
         for row in self.tables[("ingest", "quarantined")]:
-            if row["file"] == file and (case.position < 0 or row["position"] == case.position):
+            if row["file"] == file and row["position"] in (case.position, 0):   # 0: the whole file
                 return "quarantined", f"ingest: {row['error']}", row
         docs = [d for d in self.tables[("ingest", "documents")]
                 if d["file"] == file and d["position"] == case.position]
@@ -159,8 +159,7 @@ def run(request, bad_corpus, huge_doc, tmp_path_factory) -> Run:
     work = tmp_path_factory.mktemp(f"bad-run-{engine}")
     output = work / "out"
     config = write_config(work / "run.yaml", engine, [{"path": str(bad_corpus), "source": "bad"},
-                                                      {"path": str(huge_doc), "format": "wiki2019zh",
-                                                       "source": "huge"}],
+                                                      {"path": str(huge_doc), "source": "huge"}],
                           ingest={"max_record_bytes": LIMITS[engine]})
     before = snapshot(work, output)
     root_before = set(os.listdir(ROOT))
@@ -193,6 +192,7 @@ def test_every_stage_balances_and_records_reasons_and_positions(run):
     assert counters["ingest.files"] == files
     assert counters["ingest.files.no_records"] == 1                         # empty.txt
     assert counters["ingest.read"] == counters["ingest.documents"] + counters["ingest.quarantined"]
+    assert run.stats["segment"]["counters"]["segment.long_chunks_cut"] == 1     # unpunctuated.jsonl
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -270,9 +270,9 @@ def test_huge_document_memory_is_bounded(bad_corpus, huge_doc, tmp_path):
     for name, inputs, ingest in [
         ("without", [{"path": str(bad_corpus), "source": "bad"}], {}),
         ("parsed", [{"path": str(bad_corpus), "source": "bad"},
-                    {"path": str(huge_doc), "format": "wiki2019zh", "source": "huge"}], {}),
+                    {"path": str(huge_doc), "source": "huge"}], {}),
         ("quarantined", [{"path": str(bad_corpus), "source": "bad"},
-                         {"path": str(huge_doc), "format": "wiki2019zh", "source": "huge"}],
+                         {"path": str(huge_doc), "source": "huge"}],
          {"max_record_bytes": RECORD_LIMIT}),
     ]:
         work = tmp_path / name

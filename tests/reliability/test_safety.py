@@ -62,13 +62,20 @@ def test_a_truncated_stream_is_detected_from_what_was_read(tmp_path):
     assert [b.position for b in bad] == [6] and "file ended early" in bad[0].error
 
 
-def test_a_first_record_longer_than_the_sniff_is_a_clear_error(tmp_path):
-    path = tmp_path / "long.jsonl"
-    path.write_bytes(line({"id": "1", "text": "长" * 100_000}))
-    with pytest.raises(FormatError, match="first record is longer than the 64 KB"):
-        detect(str(path))
-    docs, bad, _ = read_all(path, fmt="jsonl")       # with the format given, it is read
-    assert len(docs) == 1 and not bad
+def test_a_first_record_longer_than_the_sniff_is_detected_from_its_keys(tmp_path):
+    wiki = tmp_path / "long.jsonl"
+    wiki.write_bytes(line({"id": "1", "title": "长", "text": "长" * 100_000}) + line({"id": "2", "text": "短"}))
+    assert detect(str(wiki)) == "wiki2019zh"
+    web = tmp_path / "web.json"            # webtext2019zh's answer_id comes after the long content
+    web.write_bytes(line({"qid": "q", "title": "t", "desc": "", "topic": "x", "star": 1,
+                          "content": "长\"引号\\" * 30_000, "answer_id": "a1", "answerer_tags": ["t"]}))
+    assert detect(str(web)) == "webtext2019zh"
+    odd = tmp_path / "odd.jsonl"
+    odd.write_bytes(line({"foo": "长" * 100_000}))
+    with pytest.raises(FormatError, match=r"first record is longer than the 64 KB .* fields \['foo'\]"):
+        detect(str(odd))
+    docs, bad, _ = read_all(wiki)
+    assert [len(d.text) for d in docs] == [100_000, 1] and not bad
 
 
 @pytest.mark.parametrize("encoding, text, gbk", [
