@@ -238,6 +238,27 @@ class LtpNeuralSegmenter(Segmenter):
         return out
 
 
+def _private_cache_dir() -> str:
+    """A directory only this user can write, for jieba's dictionary cache.
+
+    jieba reads its cache with ``marshal.load`` from the shared temporary
+    directory by default (``/tmp/jieba.cache``), where any local user could
+    plant one; ours lives in ``$XDG_CACHE_HOME/wwm/jieba`` (``~/.cache``), or
+    in a fresh private temporary directory when that one is not ours alone.
+    """
+    import tempfile
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wwm" / "jieba"
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = base.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return str(base)
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="wwm-jieba-")
+
+
 class JiebaSegmenter(Segmenter):
     """jieba in precise mode (HMM for unknown words on by default), with an optional user dictionary."""
 
@@ -261,6 +282,7 @@ class JiebaSegmenter(Segmenter):
 
         jieba.setLogLevel(logging.WARNING)
         tokenizer = jieba.Tokenizer()
+        tokenizer.tmp_dir = _private_cache_dir()
         tokenizer.initialize()
         if self.user_dict:
             tokenizer.load_userdict(self.user_dict)

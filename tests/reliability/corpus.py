@@ -26,9 +26,10 @@ PUNCT = "，。；、"
 
 def han_text(rng: random.Random, chars: int) -> str:
     """Random Han characters with punctuation every few characters (passes every clean rule)."""
-    out = []
-    while sum(map(len, out)) < chars:
+    out, total = [], 0
+    while total < chars:
         out.append("".join(rng.choice(HAN) for _ in range(rng.randint(6, 18))) + rng.choice(PUNCT))
+        total += len(out[-1])
     return "".join(out)[:chars - 1] + "。"
 
 
@@ -41,7 +42,7 @@ class Case:
     """One bad input: where it is, and what must become of it."""
 
     name: str
-    file: str           # path relative to the corpus root
+    file: str           # path inside the corpus directory (root/bad), or absolute
     position: int       # line (0 = the whole file) where the record starts
     outcome: str        # "quarantined", "rejected", "kept" or "none" (no record at all)
     reason: str         # substring of the quarantine error, the rejection rule, or a note for kept records

@@ -195,3 +195,24 @@ def test_a_long_unpunctuated_run_is_cut_before_the_segmenter_holds_it():
     words = JiebaSegmenter().segment([sentence, "短句。"], count)
     assert "".join(words[0]) == sentence and words[1] and count["segment.long_chunks_cut"] == 1
     assert max(map(len, words[0])) <= MAX_CHUNK_CHARS
+
+
+def test_jieba_never_reads_a_dictionary_cache_planted_in_the_shared_temp_dir(tmp_path):
+    """jieba's default cache is ``$TMPDIR/jieba.cache``, read with marshal: a planted one must be ignored."""
+    import marshal
+    import subprocess
+    import sys
+
+    shared, cache = tmp_path / "shared-tmp", tmp_path / "cache"
+    shared.mkdir()
+    (shared / "jieba.cache").write_bytes(marshal.dumps(({"中": 1, "中文": 0, "中文分": 0, "中文分词": 0,
+                                                                  "中文分词是": 10**9}, 10**9 + 1)))
+    os.utime(shared / "jieba.cache", (2**31, 2**31))          # newer than jieba's dictionary
+    code = ("from pipeline.segment.segmenters import JiebaSegmenter\n"
+            "print(JiebaSegmenter().segment(['中文分词是'])[0])\n")
+    env = dict(os.environ, TMPDIR=str(shared), XDG_CACHE_HOME=str(cache),
+               PYTHONPATH=str(PACKAGE.parent))
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['中文', '分词', '是']"          # jieba's own dictionary, not the planted one
+    private = cache / "wwm" / "jieba"
+    assert (private / "jieba.cache").is_file() and private.stat().st_mode & 0o077 == 0
