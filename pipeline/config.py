@@ -58,7 +58,9 @@ class IngestOptions:
                          "squad, jsonl, text")
     source: str = option("", "source name for a single input (default: the input path's stem)")
     max_record_bytes: int = option(64 * 1024 * 1024, "a record (JSON line, <doc> block, XML page) longer "
-                                   "than this is quarantined instead of parsed")
+                                   "than this is quarantined instead of parsed (a line over it is read in 1 MB "
+                                   "chunks, never held); a worker needs about 8x this much memory for the "
+                                   "largest record it parses")
 
 
 @dataclass
@@ -68,7 +70,8 @@ class CleanOptions:
     fullwidth: bool = option(True, "fold full-width ASCII letters and digits (and U+3000) to half-width; "
                              "Chinese punctuation is never changed")
     min_chars: int = option(20, "rule too_short: fewest non-space characters a document may have")
-    max_chars: int = option(2_000_000, "rule too_long: most characters a document may have")
+    max_chars: int = option(2_000_000, "rule too_long: most characters a document may have (checked on the "
+                            "raw text first, so a huge document is rejected without being normalised)")
     min_han_ratio: float = option(0.3, "rule low_han_ratio: least share of Han characters among "
                                   "non-space characters")
     max_boilerplate_line_ratio: float = option(0.5, "rule boilerplate_lines: most share of lines that "
@@ -308,7 +311,15 @@ def load(path: str | Path | None = None, overrides: dict | None = None) -> Confi
     config = Config()
     if path:
         text = Path(path).read_text(encoding="utf-8")
-        values = yaml.safe_load(text)
+        try:
+            values = yaml.safe_load(text)
+        except yaml.constructor.ConstructorError as exc:   # e.g. a !!python/object tag: never constructed
+            mark = exc.problem_mark
+            where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+            raise ConfigError(f"{path}{where}: only plain YAML (mappings, lists, strings, numbers, booleans) is "
+                              f"read, no language-specific tags: {exc.problem}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
         if values is not None:
             apply(config, values, where=str(path))
     if overrides:

@@ -54,5 +54,5 @@ def test_bad_config_is_a_clear_error(values, message):
 def test_yaml_is_loaded_safely(tmp_path):
     path = tmp_path / "evil.yaml"
     path.write_text("engine: !!python/object/apply:os.system ['echo pwned']\n", encoding="utf-8")
-    with pytest.raises(yaml.YAMLError):
+    with pytest.raises(cfg.ConfigError, match="no language-specific tags"):
         cfg.load(path)

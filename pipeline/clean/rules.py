@@ -97,6 +97,21 @@ def too_long(view: TextView, options) -> tuple[bool, str]:
     return view.nonspace <= options.max_chars, f"chars={view.nonspace} > {options.max_chars}"
 
 
+_RAW_SPACES = (" ", "\n", "\t", "\r", "\u3000", "\u00a0", "\x0b", "\x0c")
+
+
+def too_long_raw(text: str, options) -> tuple[str, str] | None:
+    """``("too_long", detail)`` for a document whose raw text already has more non-space characters than
+    ``max_chars``, else None.  Checked before normalising (which only removes characters, so such a document
+    could not pass), so a huge document is rejected without costing several normalised copies of itself."""
+    if len(text) <= options.max_chars:
+        return None
+    nonspace = len(text) - sum(text.count(c) for c in _RAW_SPACES)
+    if nonspace <= options.max_chars:
+        return None
+    return "too_long", f"chars={nonspace} > {options.max_chars} (before normalisation)"
+
+
 def low_han_ratio(view: TextView, options) -> tuple[bool, str]:
     ratio = view.han / view.nonspace if view.nonspace else 0.0
     return ratio >= options.min_han_ratio, f"han_ratio={ratio:.3f} < {options.min_han_ratio}"

@@ -16,7 +16,7 @@ import dataclasses
 
 from pipeline.clean.normalize import (ScriptConverter, fold_fullwidth, normalize_whitespace,
                                       remove_invisible, remove_markup)
-from pipeline.clean.rules import TextView, first_failure, is_boilerplate
+from pipeline.clean.rules import TextView, first_failure, is_boilerplate, too_long_raw
 from pipeline.clean.sentences import split_sentences
 from pipeline.config import CleanOptions
 from pipeline.counters import CountFn, no_count
@@ -49,10 +49,13 @@ class Cleaner:
 
     def process(self, doc: Document, count: CountFn = no_count) -> Document | Rejected | Quarantined:
         count("clean.read")
+        view = None
         try:
-            lines, boilerplate, converted = self.normalize(doc.text, count)
-            view = TextView(lines, boilerplate)
-            failure = first_failure(view, self.options)
+            failure = too_long_raw(doc.text, self.options)   # a huge document is not normalised (memory)
+            if failure is None:
+                lines, boilerplate, converted = self.normalize(doc.text, count)
+                view = TextView(lines, boilerplate)
+                failure = first_failure(view, self.options)
             if failure is None:
                 sentences = split_sentences(lines)
                 title = self.convert(doc.title)[0] if doc.title else doc.title
@@ -65,7 +68,8 @@ class Cleaner:
             count("clean.rejected")
             count(f"clean.rejected.{rule}")
             return Rejected(id=doc.id, source=doc.source, stage=STAGE, rule=rule, detail=detail,
-                            title=doc.title, text=view.text, file=doc.file, position=doc.position)
+                            title=doc.title, text=view.text if view is not None else doc.text, file=doc.file,
+                            position=doc.position)
         count("clean.kept")
         if boilerplate:
             count("clean.lines_removed.boilerplate", boilerplate)

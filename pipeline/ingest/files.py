@@ -23,6 +23,7 @@ class InputFile:
     source: str      # the input's source name
     format: str      # format name, or "auto"
     size: int        # bytes on disk (compressed size for compressed files)
+    error: str | None = None   # why it cannot be read, found while listing (an unreadable directory)
 
 
 class OpenedFile:
@@ -72,12 +73,20 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
     """The files of one input (file, directory read recursively, or glob), sorted.
 
     Hidden files and names starting with '_' are skipped inside directories.
-    An input that matches nothing raises ``FileNotFoundError``.
+    A directory that cannot be listed comes as an ``InputFile`` with ``error``
+    set (the reader quarantines it).  An input that matches nothing raises
+    ``FileNotFoundError``.
     """
     source = source or default_source(path)
     found: list[tuple[str, str]] = []
+    unlisted: list[tuple[str, str, str]] = []
+
+    def unreadable(exc: OSError) -> None:    # a directory os.walk cannot list is reported, never skipped silently
+        full = exc.filename or path
+        unlisted.append((full, os.path.relpath(full, path), f"cannot list directory: {type(exc).__name__}: {exc}"))
+
     if os.path.isdir(path):
-        for dirpath, dirnames, filenames in os.walk(path):
+        for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable):
             dirnames.sort()
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
@@ -92,7 +101,7 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
         for full in matches:
             if os.path.isfile(full):
                 found.append((full, os.path.relpath(full, base or ".")))
-    if not found:
+    if not found and not unlisted:
         raise FileNotFoundError(f"input {path!r} matches no file")
     files = []
     for full, rel in found:
@@ -102,4 +111,6 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
             size = 0
         files.append(InputFile(path=full, relpath=rel.replace(os.sep, "/"), source=source,
                                format=fmt, size=size))
+    files += [InputFile(path=full, relpath=rel.replace(os.sep, "/"), source=source, format=fmt, size=0, error=error)
+              for full, rel, error in unlisted if not _is_hidden(rel)]
     return files

@@ -7,7 +7,8 @@ whole).  A malformed record becomes a ``Quarantined`` record with the file, the
 ends the file (a truncated ``.bz2``, broken XML) quarantines what is left with
 the position reached.  Counters: ``ingest.read`` (records seen),
 ``ingest.documents``, ``ingest.quarantined``, ``ingest.skipped.redirect``,
-``ingest.skipped.namespace``, ``ingest.files``, ``ingest.bytes``.
+``ingest.skipped.namespace``, ``ingest.files``, ``ingest.bytes``, ``ingest.files.no_records``
+(files read to the end that gave no record: empty, or only skipped pages).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ STAGE = "ingest"
 _DOC_OPEN = re.compile(rb"^<doc(\s[^>]*)?>\s*$")
 _DOC_ATTR = re.compile(r'([A-Za-z_:][-\w:.]*)\s*=\s*"([^"]*)"')
 _READ_CHUNK = 1 << 20
+_SNIFF_BYTES = 64 * 1024
 
 Record = Document | Quarantined
 
@@ -88,6 +90,35 @@ class _Reader:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _looks_like_gbk(raw: bytes) -> bool:
+    """Whether bytes that are not UTF-8 decode as GB18030 (a superset of GBK and GB2312) to mostly Han text."""
+    sample = raw[:_SNIFF_BYTES]
+    try:
+        text = sample.decode("gb18030")
+    except UnicodeDecodeError:
+        if len(sample) < len(raw):      # the sample may end inside a character
+            try:
+                text = sample[:-1].decode("gb18030")
+            except UnicodeDecodeError:
+                return False
+        else:
+            return False
+    letters = [c for c in text if not c.isspace() and c.isprintable() and ord(c) > 0x7F]
+    han = sum(1 for c in letters if "\u4e00" <= c <= "\u9fff")
+    return han >= 2 and han >= 0.7 * len(letters)
+
+
+def _not_utf8(exc: UnicodeDecodeError, raw: bytes) -> str:
+    """The quarantine reason for a record that is not UTF-8; GBK/GB18030 is named, with the fix.
+
+    Such a record is never decoded by guessing: GBK bytes read in the wrong
+    encoding still give Han characters, which pass every quality rule.
+    """
+    hint = (" (looks like GBK/GB18030; convert the file first: iconv -f GB18030 -t UTF-8)"
+            if _looks_like_gbk(raw) else "")
+    return f"not UTF-8{hint}: {_describe(exc)}"
 
 
 def _text_field(record: dict, name: str, required: bool) -> str | None:
@@ -153,7 +184,10 @@ def _read_json_lines(r: _Reader) -> Iterator[Record]:
             if not isinstance(record, dict):
                 raise FormatError(f"a JSON {type(record).__name__}, expected an object")
             native_id, text, title, url, meta = json_fields(record, fmt)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except UnicodeDecodeError as exc:
+            yield r.quarantine(lineno, _not_utf8(exc, line), line)
+            continue
+        except ValueError as exc:
             yield r.quarantine(lineno, _describe(exc), line)
             continue
         yield r.document(native_id, lineno, text, title, url, meta)
@@ -205,7 +239,7 @@ def _finish_doc(r: _Reader, start: int, attrs: dict, body: list[bytes], oversize
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        yield r.quarantine(start, _describe(exc), raw)
+        yield r.quarantine(start, _not_utf8(exc, raw), raw)
         return
     title = html.unescape(attrs["title"]) if "title" in attrs else None
     url = html.unescape(attrs["url"]) if "url" in attrs else None
@@ -243,7 +277,7 @@ def _text_doc(r: _Reader, start: int, lines: list[bytes], broken: str | None) ->
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return r.quarantine(start, _describe(exc), raw)
+        return r.quarantine(start, _not_utf8(exc, raw), raw)
     return r.document(None, start, "\n".join(line.strip() for line in text.splitlines()))
 
 
@@ -258,7 +292,10 @@ def _read_squad(r: _Reader) -> Iterator[Record]:
         articles = data["data"]
         if not isinstance(articles, list):
             raise FormatError("'data' is not a list")
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as exc:
+    except UnicodeDecodeError as exc:
+        yield r.quarantine(0, _not_utf8(exc, raw), raw[:800])
+        return
+    except (ValueError, KeyError, TypeError) as exc:
         yield r.quarantine(0, _describe(exc), raw[:800])
         return
     ordinal = 0
@@ -360,6 +397,8 @@ def read_file(file: InputFile, max_record_bytes: int = 64 << 20, count: CountFn 
     count("ingest.bytes", file.size)
     fmt = file.format
     try:
+        if file.error:
+            raise OSError(file.error)
         if fmt == "auto":
             fmt = detect(file.path)
         if fmt not in READERS:
@@ -372,11 +411,14 @@ def read_file(file: InputFile, max_record_bytes: int = 64 << 20, count: CountFn 
                           error=f"cannot read file: {_describe(exc)}")
         return
     reader = _Reader(file, fmt, max_record_bytes, count, progress, opened)
-    last = 0
+    last, records = 0, 0
     try:
         for record in READERS[fmt](reader):
             last = record.position
+            records += 1
             yield record
+        if not records:
+            count("ingest.files.no_records")     # an empty file (or one of skipped pages only): seen, not lost
     except (OSError, EOFError, ValueError, MemoryError) as exc:
         # the stream itself failed (truncated or corrupt compression, I/O error)
         yield reader.quarantine(last + 1 if last else 0, f"file ended early, rest skipped: {_describe(exc)}")

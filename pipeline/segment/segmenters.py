@@ -5,7 +5,9 @@ class holds it for all of them: whitespace runs are cut out before the engine
 sees the text (LTP would glue them to a neighbouring word) and come back as
 words of their own; a chunk the engine cannot take (lone surrogates) or whose
 words do not join back is split into characters and counted
-(``segment.repaired``).  Engines are loaded lazily, once per process (a cache keyed by
+(``segment.repaired``); a whitespace-free run longer than ``MAX_CHUNK_CHARS``
+(10,000) is cut into pieces first (``segment.long_chunks_cut``), so that a
+long unpunctuated document cannot make the engine hold it whole.  Engines are loaded lazily, once per process (a cache keyed by
 the settings that pick the model), and never pickled: a segmenter holds
 only its settings.
 """
@@ -32,6 +34,23 @@ def _cached(key: tuple, load):
     return engine
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SPECIAL = re.compile("[\\s\ud800-\udfff]")
+_SOFT_BREAK = re.compile("[，,、；;：:]")
+MAX_CHUNK_CHARS = 10_000    # longer whitespace-free runs are cut before the engine sees them (memory)
+
+
+def cut_long(chunk: str, limit: int = MAX_CHUNK_CHARS) -> list[str]:
+    """``chunk`` in pieces of at most ``limit`` characters, each cut after the last comma-like mark in the last
+    tenth of its window when there is one (a word can only be split where there is none)."""
+    pieces, start = [], 0
+    while len(chunk) - start > limit:
+        end = start + limit
+        tail = end - max(1, limit // 10)
+        marks = [m.end() for m in _SOFT_BREAK.finditer(chunk, tail, end)]
+        end = marks[-1] if marks else end
+        pieces.append(chunk[start:end])
+        start = end
+    pieces.append(chunk[start:])
+    return pieces
 
 
 class SegmenterError(ValueError):
@@ -66,12 +85,18 @@ class Segmenter:
         pieces: list[list[str] | None] = []   # per sentence: its chunks and whitespace runs (None: one chunk)
         todo: list[str] = []
         for sentence in sentences:
-            if not _SPECIAL.search(sentence):    # the common case: no whitespace, no surrogate
+            if len(sentence) <= MAX_CHUNK_CHARS and not _SPECIAL.search(sentence):   # the common case
                 pieces.append(None)
                 if sentence:
                     todo.append(sentence)
                 continue
-            parts = [p for p in _SPACE.split(sentence) if p]
+            parts = []
+            for part in _SPACE.split(sentence):
+                if len(part) > MAX_CHUNK_CHARS and not part.isspace():
+                    count("segment.long_chunks_cut")
+                    parts.extend(cut_long(part))
+                elif part:
+                    parts.append(part)
             pieces.append(parts)
             todo.extend(p for p in parts if not p.isspace() and not _SURROGATE.search(p))
         segmented = iter(self._segment_chunks(todo) if todo else [])
@@ -213,6 +238,27 @@ class LtpNeuralSegmenter(Segmenter):
         return out
 
 
+def _private_cache_dir() -> str:
+    """A directory only this user can write, for jieba's dictionary cache.
+
+    jieba reads its cache with ``marshal.load`` from the shared temporary
+    directory by default (``/tmp/jieba.cache``), where any local user could
+    plant one; ours lives in ``$XDG_CACHE_HOME/wwm/jieba`` (``~/.cache``), or
+    in a fresh private temporary directory when that one is not ours alone.
+    """
+    import tempfile
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "wwm" / "jieba"
+    try:
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = base.stat()
+        if st.st_uid == os.getuid() and not st.st_mode & 0o022:
+            return str(base)
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix="wwm-jieba-")
+
+
 class JiebaSegmenter(Segmenter):
     """jieba in precise mode (HMM for unknown words on by default), with an optional user dictionary."""
 
@@ -236,6 +282,7 @@ class JiebaSegmenter(Segmenter):
 
         jieba.setLogLevel(logging.WARNING)
         tokenizer = jieba.Tokenizer()
+        tokenizer.tmp_dir = _private_cache_dir()
         tokenizer.initialize()
         if self.user_dict:
             tokenizer.load_userdict(self.user_dict)

@@ -3,7 +3,7 @@
 ``Segmentation.process`` returns a ``Segmented`` record or, if segmenting
 raised, a ``Quarantined`` one.  Counters: ``segment.read``, ``segment.kept``,
 ``segment.quarantined``, ``segment.sentences``, ``segment.words``,
-``segment.chars``, ``segment.repaired``.
+``segment.chars``, ``segment.repaired``, ``segment.long_chunks_cut``.
 """
 
 from __future__ import annotations
