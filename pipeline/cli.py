@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pipeline import __version__
 from pipeline import config as cfg
+from pipeline.fingerprint import OutputBusy
 from pipeline.segment.segmenters import SegmenterError
 from pipeline.vocab.training import VocabError
 from pipeline.summary import detail_lines, stage_table
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="as for 'wwm ingest'")
     p.add_argument("--format", dest="ingest.format", default=None, help="format of the inputs")
     p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
+    p.add_argument("--force", action="store_true", default=None,
+                   help="run every stage, even those whose output is up to date (same inputs, settings and "
+                        "package version as recorded in OUTPUT/<stage>/fingerprint.json)")
     _add_common(p, "run")
 
     p = sub.add_parser("shards", help="whole-word-masked TFRecord shards in google-research/bert's format",
@@ -181,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _overrides(args: argparse.Namespace) -> dict:
     values: dict = {}
     for key, value in vars(args).items():
-        if value is None or key in ("command", "config", "input", "run_dir", "out", "gold", "sentences"):
+        if value is None or key in ("command", "config", "input", "run_dir", "out", "gold", "sentences", "force"):
             continue
         if key == "inputs":
             if value:
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.dump(config), end="")
             return 0
         if args.command == "run":
-            summary = run_all(config, BUILT)
+            summary = run_all(config, BUILT, force=bool(args.force))
             a = summary.get("accounting", {})
             print("\n".join(["", *stage_table(summary["stages"]), *detail_lines(summary["stages"]), ""]))
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
@@ -334,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError) as exc:
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError, OutputBusy) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:

@@ -8,6 +8,8 @@ half-written output.  A failed stage leaves the previous output in place.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import json
 import os
 import shutil
@@ -65,6 +67,41 @@ def documents_dir(path: str | Path) -> Path:
     return path
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (``renameat2`` with ``RENAME_EXCHANGE``); False where the system or the
+    filesystem cannot."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(a), None, str(b))
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_temporary_files(directory: Path) -> None:
+    """Remove the hidden ``.*.tmp`` files a killed task attempt left (a retry wrote the part again)."""
+    for path in directory.rglob(".*.tmp"):
+        if path.is_file():
+            path.unlink(missing_ok=True)
+
+
 class StageOutput:
     """The temporary directory a stage writes into, and its publication."""
 
@@ -95,21 +132,34 @@ class StageOutput:
 
     def publish(self, stats: dict) -> Path:
         """Write stats.json and move the finished output to its final place."""
+        _sweep_temporary_files(self.tmp)
         (self.tmp / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n",
                                              encoding="utf-8")
-        old = None
-        if self.final.exists():
+        if self.final.exists() or self.final.is_symlink():
+            if _exchange(self.tmp, self.final):      # self.tmp now holds the old output
+                _remove(self.tmp)
+                return self.final
             old = self.root / f".old-{self.stage}-{uuid.uuid4().hex[:12]}"
             os.replace(self.final, old)
+            os.replace(self.tmp, self.final)
+            _remove(old)
+            return self.final
         os.replace(self.tmp, self.final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
         return self.final
 
     def __exit__(self, exc_type, exc, tb) -> None:
         for path in (self.tmp, self._progress_root):
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
+
+
+def write_json(path: str | Path, value) -> Path:
+    """A JSON file written under a temporary name and renamed: readers see the old file or the new one."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def _row_bytes(row: dict) -> int:

@@ -16,10 +16,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline import __version__, schema
+from pipeline import __version__, fingerprint, schema
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
-from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows
+from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows, write_json
 from pipeline.progress import StageMonitor
 from pipeline.segment.segmenters import make_segmenter
 
@@ -344,11 +344,28 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
     return stats
 
 
-def run_all(config: Config, stages=BUILT, log=print) -> dict:
-    """Run stages in order; write ``OUTPUT/run.json`` with each stage's stats and the whole-run identity."""
+def run_all(config: Config, stages=BUILT, log=print, force: bool = False) -> dict:
+    """Run stages in order, skipping those whose published output is up to date (all of them are run with
+    ``force``); write ``OUTPUT/run.json`` with each stage's stats and the whole-run identity.
+
+    The output directory is locked for the run, and what a killed run left there is cleaned up first
+    (``pipeline.fingerprint``)."""
+    with fingerprint.run_lock(config.output):
+        fingerprint.recover(config.output, log)
+        return _run_all(config, stages, log, force)
+
+
+def _run_all(config: Config, stages, log, force: bool) -> dict:
     results = {}
     for stage in stages:
-        results[stage] = run_stage(stage, config, log=log)
+        made_from = fingerprint.made_from(config, stage)
+        stats = None if force else fingerprint.up_to_date(config, stage, made_from)
+        if stats is not None:
+            log(f"{stage}: up to date, skipped")
+        else:
+            stats = run_stage(stage, config, log=log)
+            fingerprint.record(config, stage, made_from)
+        results[stage] = stats
     summary = {"stages": results}
     if stages and stages[0] == "ingest":   # each stage read what the one before kept
         total = {key: sum(r["accounting"][key] for r in results.values())
@@ -357,6 +374,5 @@ def run_all(config: Config, stages=BUILT, log=print) -> dict:
         read, kept = results["ingest"]["accounting"]["read"], results[last]["accounting"]["kept"]
         summary["accounting"] = {"read": read, "kept": kept, **total,
                                  "balanced": read == kept + sum(total.values())}
-    path = Path(config.output) / "run.json"
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_json(Path(config.output) / "run.json", summary)
     return summary

@@ -1,0 +1,186 @@
+"""What a published stage output was made from, so ``wwm run`` redoes only what is out of date.
+
+After ``run_all`` publishes a stage it writes ``OUTPUT/<stage>/fingerprint.json``:
+
+- ``made_from``: the stage, the package version, the stage's own settings (its section of the config) and
+  its inputs.  Ingest's inputs are the input specs and every input file's path, size and modification time
+  (``st_mtime_ns``; contents are not hashed: a 30 GB corpus would take minutes to read).  A later stage's
+  inputs are the ``digest`` of the stage it reads (so a change anywhere upstream changes every digest after
+  it), plus the files it reads besides: the segmenter's model and user dictionary, a given vocab or reference
+  vocab, the shards' ``--shards-vocab``.
+- ``digest``: the SHA-256 of ``made_from`` (canonical JSON).
+- ``outputs``: every file of the published directory with its size.
+
+At the start of each stage ``run_all`` computes ``made_from`` again; the stage is skipped when the published
+fingerprint has the same digest and the directory still holds exactly the listed files.  A stage whose
+fingerprint is missing (a run killed between publishing and recording it, a stage run alone with ``wwm
+<stage>``) or whose upstream has none is redone.  The engine and its options are not part of the
+fingerprint: both engines write the same bytes.  The package version is, but code changed without a version
+bump is not seen: ``wwm run --force`` redoes everything.
+
+A killed run leaves ``.tmp-<stage>-*`` directories (unpublished outputs) and, if it died between the two
+renames of a publication on a filesystem without an atomic exchange, an ``.old-<stage>-*`` directory with no
+``<stage>`` beside it.  :func:`recover` (called by ``run_all`` under the output directory's lock) deletes the
+former and puts the latter back, so the previous complete output is published again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from pipeline import __version__
+from pipeline.config import Config
+
+FINGERPRINT = "fingerprint.json"
+LOCK = ".lock"
+FORMAT = 1
+UPSTREAM = {"clean": ("ingest",), "dedup": ("clean",), "segment": ("dedup",), "vocab": ("segment",),
+            "shards": ("segment", "vocab")}
+LEFTOVER = re.compile(r"^\.(tmp|old)-([a-z]+)-[0-9a-f]{12}$")
+
+
+class OutputBusy(RuntimeError):
+    """Another run holds the output directory's lock."""
+
+
+@contextlib.contextmanager
+def run_lock(output: str | Path):
+    """Hold ``OUTPUT/.lock`` (``flock``, released by the kernel when the process dies, even by SIGKILL) so two
+    runs never write (or clean up) the same output directory at once."""
+    root = Path(output)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / LOCK, "a+b") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OutputBusy(f"{root}: another run is writing this output directory ({root / LOCK} is locked)")
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def recover(output: str | Path, log=print) -> list[str]:
+    """Clean up what a killed run left in ``output``; returns what was done, one line per directory."""
+    root = Path(output)
+    done = []
+    if not root.is_dir():
+        return done
+    for path in sorted(root.iterdir()):
+        match = LEFTOVER.match(path.name)
+        if not match or not path.is_dir():
+            continue
+        kind, stage = match.groups()
+        final = root / stage
+        if kind == "old" and not final.exists() and not final.is_symlink():
+            os.replace(path, final)      # died between the two renames of a publication: the old one is whole
+            done.append(f"restored {final} from {path.name}")
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(f"removed {path.name}")
+    for line in done:
+        log(f"recover: {line} (left by an interrupted run)")
+    return done
+
+
+def _canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _files(path: str | Path) -> dict:
+    """Name, size and modification time of a file, or of every file under a directory."""
+    path = Path(path)
+    if path.is_file():
+        st = path.stat()
+        return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if path.is_dir():
+        found = []
+        for item in sorted(p for p in path.rglob("*") if p.is_file()):
+            st = item.stat()
+            found.append([str(item.relative_to(path)), st.st_size, st.st_mtime_ns])
+        return {"path": str(path.resolve()), "files": found}
+    return {"path": str(path), "missing": True}
+
+
+def published_digest(config: Config, stage: str) -> str | None:
+    """The digest of a stage's published fingerprint, or None."""
+    try:
+        return json.loads((config.stage_dir(stage) / FINGERPRINT).read_text(encoding="utf-8"))["digest"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def made_from(config: Config, stage: str) -> dict | None:
+    """What ``stage`` would be made from now; None when it cannot be known (an input missing, an upstream stage
+    without a fingerprint): such a stage is always run."""
+    from pipeline.ingest.files import expand
+
+    settings = dataclasses.asdict(getattr(config, stage))
+    what = {"format": FORMAT, "stage": stage, "version": __version__, "settings": settings}
+    try:
+        if stage == "ingest":
+            what["inputs"] = [{"spec": vars(spec),
+                               "files": [[f.path, f.relpath, f.source, f.format, f.size,
+                                          os.stat(f.path).st_mtime_ns]
+                                         for f in expand(spec.path, spec.source, spec.format)]}
+                              for spec in config.input_specs()]
+            return what
+    except OSError:
+        return None
+    upstream = {}
+    for previous in UPSTREAM[stage]:
+        if previous == "vocab" and config.shards.vocab:
+            upstream["vocab_file"] = _files(config.shards.vocab)
+            continue
+        upstream[previous] = published_digest(config, previous)
+        if upstream[previous] is None:
+            return None
+    if stage == "segment":
+        upstream.update({"model": _files(settings["model"]) if settings["model"] else None,
+                         "user_dict": _files(settings["user_dict"]) if settings["user_dict"] else None})
+    if stage == "vocab":
+        upstream.update({key: _files(settings[key]) if settings[key] else None for key in ("vocab", "reference")})
+    what["inputs"] = upstream
+    return what
+
+
+def digest(what: dict) -> str:
+    return hashlib.sha256(_canonical(what)).hexdigest()
+
+
+def _listing(directory: Path) -> dict[str, int]:
+    return {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*"))
+            if p.is_file() and p.name != FINGERPRINT}
+
+
+def up_to_date(config: Config, stage: str, what: dict | None) -> dict | None:
+    """The published stage's stats when its output was made from ``what`` and is whole; else None."""
+    if what is None:
+        return None
+    directory = config.stage_dir(stage)
+    try:
+        recorded = json.loads((directory / FINGERPRINT).read_text(encoding="utf-8"))
+        if recorded.get("digest") != digest(what) or recorded.get("outputs") != _listing(directory):
+            return None
+        return json.loads((directory / "stats.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def record(config: Config, stage: str, what: dict | None) -> None:
+    """Write the fingerprint into the published output (under a temporary name, then renamed)."""
+    if what is None:
+        return
+    directory = config.stage_dir(stage)
+    body = {"digest": digest(what), "made_from": what, "outputs": _listing(directory)}
+    tmp = directory / f".{FINGERPRINT}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, directory / FINGERPRINT)
