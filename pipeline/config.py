@@ -45,7 +45,9 @@ class BeamOptions:
 
 @dataclass
 class SparkOptions:
-    master: str = option("local[*]", "Spark master URL: local[*], spark://host:7077, yarn")
+    master: str = option("local[*,4]", "Spark master URL: local[*,4] (all cores, a failed task tried up to 4 times, as "
+                         "spark.task.maxFailures does on a cluster; plain local[N] never retries), spark://host:7077, "
+                         "yarn")
     driver_memory: str = option("4g", "spark.driver.memory (local mode: the whole job's memory)")
     partitions: int = option(0, "tasks per stage for clean and dedup (0 = two per core Spark has)")
     conf: dict = option({}, "extra Spark settings, e.g. {spark.executor.memory: 8g}")

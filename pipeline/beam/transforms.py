@@ -19,7 +19,7 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline import schema
+from pipeline import faults, schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
 from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
@@ -139,12 +139,22 @@ class _SegmentFn(beam.DoFn):
         self.segmentation = Segmentation(self.options)   # the model loads once per worker
         self.count = BeamCount()
 
+    def start_bundle(self):
+        self.first = None
+
     def process(self, doc):
+        if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first id
+            self.first = doc.id
+            faults.task_started("segment", doc.id)
         result = self.segmentation.process(doc, self.count)
         if isinstance(result, Quarantined):
             yield beam.pvalue.TaggedOutput("quarantined", result)
         else:
             yield result
+
+    def finish_bundle(self):
+        if self.first is not None:
+            faults.task_ending("segment", self.first)
 
 
 class SegmentDocuments(beam.PTransform):

@@ -15,6 +15,7 @@ import json
 from operator import add
 from pathlib import Path
 
+from pipeline import faults
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
@@ -53,11 +54,15 @@ def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[
     for directory in dirs.values():
         Path(directory).mkdir(parents=True, exist_ok=True)
 
+    step = out.stage
+
     def run(index, items):
+        faults.task_started(step, index)
         count = Counters()
         with _table_writers(dirs, f"{part}-{index:05d}") as writers:
             for record in process(items, count):
                 writers[type(record)].add(record)
+            faults.task_ending(step, index)
         yield count.as_dict()
 
     return merge(*rdd.mapPartitionsWithIndex(run).collect())
@@ -297,6 +302,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     tables = {cls: out.table(cls.TABLE) for cls in (Rejected, Quarantined)}
 
     def tokenize(index, items):
+        faults.task_started("shards.tokenize", index)
         count = Counters()
         make = shard_builder.ShardBuilder(options, vocab)     # the vocab loads once per task, in the worker
         progress = reporter("shards", report)
@@ -309,6 +315,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
                         writers[type(result)].add(result)
                     else:
                         yield pool_of(options.seed, result.id, pools), result
+            faults.task_ending("shards.tokenize", index)
         progress.close()
         yield None, count.as_dict()
 
@@ -338,8 +345,10 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         yield from shard_builder.split_shard(shard, sections, targets, moves, spill).items()
 
     def write(shard, batches):
+        faults.task_started("shards.write", shard)
         items = shard_builder.spilled(spill, shard) + [item for _, batch in batches for item in batch]
         summary = shard_builder.write_shard(directory, shard, total_shards, items)
+        faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
         yield summary
