@@ -60,3 +60,8 @@ def make_config(output: Path, inputs, engine: str = "beam", **sections) -> Confi
         for key, value in values.items():
             setattr(getattr(config, section), key, value)
     return config
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "cluster: starts a Spark standalone cluster on loopback (minutes); "
+                                       "'make test' leaves them out, 'make test-cluster' runs them")

@@ -186,14 +186,16 @@ def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: 
 
 
 def spilled(spill_dir: str | Path, shard: int) -> list:
-    """The records ``split_shard`` kept for ``shard`` (removed once read)."""
+    """The records ``split_shard`` kept for ``shard``.
+
+    The file stays until the stage removes the spill directory: a retried write task (its first attempt
+    failed, or its executor was lost, after reading it) must find it again.
+    """
     path = Path(spill_dir) / f"{shard:05d}.pickle"
     if not path.exists():
         return []
     with open(path, "rb") as f:
-        items = pickle.load(f)
-    path.unlink()
-    return items
+        return pickle.load(f)
 
 
 def shard_targets(total: int, shards: int) -> list[int]:
