@@ -100,8 +100,9 @@ pretrain: venv  ## pretrain from OUTPUT/shards with TensorFlow (TPU=name|local f
 report: venv  ## summarise OUTPUT's stats
 	$(WWM) report $(OUTPUT)
 
-test-cluster: venv  ## the cluster tests: a Spark standalone master + 2 workers on loopback run the job (a few minutes)
+test-cluster: venv  ## the cluster tests: a Spark standalone master + 2 workers on loopback run the job, and lose executors mid-stage (a few minutes)
 	WWM_CLUSTER_TESTS=1 $(PY) -m pytest tests/test_spark_cluster.py tests/test_jobs_cluster.py $(PYTEST_ARGS)
+	WWM_CLUSTER_TESTS=1 $(PY) -m pytest tests/reliability -m cluster $(PYTEST_ARGS)
 
 # ---- Google Cloud: each target is `python -m jobs TARGET`; DRY_RUN=1 prints its commands
 PROJECT  ?=

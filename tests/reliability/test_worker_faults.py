@@ -187,6 +187,8 @@ def test_an_executor_killed_mid_segment_and_mid_shards_loses_nothing(reference, 
                 found[stage] = stats
                 print(f"{step}: SIGKILLed executor {executor} while Python worker {worker} ran task {key}; "
                       f"attempts of that task: {again}")
+            redone = {key: pids for key, pids in attempts(faults, "shards.tokenize").items() if len(pids) > 1}
+            print(f"shards.tokenize tasks run again after the executor was lost: {redone or 'none'}")
             assert_same_segment(output, reference)
             assert found["segment"]["counters"] == json_stats(reference, "segment")["counters"]
             assert shard_bytes(output / "shards") == shard_bytes(reference / "shards")
