@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from conftest import make_config
+
 from pipeline.outputs import read_table
 from pipeline.stages import BUILT, run_all
 

@@ -27,7 +27,16 @@ import pytest
 from pipeline.faults import ENV
 from pipeline.stages import run_stage
 
-from .runs import attempts, config, fault_plan, linked, reference_run, rows, shard_bytes, stop_spark
+from .runs import (
+    attempts,
+    config,
+    fault_plan,
+    linked,
+    reference_run,
+    rows,
+    shard_bytes,
+    stop_spark,
+)
 
 QUIET = {"log": lambda *_: None}
 
