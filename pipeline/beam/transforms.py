@@ -274,10 +274,18 @@ class _WriteShardFn(beam.DoFn):
     def __init__(self, directory: str, summaries: str, spill_dir: str) -> None:
         self.directory, self.summaries, self.spill_dir = directory, summaries, spill_dir
 
+    def start_bundle(self):
+        self.first = None
+
     def process(self, group, shards):
         shard, batches = group
+        if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
+            self.first = shard
+            faults.task_started("shards.write", shard)
         items = shard_builder.spilled(self.spill_dir, shard) + [item for batch in batches for item in batch]
         summary = shard_builder.write_shard(self.directory, shard, shards, items)
+        if shard == self.first:
+            faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
         Path(self.summaries).mkdir(parents=True, exist_ok=True)
         (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
         yield summary

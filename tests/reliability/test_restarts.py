@@ -227,3 +227,34 @@ def test_interrupted_publication_is_restored(reference, sample_inputs, tmp_path)
     assert all(f"{stage}: up to date, skipped" in log for stage in BUILT)
     assert check_published_match(output, expected) == list(BUILT)
     assert not leftovers(output)
+
+
+def test_what_is_redone_after_a_change(sample_inputs, tmp_path):
+    """A setting of one stage redoes it and the stages after it; a touched input file redoes everything (its
+    mtime is in ingest's fingerprint); ``--force`` redoes everything; each time the rest is skipped."""
+    import shutil
+
+    from pipeline.config import InputSpec
+
+    inputs = []
+    for spec in sample_inputs:
+        copy = tmp_path / "inputs" / Path(spec.path).name
+        shutil.copytree(spec.path, copy)
+        inputs.append(InputSpec(str(copy), spec.format, spec.source))
+    output = tmp_path / "run"
+    run(inputs, output)
+
+    def redone(log: str) -> list[str]:
+        skipped = [stage for stage in BUILT if f"{stage}: up to date, skipped" in log]
+        return [stage for stage in BUILT if stage not in skipped]
+
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == ["dedup", "segment", "vocab", "shards"]
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == []
+    touched = next(p for p in (tmp_path / "inputs").rglob("*") if p.is_file())
+    os.utime(touched, ns=(time.time_ns(), time.time_ns()))
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == list(BUILT)
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7", "--force")) == list(BUILT)
+    fingerprint = json.loads((output / "dedup" / "fingerprint.json").read_text(encoding="utf-8"))
+    assert fingerprint["made_from"]["settings"]["threshold"] == 0.7
+    assert fingerprint["made_from"]["inputs"]["clean"] == json.loads(
+        (output / "clean" / "fingerprint.json").read_text(encoding="utf-8"))["digest"]

@@ -73,14 +73,18 @@ def test_fnapi_runner_does_not_retry_a_failed_bundle_and_a_stage_rerun_does(refe
 
 
 def test_bundle_based_direct_runner_retries_a_failed_bundle(reference, tmp_path, monkeypatch):
+    """Segment bundles and shard writes (failing after the shard file is written) fail once each."""
     faults = tmp_path / "faults"
-    monkeypatch.setenv(ENV, fault_plan(faults, fail_once=["segment"]))
-    output = linked(tmp_path / "run", reference, "dedup")
-    stats = run_stage("segment", config(output, "beam", beam={"runner": "BundleBasedDirectRunner"}), **QUIET)
+    monkeypatch.setenv(ENV, fault_plan(faults, fail_once=["segment", "shards.write"]))
+    output = linked(tmp_path / "run", reference, "dedup", "vocab")
+    cfg = config(output, "beam", beam={"runner": "BundleBasedDirectRunner"})
+    stats = run_stage("segment", cfg, **QUIET)
     assert_same_segment(output, reference)
-    failed = [p.name for p in faults.glob("failed-segment-*")]
-    tried = attempts(faults, "segment")
-    assert failed and all(len(pids) == 2 for pids in tried.values())       # each failed bundle ran again
+    run_stage("shards", cfg, **QUIET)
+    assert shard_bytes(output / "shards") == shard_bytes(reference / "shards")
+    for step in ("segment", "shards.write"):
+        assert list(faults.glob(f"failed-{step}-*")), step
+        assert all(len(pids) == 2 for pids in attempts(faults, step).values()), step   # each ran again
     assert stats["accounting"]["balanced"]
     # Beam's direct runner commits the failed attempt's metrics too: the counters are not exact under
     # retries (the tables and the accounting, computed from them, are).
