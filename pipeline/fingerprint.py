@@ -20,8 +20,9 @@ bump is not seen: ``wwm run --force`` redoes everything.
 
 A killed run leaves ``.tmp-<stage>-*`` directories (unpublished outputs) and, if it died between the two
 renames of a publication on a filesystem without an atomic exchange, an ``.old-<stage>-*`` directory with no
-``<stage>`` beside it.  :func:`recover` (called by ``run_all`` under the output directory's lock) deletes the
-former and puts the latter back, so the previous complete output is published again.
+``<stage>`` beside it, and ``.progress-<stage>-*`` (its workers' progress reports).  :func:`recover` (called by
+``run_all`` under the output directory's lock) deletes the first and the last and puts the ``.old-`` one
+back, so the previous complete output is published again.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ LOCK = ".lock"
 FORMAT = 1
 UPSTREAM = {"clean": ("ingest",), "dedup": ("clean",), "segment": ("dedup",), "vocab": ("segment",),
             "shards": ("segment", "vocab")}
-LEFTOVER = re.compile(r"^\.(tmp|old)-([a-z]+)-[0-9a-f]{12}$")
+LEFTOVER = re.compile(r"^\.(tmp|old|progress)-([a-z]+)-[0-9a-f]{12}$")
 
 
 class OutputBusy(RuntimeError):

@@ -63,5 +63,5 @@ def make_config(output: Path, inputs, engine: str = "beam", **sections) -> Confi
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "cluster: starts a Spark standalone cluster on loopback (minutes); "
-                                       "'make test' leaves them out, 'make test-cluster' runs them")
+    config.addinivalue_line("markers", "cluster: starts a Spark standalone cluster on loopback (minutes); skipped "
+                                       "unless WWM_CLUSTER_TESTS=1, as 'make test-cluster' sets")

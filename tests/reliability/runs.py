@@ -4,12 +4,18 @@ sessions on a chosen master, the test-only fault plan (``pipeline.faults``)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
+import pytest
 from conftest import make_config
 
 from pipeline.outputs import read_table
 from pipeline.stages import BUILT, run_all
+
+# the tests that start a standalone cluster (also marked ``cluster``) run with make test-cluster
+needs_cluster = pytest.mark.skipif(not os.environ.get("WWM_CLUSTER_TESTS"),
+                                   reason="cluster tests run with make test-cluster (WWM_CLUSTER_TESTS=1)")
 
 # small but partitioned: the sample's 37 kept documents make 5 pools, each spread over 4 shards
 SHARDS = {"dupe_factor": 3, "shards": 4, "pool_documents": 8}

@@ -5,7 +5,7 @@ The segmented table and vocab come from one Beam in-process run of the bundled s
 shards of Beam 1 and 2 workers and Spark ``local[2]`` on the shared corpora).  Here the shards stage is run
 again over that table on Beam with 1, 2 and 4 worker processes, on Spark ``local[1]``, ``local[2]`` and
 ``local[4]`` (tasks per step follow the cores), once more on Beam in a fresh directory, and, with
-``-m cluster``, on a two-worker standalone cluster; every shard file, the manifest's shard list and the
+``make test-cluster``, on a two-worker standalone cluster; every shard file, the manifest's shard list and the
 rejected and quarantined rows must equal the reference's.
 """
 
@@ -18,7 +18,15 @@ import pytest
 
 from pipeline.stages import run_stage
 
-from .runs import config, linked, reference_run, rows, shard_bytes, stop_spark
+from .runs import (
+    config,
+    linked,
+    needs_cluster,
+    reference_run,
+    rows,
+    shard_bytes,
+    stop_spark,
+)
 
 QUIET = {"log": lambda *_: None}
 SPARK_CONF = {"spark.sql.shuffle.partitions": "4"}   # no spark.default.parallelism: it follows local[N]
@@ -69,6 +77,7 @@ def test_shards_are_byte_identical_across_engines_worker_counts_and_reruns(refer
 
 
 @pytest.mark.cluster
+@needs_cluster
 def test_shards_on_a_standalone_cluster_are_the_same_bytes(reference, tmp_path):
     from spark_cluster import standalone_cluster
 

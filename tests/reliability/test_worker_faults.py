@@ -13,7 +13,7 @@ the attempt has emitted and written its records):
   (the default is ``local[*,4]``) and a cluster (``spark.task.maxFailures``, 4) do, and the counters stay
   exact (they are task results, only the successful attempt's count).
 - A standalone cluster whose executor is SIGKILLed while it runs a segment task, then a shards task, finishes
-  both stages with the same tables and shard bytes as an undisturbed run (``-m cluster``).
+  both stages with the same tables and shard bytes as an undisturbed run (``make test-cluster``).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from .runs import (
     config,
     fault_plan,
     linked,
+    needs_cluster,
     reference_run,
     rows,
     shard_bytes,
@@ -171,6 +172,7 @@ class Killer(threading.Thread):
 
 
 @pytest.mark.cluster
+@needs_cluster
 def test_an_executor_killed_mid_segment_and_mid_shards_loses_nothing(reference, tmp_path):
     from spark_cluster import standalone_cluster
 
