@@ -20,9 +20,11 @@ tf = pytest.importorskip("tensorflow")
 from conftest import make_config, shared_file  # noqa: E402
 from pipeline.config import InputSpec, ShardOptions  # noqa: E402
 from pipeline.shards import manifest as shard_manifest  # noqa: E402
-from pipeline.shards.builder import ShardBuilder, rebalance, shard_targets  # noqa: E402
+from pipeline.shards.builder import (STAT_FIELDS, ShardBuilder, load_section, pool_sections,  # noqa: E402
+                                     rebalance, shard_targets, spilled, split_shard, write_shard)
 from pipeline.shards.instances import bert_instances, pool_tokens  # noqa: E402
 from pipeline.shards.masking import replacement_ids  # noqa: E402
+from pipeline.shards.spill import Records, SpillError, read_section, select, write_sections  # noqa: E402
 from pipeline.shards.tfrecord import read_records  # noqa: E402
 from pipeline.shards.tokens import CONT, START, DocumentTokenizer, TokenizedDocument  # noqa: E402
 from pipeline.stages import DOCUMENT_STAGES, run_all, run_stage  # noqa: E402
@@ -293,7 +295,7 @@ def test_random_next_comes_from_another_document():
     for d in range(6):
         lengths = [random.Random(d * 100 + s).randint(3, 12) for s in range(10)]
         sentences = [(array("i", [1000 + d] * n), bytes([START] * n)) for n in lengths]
-        docs.append(TokenizedDocument(f"d{d}", sentences))
+        docs.append(TokenizedDocument.of_sentences(f"d{d}", sentences))
     pool = pool_tokens(docs)
     randoms = 0
     for position in range(len(docs)):
@@ -406,9 +408,106 @@ def test_pool_instances_is_independent_of_pool_order(vocab_path):
              "words": [["北京", "是", "中国", "的", "首都", "。"], ["第", f"{i}", "个", "文档", "有", "一些", "内容", "。"]]}
             for i in range(5)]
     docs = [builder.tokenize(r) for r in rows]
-    first = list(builder.pool_instances(docs))
-    second = list(builder.pool_instances(list(reversed(docs))))
+    first = builder.pool_instances(docs)
+    second = builder.pool_instances(list(reversed(docs)))
     assert first == second and len(first) >= 10
+
+
+def _records(items: list[tuple[int, bytes, tuple]]) -> Records:
+    offsets = np.cumsum([0] + [len(record) for _, record, _ in items])
+    return Records(np.asarray([k for k, _, _ in items], np.uint64), offsets.astype(np.int64),
+                   b"".join(record for _, record, _ in items),
+                   np.asarray([f for _, _, f in items], np.int64).reshape(len(items), len(STAT_FIELDS)))
+
+
+def _through_spill(items, shards: int, batches: int, directory: Path) -> list[bytes]:
+    """pool_sections -> load_section -> split_shard -> write_shard, as the engines run them; the shard files."""
+    sections = [section for part in range(batches)
+                for section in pool_sections(part, _records(items[part::batches]), shards, directory / "pools")]
+    per_shard: dict[int, list] = {}
+    for shard, reference in sections:
+        per_shard.setdefault(shard, []).append(reference)
+    counts = {shard: sum(r[3] for r in refs) for shard, refs in per_shard.items()}
+    targets, plan = shard_targets(len(items), shards), rebalance(counts, shards)
+    incoming: dict[int, list] = {}
+    for shard in range(shards):
+        loaded = [load_section(r) for r in per_shard.get(shard, [])]
+        for dest, records in split_shard(shard, loaded, targets, plan, directory / "kept").items():
+            incoming.setdefault(dest, []).append(records)
+    files = []
+    for shard in range(shards):
+        summary = write_shard(directory / "out", shard, shards, [spilled(directory / "kept", shard), *incoming[shard]])
+        data = (directory / "out" / summary["file"]).read_bytes()
+        assert summary["instances"] == targets[shard] and summary["bytes"] == len(data)
+        assert summary["sha256"] == hashlib.sha256(data).hexdigest()
+        files.append(data)
+    return files
+
+
+def test_spilled_records_come_back_in_key_order_whatever_the_batches(vocab_path, tmp_path):
+    """Real pool records through the spill files, arriving shuffled in 3 or 5 batches: the same shard files;
+    every record written once; a shard over its target holds its first records in (key, bytes) order (keys
+    shared by several records, forced here, are ordered by the record bytes)."""
+    builder = ShardBuilder(ShardOptions(dupe_factor=3), str(vocab_path))
+    rows = [{"id": f"d{i}", "sentences": ["北京是中国的首都。", f"第{i}个文档有一些内容，还有更多的句子。"],
+             "words": [["北京", "是", "中国", "的", "首都", "。"],
+                       ["第", f"{i}", "个", "文档", "有", "一些", "内容", "，", "还有", "更多", "的", "句子", "。"]]}
+            for i in range(12)]
+    real = list(builder.pool_instances([builder.tokenize(r) for r in rows]).items())
+    items = real + [(real[0][0], record, figures) for _, record, figures in real[1:4]]   # duplicate keys
+    shards = 3
+    runs = []
+    for seed, batches in ((3, 3), (4, 5)):
+        shuffled = list(items)
+        random.Random(seed).shuffle(shuffled)
+        runs.append(_through_spill(shuffled, shards, batches, tmp_path / f"run{seed}"))
+    assert runs[0] == runs[1]
+    written = [r for data in runs[0] for r in read_records_bytes(data)]
+    assert sorted(written) == sorted(r for _, r, _ in items)
+    counts = [sum(1 for k, _, _ in items if k % shards == s) for s in range(shards)]
+    targets = shard_targets(len(items), shards)
+    over = max(range(shards), key=lambda s: counts[s] - targets[s])
+    expected = [r for _, r in sorted((k, r) for k, r, _ in items if k % shards == over)][:targets[over]]
+    assert list(read_records_bytes(runs[0][over])) == expected
+
+
+def read_records_bytes(data: bytes):
+    import struct
+    at = 0
+    while at < len(data):
+        (length,) = struct.unpack("<Q", data[at:at + 8])
+        yield data[at:at + 12 + length + 4]
+        at += 12 + length + 4
+
+
+def test_spill_files_are_never_unpickled(tmp_path):
+    """A spill file is only read as the binary section format: a pickle (one that would run code when loaded),
+    garbage or a truncated section is refused, and nothing in it is executed."""
+    import pickle
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "00000.bin").write_bytes(pickle.dumps([Payload()]))
+    with pytest.raises(SpillError):
+        spilled(kept, 0)
+    (tmp_path / "pool.bin").write_bytes(pickle.dumps([Payload()]))
+    with pytest.raises(SpillError):
+        load_section((str(tmp_path / "pool.bin"), 0, (tmp_path / "pool.bin").stat().st_size, 1))
+    assert not marker.exists()
+    good = _records([(5, b"abc", (1,) * len(STAT_FIELDS)), (2, b"de", (2,) * len(STAT_FIELDS))])
+    (offset, size, n), = write_sections(tmp_path / "s.bin", [select(good)])
+    assert read_section(tmp_path / "s.bin", offset, size) == good and n == 2
+    raw = (tmp_path / "s.bin").read_bytes()
+    for broken in (raw[:-1], raw[:40], raw[:8] + b"\xff" * 8 + raw[16:]):
+        (tmp_path / "b.bin").write_bytes(broken)
+        with pytest.raises(SpillError):
+            read_section(tmp_path / "b.bin", 0, len(broken))
 
 
 def test_fast_encoder_gives_exactly_the_tokenizers_ids_and_offsets(vocab_path):

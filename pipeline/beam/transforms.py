@@ -282,8 +282,8 @@ class _WriteShardFn(beam.DoFn):
         if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
             self.first = shard
             faults.task_started("shards.write", shard)
-        items = shard_builder.spilled(self.spill_dir, shard) + [item for batch in batches for item in batch]
-        summary = shard_builder.write_shard(self.directory, shard, shards, items)
+        records = [shard_builder.spilled(self.spill_dir, shard), *batches]
+        summary = shard_builder.write_shard(self.directory, shard, shards, records)
         if shard == self.first:
             faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
         Path(self.summaries).mkdir(parents=True, exist_ok=True)

@@ -16,12 +16,16 @@ so an instance's mask depends on nothing but its seed.
 
 from __future__ import annotations
 
+import struct
+
+import google_crc32c
 import numpy as np
 
 from pipeline.shards import tfrecord
 from pipeline.shards.instances import Instance, PoolTokens
-from pipeline.shards.tokens import CONT, SPECIAL, START
 from pipeline.shards.seeds import uniform
+from pipeline.shards.tfrecord import _MASK_DELTA
+from pipeline.shards.tokens import CONT, SPECIAL, START
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
 
@@ -59,23 +63,30 @@ class BatchEncoder:
         self.predictions = options.max_predictions_per_seq
         self.cls, self.sep, self.mask = cls, sep, mask
         self.replacements = np.asarray(replacements, dtype=np.int64)
-        self.prefixes: dict[tuple[bytes, int], bytes] = {}
         L, P = self.length, self.predictions
-        self.mask_prefix = tfrecord.feature_prefix(b"input_mask", "int64", L)
-        self.segment_prefix = tfrecord.feature_prefix(b"segment_ids", "int64", L)
-        self.weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
-        self.label_prefix = tfrecord.feature_prefix(b"next_sentence_labels", "int64", 1)
+        int64_prefix = tfrecord.feature_prefix
+        # the bytes before each feature's payload, by payload size (varints take 1 to 3 bytes a value)
+        self._id_prefixes = [int64_prefix(b"input_ids", "int64", size) for size in range(3 * L + 1)]
+        self._position_prefixes = [int64_prefix(b"masked_lm_positions", "int64", size) for size in range(3 * P + 1)]
+        self._label_prefixes = [int64_prefix(b"masked_lm_ids", "int64", size) for size in range(3 * P + 1)]
+        self._word_prefixes = [int64_prefix(b"word_ids", "int64", size) for size in range(3 * L + 1)]
+        self.segment_prefix = int64_prefix(b"segment_ids", "int64", L)
+        # input_mask depends only on the length: its feature bytes, by length
+        mask_prefix = int64_prefix(b"input_mask", "int64", L)
+        self._masks = [mask_prefix + b"\x01" * n + b"\x00" * (L - n) for n in range(L + 1)]
+        # what follows the varint features depends only on (predictions, next sentence label): by 2 × count + label
+        weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
+        label_prefix = int64_prefix(b"next_sentence_labels", "int64", 1)
+        one, zero = struct.pack("<f", 1.0), struct.pack("<f", 0.0)
+        self._tails = [(b"" if options.unmasked else weights_prefix + one * count + zero * (P - count))
+                       + label_prefix + (b"\x01" if label else b"\x00")
+                       for count in range(P + 1) for label in (0, 1)]
+        self._heads: dict[int, tuple[bytes, int]] = {}      # body size -> (record start, CRC32C of its Example head)
         if vocab_size >= 1 << 21:
             raise ValueError("vocabularies of 2**21 entries and more are not supported")
 
-    def _prefix(self, name: bytes, size: int) -> bytes:
-        prefix = self.prefixes.get((name, size))
-        if prefix is None:
-            prefix = self.prefixes[(name, size)] = tfrecord.feature_prefix(name, "int64", size)
-        return prefix
-
     def layout(self, pool: PoolTokens, instances: list[Instance]):
-        """ids, group flags, segment ids and input mask matrices (n × L), and each instance's length."""
+        """ids, group flags and segment ids matrices (n × L), and each instance's length."""
         n, L = len(instances), self.length
         ranges = np.asarray([r for instance in instances for r in instance.ranges], dtype=np.int64).reshape(-1, 3)
         per_instance = np.asarray([len(instance.ranges) for instance in instances], dtype=np.int64)
@@ -104,8 +115,7 @@ class BatchEncoder:
         matrix_segments[row, col] = np.repeat(ranges[:, 2], size)
         matrix_ids[owner, offset + size] = self.sep
         matrix_segments[owner, offset + size] = ranges[:, 2]
-        matrix_mask = (np.arange(L)[None, :] < lengths[:, None]).astype(np.uint8)
-        return matrix_ids, matrix_flags, matrix_segments, matrix_mask, lengths
+        return matrix_ids, matrix_flags, matrix_segments, lengths
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
         """Masked ids, positions, labels, weights (n × P) and words masked per instance."""
@@ -207,40 +217,50 @@ class BatchEncoder:
         weights[p_row, slot] = 1.0
         return masked, positions, labels, weights, counts, words
 
-    def encode(self, pool: PoolTokens, instances: list[Instance], seeds: list[int]) -> tuple[list[bytes], list]:
-        """Framed TFRecords of the instances, and per instance (tokens, masked, words masked)."""
-        if not instances:
-            return [], []
-        L = self.length
-        ids, flags, segments, mask, lengths = self.layout(pool, instances)
+    def encode(self, pool: PoolTokens, instances: list[Instance], seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
+        """Framed TFRecords of the instances laid end to end, their offsets (n + 1), and per instance
+        (tokens, masked, words masked) as an n × 3 array."""
         n = len(instances)
-        if self.options.unmasked:
+        if not n:
+            return bytearray(), np.zeros(1, np.int64), np.zeros((0, 3), np.int64)
+        L = self.length
+        ids, flags, segments, lengths = self.layout(pool, instances)
+        unmasked = self.options.unmasked
+        if unmasked:
             words_per_position = np.cumsum(flags == START, axis=1) * (flags != SPECIAL)
             shown, counts, words = ids, np.zeros(n, np.int64), np.zeros(n, np.int64)
-            extra = [(b"word_ids", _varints(words_per_position))]
+            extra = [(self._word_prefixes, *_varints(words_per_position))]
         else:
-            shown, positions, labels, weights, counts, words = self.mask_batch(
+            shown, positions, labels, _, counts, words = self.mask_batch(
                 ids, flags, lengths, np.asarray(seeds, dtype=np.uint64))
-            extra = [(b"masked_lm_positions", _varints(positions)), (b"masked_lm_ids", _varints(labels))]
-            weight_bytes = weights.tobytes()
+            extra = [(self._position_prefixes, *_varints(positions)), (self._label_prefixes, *_varints(labels))]
         id_bytes, id_offsets = _varints(shown)
-        mask_bytes, segment_bytes = mask.tobytes(), segments.tobytes()
-        frame, join_parts = tfrecord.frame, tfrecord.example_from_parts
-        prefix = self._prefix
-        records = []
-        for i, instance in enumerate(instances):
-            a, b = id_offsets[i], id_offsets[i + 1]
-            parts = [prefix(b"input_ids", int(b - a)), id_bytes[a:b],
-                     self.mask_prefix, mask_bytes[i * L:(i + 1) * L],
+        segment_bytes = segments.tobytes()
+        id_prefixes, masks, tails, heads = self._id_prefixes, self._masks, self._tails, self._heads
+        extend, join = google_crc32c.extend, b"".join
+        out = bytearray()
+        ends = [0]
+        id_at = id_offsets.tolist()
+        extra_at = [(prefixes, blob, offsets.tolist()) for prefixes, blob, offsets in extra]
+        length_list = lengths.tolist()
+        tail_index = (2 * counts + np.asarray([inst.is_random_next for inst in instances], np.int64)).tolist()
+        for i in range(n):
+            a, b = id_at[i], id_at[i + 1]
+            parts = [id_prefixes[b - a], id_bytes[a:b], masks[length_list[i]],
                      self.segment_prefix, segment_bytes[i * L:(i + 1) * L]]
-            for name, (blob, offsets) in extra:
-                a, b = offsets[i], offsets[i + 1]
-                parts += [prefix(name, int(b - a)), blob[a:b]]
-            if not self.options.unmasked:
-                size = 4 * self.predictions
-                parts += [self.weights_prefix, weight_bytes[i * size:(i + 1) * size]]
-            parts += [self.label_prefix, b"\x01" if instance.is_random_next else b"\x00"]
-            records.append(frame(join_parts(parts)))
-        figures = [(int(lengths[i]) - 1 - len(inst.ranges), int(counts[i]), int(words[i]))
-                   for i, inst in enumerate(instances)]
-        return records, figures
+            for prefixes, blob, at in extra_at:
+                a, b = at[i], at[i + 1]
+                parts += (prefixes[b - a], blob[a:b])
+            parts.append(tails[tail_index[i]])
+            body = join(parts)
+            head = heads.get(len(body))
+            if head is None:
+                head = heads[len(body)] = tfrecord.frame_head(len(body))
+            crc = extend(head[1], body)
+            out += head[0]
+            out += body
+            out += ((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF).to_bytes(4, "little")
+            ends.append(len(out))
+        figures = np.stack([lengths - 1 - np.asarray([len(inst.ranges) for inst in instances], np.int64),
+                            counts.astype(np.int64), words.astype(np.int64)], axis=1)
+        return out, np.asarray(ends, dtype=np.int64), figures

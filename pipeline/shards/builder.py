@@ -20,16 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
 import uuid
+from hashlib import blake2b
 from pathlib import Path
+
+import numpy as np
 
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
 from pipeline.shards.instances import bert_instances, pool_tokens, roberta_instances
 from pipeline.shards.masking import replacement_ids
-from pipeline.shards.seeds import derive, derive_pair, rng_for
+from pipeline.shards.seeds import derive, derive_text, rng_for
+from pipeline.shards.spill import (
+    Records,
+    Selection,
+    merge_order,
+    read_section,
+    write_sections,
+)
 from pipeline.shards.tokens import DocumentTokenizer, TokenizedDocument
 from pipeline.vocab.wordpiece import read_vocab
 
@@ -58,25 +67,92 @@ class ShardBuilder:
                                     mask=index["[MASK]"], replacements=self.replacements)
 
     def tokenize_table(self, table, count: CountFn = no_count):
-        """Every row of a segmented Arrow table (a row group), as ``tokenize`` does, with the word lengths taken
-        column-wise (no Python string per word)."""
+        """Every row of a segmented Arrow table (a row group), as ``tokenize`` does, in row order: the sentences
+        of all its documents tokenized in one call, the word boundaries taken column-wise (no Python string
+        per word).  A row with a null sentence goes through ``tokenize`` alone (and is quarantined there)."""
         import pyarrow.compute as pc
 
-        words = table.column("words").combine_chunks() if "words" in table.column_names else None
-        if words is not None and len(words):
-            doc_offsets = words.offsets.to_numpy()
-            sentence_lists = words.values
-            sentence_offsets = sentence_lists.offsets.to_numpy()
-            lengths = pc.utf8_length(sentence_lists.values).to_numpy(zero_copy_only=False)
-            valid_docs = words.is_valid().to_numpy(zero_copy_only=False)
-            valid_sentences = sentence_lists.is_valid().to_numpy(zero_copy_only=False)
-        others = table.drop_columns(["words"]) if words is not None else table
-        for index, row in enumerate(others.to_pylist()):
-            word_lengths = None
-            if words is not None and len(words) and valid_docs[index]:
-                word_lengths = [lengths[sentence_offsets[k]:sentence_offsets[k + 1]] if valid_sentences[k] else None
-                                for k in range(doc_offsets[index], doc_offsets[index + 1])]
-            yield self.tokenize(row, count, word_lengths=word_lengths)
+        n = table.num_rows
+        if not n:
+            return
+        docs = table.column("sentences").to_pylist()
+        good = [index for index, sentences in enumerate(docs)
+                if sentences is not None and all(isinstance(s, str) for s in sentences)]
+        results: dict[int, object] = {}
+        if good:
+            sentences = [s for index in good for s in docs[index]]
+            per_doc = np.fromiter((len(docs[index]) for index in good), np.int64, len(good))
+            ok, word_starts = self._word_starts(table, good, per_doc, sentences, pc)
+            ids, flags, piece_bounds, first_piece = self.tokenizer.tokenize_joined(sentences, ok, word_starts, count)
+            sentence_at = np.zeros(len(good) + 1, np.int64)
+            np.cumsum(per_doc, out=sentence_at[1:])
+            pieces_at = first_piece[sentence_at].tolist()
+            count("shards.sentences", int(first_piece[-1]))
+            kept = tokens = 0
+            doc_ids = table.column("id").to_pylist()
+            for k, index in enumerate(good):
+                p0, p1 = pieces_at[k], pieces_at[k + 1]
+                if p0 == p1:
+                    results[index] = None
+                    continue
+                t0, t1 = int(piece_bounds[p0]), int(piece_bounds[p1])
+                results[index] = TokenizedDocument(doc_ids[index], ids[t0:t1],
+                                                   flags[t0:t1].tobytes(),
+                                                   (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32))
+                kept += 1
+                tokens += t1 - t0
+            count("shards.read", len(good))
+            if kept:
+                count("shards.kept", kept)
+                count("shards.document_tokens", tokens)
+        rows = None
+        for index in range(n):
+            result = results.get(index, False)
+            if result is False or result is None:
+                if rows is None:
+                    rows = table.drop_columns(["words"]) if "words" in table.column_names else table
+                row = rows.slice(index, 1).to_pylist()[0]
+                if result is None:      # read and counted above: nothing of it is a token
+                    result = self._no_tokens(row, row["sentences"] or [], count)
+                else:
+                    result = self.tokenize(row, count)
+            yield result
+
+    def _word_starts(self, table, good: list[int], per_doc: np.ndarray, sentences: list[str], pc):
+        """For the sentences of the ``good`` rows (in order): whether their words join back to them (all of
+        positive length, adding up to the sentence; else WordPiece groups only, as ``tokenize`` does), and the
+        first character of each of those words in the sentences joined."""
+        count = len(sentences)
+        ok = np.zeros(count, dtype=bool)
+        if "words" not in table.column_names or not count:
+            return ok, np.zeros(0, np.int64)
+        words = table.column("words").combine_chunks()
+        doc_offsets = words.offsets.to_numpy().astype(np.int64)
+        sentence_lists = words.values
+        sentence_offsets = sentence_lists.offsets.to_numpy().astype(np.int64)
+        lengths = pc.utf8_length(sentence_lists.values).to_numpy(zero_copy_only=False).astype(np.int64)
+        valid_docs = words.is_valid().to_numpy(zero_copy_only=False)
+        valid_sentences = sentence_lists.is_valid().to_numpy(zero_copy_only=False)
+        rows = np.asarray(good, dtype=np.int64)
+        doc = np.repeat(rows, per_doc)
+        within = np.arange(count) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
+        lists = doc_offsets[doc] + within
+        has = valid_docs[doc] & (within < doc_offsets[doc + 1] - doc_offsets[doc])
+        lists = np.where(has, lists, 0)
+        has &= valid_sentences[lists] if len(valid_sentences) else False
+        first, last = sentence_offsets[lists], sentence_offsets[np.minimum(lists + 1, len(sentence_offsets) - 1)]
+        total = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths, out=total[1:])
+        empty = np.zeros(len(lengths) + 1, np.int64)
+        np.cumsum(lengths <= 0, out=empty[1:])
+        sentence_lengths = np.fromiter(map(len, sentences), np.int64, count)
+        ok = has & (last > first) & (total[last] - total[first] == sentence_lengths) & (empty[last] == empty[first])
+        words_of = np.where(ok, last - first, 0)
+        word = np.repeat(first, words_of) + np.arange(int(words_of.sum())) - np.repeat(np.cumsum(words_of) - words_of,
+                                                                                       words_of)
+        owner = np.repeat(np.arange(count), words_of)
+        sentence_start = np.cumsum(sentence_lengths) - sentence_lengths
+        return ok, sentence_start[owner] + total[word] - total[first[owner]]
 
     def tokenize(self, row: dict, count: CountFn = no_count, word_lengths: list | None = None):
         """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
@@ -94,23 +170,28 @@ class ShardBuilder:
                                position=row.get("position") or 0, id=row.get("id"),
                                error=f"{type(exc).__name__}: {exc}",
                                excerpt=excerpt("\n".join(str(x) for x in row.get("sentences") or [])))
-        if not doc.sentences:
-            count("shards.rejected.no_tokens")
-            return Rejected(id=row["id"], source=row.get("source") or "", stage=STAGE, rule="no_tokens",
-                            text="\n".join(sentences), file=row.get("file") or "", position=row.get("position") or 0,
-                            detail="no sentence has a WordPiece token", title=row.get("title"))
+        if not doc.tokens:
+            return self._no_tokens(row, sentences, count)
         count("shards.kept")
         count("shards.document_tokens", doc.tokens)
         return doc
 
-    def pool_instances(self, docs: list[TokenizedDocument], count: CountFn = no_count):
-        """(key, framed TFRecord, figures) of every instance of every copy of the pool's documents."""
+    @staticmethod
+    def _no_tokens(row: dict, sentences: list[str], count: CountFn) -> Rejected:
+        count("shards.rejected.no_tokens")
+        return Rejected(id=row["id"], source=row.get("source") or "", stage=STAGE, rule="no_tokens",
+                        text="\n".join(sentences), file=row.get("file") or "", position=row.get("position") or 0,
+                        detail="no sentence has a WordPiece token", title=row.get("title"))
+
+    def pool_instances(self, docs: list[TokenizedDocument], count: CountFn = no_count) -> Records:
+        """The keyed, framed records of every instance of every copy of the pool's documents, with their
+        figures (``STAT_FIELDS``)."""
         options = self.options
         docs = sorted(docs, key=lambda d: d.id)
         pool = pool_tokens(docs)
         everyone = list(range(len(docs)))
+        instances = []
         for copy in range(options.dupe_factor):
-            instances = []
             if options.mode == "bert":
                 for position, doc in enumerate(docs):
                     rng = rng_for(options.seed, "doc", doc.id, copy)
@@ -119,83 +200,92 @@ class ShardBuilder:
                                                 options.short_seq_prob)
             else:
                 order = sorted(everyone, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
-                instances = roberta_instances(pool, order, copy, options.max_seq_length)
-            pairs = [derive_pair(options.seed, "instance", inst.doc_id, inst.copy, inst.index) for inst in instances]
-            records, figures = self.encoder.encode(pool, instances, [mask_seed for _, mask_seed in pairs])
-            count("shards.instances", len(instances))
-            for instance, (key, _), record, (tokens, masked, words) in zip(instances, pairs, records, figures):
-                yield key, record, (tokens, masked, words, int(instance.is_random_next), instance.own_tokens,
-                                    instance.truncated, instance.truncated_borrowed, int(instance.single_segment))
+                instances += roberta_instances(pool, order, copy, options.max_seq_length)
+        count("shards.instances", len(instances))
+        keys, mask_seeds = instance_keys(options.seed, instances)
+        step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
+        batches = []
+        for begin in range(0, len(instances), step):
+            chunk = instances[begin:begin + step]
+            data, offsets, figures = self.encoder.encode(pool, chunk, mask_seeds[begin:begin + step])
+            own = np.asarray([(i.is_random_next, i.own_tokens, i.truncated, i.truncated_borrowed, i.single_segment)
+                              for i in chunk], dtype=np.int64).reshape(-1, 5)
+            batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
+        return Records.concat(batches, len(STAT_FIELDS))
 
 
-def by_shard(items, shards: int) -> dict[int, list]:
-    """Keyed records grouped by first shard (``key % shards``): the engines move lists, not single records."""
-    groups: dict[int, list] = {}
-    for item in items:
-        groups.setdefault(item[0] % shards, []).append(item)
-    return groups
+# Cells (instances × max_seq_length) masked and encoded in one batch: big enough that NumPy's per-call cost
+# is small, small enough that the batch's matrices stay a few tens of MB.
+ENCODE_CELLS = 1 << 17
 
 
-def pool_sections(pool: int, items, shards: int, spill_dir: str | Path) -> list[tuple[int, tuple]]:
-    """Write a pool's keyed records to one file, grouped by first shard (``key % shards``); returns
-    ``(shard, (path, offset, size, count))`` per group, so the engines move these small references instead
+def instance_keys(seed: int, instances) -> tuple[np.ndarray, np.ndarray]:
+    """Each instance's shuffle key and mask seed, ``derive_pair(seed, "instance", doc_id, copy, index)``, as
+    two uint64 arrays (the text before the index is built once per document copy)."""
+    prefixes: dict[tuple[str, int], bytes] = {}
+    digests = []
+    for inst in instances:
+        prefix = prefixes.get((inst.doc_id, inst.copy))
+        if prefix is None:
+            prefix = prefixes[(inst.doc_id, inst.copy)] = derive_text(seed, "instance", inst.doc_id, inst.copy, "")
+        digests.append(blake2b(prefix + b"%d" % inst.index, digest_size=16).digest())
+    pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
+
+
+def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Path) -> list[tuple[int, tuple]]:
+    """Write a pool's records to one file, a section per first shard (``key % shards``); returns
+    ``(shard, (path, offset, size, count))`` per section, so the engines move these small references instead
     of the records.  Written under a temporary name and renamed: a retried task writes the same file."""
-    groups = by_shard(items, shards)
-    spill = Path(spill_dir)
-    spill.mkdir(parents=True, exist_ok=True)
-    final = spill / f"pool-{pool:06d}.bin"
-    tmp = spill / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
-    sections, offset = [], 0
-    with open(tmp, "wb") as f:
-        for shard in sorted(groups):
-            data = pickle.dumps(groups[shard], protocol=pickle.HIGHEST_PROTOCOL)
-            f.write(data)
-            sections.append((shard, (str(final), offset, len(data), len(groups[shard]))))
-            offset += len(data)
-    os.replace(tmp, final)
-    return sections
+    first = records.keys % np.uint64(shards)
+    order = np.argsort(first, kind="stable")
+    present, starts = np.unique(first[order], return_index=True)
+    bounds = [*starts.tolist(), len(order)]
+    final = Path(spill_dir) / f"pool-{pool:06d}.bin"
+    sections = [Selection([records], np.zeros(bounds[k + 1] - bounds[k], np.int64), order[bounds[k]:bounds[k + 1]])
+                for k in range(len(present))]
+    placed = write_sections(final, sections)
+    return [(int(shard), (str(final), offset, size, n)) for shard, (offset, size, n) in zip(present.tolist(), placed)]
 
 
-def load_section(section: tuple) -> list:
+def load_section(section: tuple) -> Records:
     """The records of one ``pool_sections`` reference."""
     path, offset, size, _ = section
-    with open(path, "rb") as f:
-        f.seek(offset)
-        return pickle.loads(f.read(size))
+    return read_section(path, offset, size)
 
 
-def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, list]:
-    """All records of one first shard (in batches, any order): the ones it keeps (the first ``targets[shard]``
-    in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as
-    {destination shard: records}, and ``{shard: []}`` so the shard is written even if nothing moves to it.
+def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, Records]:
+    """All records of one first shard (``Records`` batches, any order): the ones it keeps (the first
+    ``targets[shard]`` in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as
+    {destination shard: records}, and ``{shard: no records}`` so the shard is written even if nothing moves
+    to it.
 
     Only the surplus (a few records per shard) goes through the engine's second shuffle.
     """
-    items = sorted((item for batch in batches for item in batch), key=by_key)
-    keep = min(len(items), targets[shard])
-    spill = Path(spill_dir)
-    spill.mkdir(parents=True, exist_ok=True)
-    tmp = spill / f".{shard:05d}.{uuid.uuid4().hex[:12]}.tmp"
-    with open(tmp, "wb") as f:
-        pickle.dump(items[:keep], f, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, spill / f"{shard:05d}.pickle")
-    out: dict[int, list] = {shard: []}
-    for dest, item in zip(destinations(shard, len(items) - keep, 0, plan.get(shard)), items[keep:]):
-        out.setdefault(dest, []).append(item)
+    fields = len(STAT_FIELDS)
+    batches = [batch for batch in batches if len(batch)]
+    which, index = merge_order(batches)
+    keep = min(len(which), targets[shard])
+    write_sections(Path(spill_dir) / f"{shard:05d}.bin", [Selection(batches, which[:keep], index[:keep])])
+    out: dict[int, Records] = {shard: Records.empty(fields)}
+    at = keep
+    for dest, n in plan.get(shard) or ():
+        part = Selection(batches, which[at:at + n], index[at:at + n]).records()
+        out[dest] = Records.concat([out[dest], part], fields) if dest in out else part
+        at += n
     return out
 
 
-def spilled(spill_dir: str | Path, shard: int) -> list:
+def spilled(spill_dir: str | Path, shard: int) -> Records:
     """The records ``split_shard`` kept for ``shard``.
 
     The file stays until the stage removes the spill directory: a retried write task (its first attempt
     failed, or its executor was lost, after reading it) must find it again.
     """
-    path = Path(spill_dir) / f"{shard:05d}.pickle"
+    path = Path(spill_dir) / f"{shard:05d}.bin"
     if not path.exists():
-        return []
-    with open(path, "rb") as f:
-        return pickle.load(f)
+        return Records.empty(len(STAT_FIELDS))
+    return read_section(path, 0, path.stat().st_size)
 
 
 def shard_targets(total: int, shards: int) -> list[int]:
@@ -241,36 +331,29 @@ def destinations(shard: int, count: int, target: int, moves: list[tuple[int, int
             yield dest
 
 
-def by_key(item) -> tuple[int, bytes]:
-    """Sort key of a keyed record: the shuffle key, then the bytes (two instances sharing a 64-bit key
-    still land in one order, whatever order they arrived in)."""
-    return item[0], item[1]
-
-
 def shard_name(shard: int, shards: int) -> str:
     return f"part-{shard:05d}-of-{shards:05d}.tfrecord"
 
 
-def write_shard(directory: str | Path, shard: int, shards: int, records) -> dict:
-    """Write (key, framed record, figures) items, in key order, as one shard; returns its summary.
+def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict:
+    """Write ``Records`` batches, in key order, as one shard; returns its summary.
 
     Written under a temporary name and renamed, so a retried task replaces the shard whole.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    batches = [batch for batch in batches if len(batch)]
+    records = Selection(batches, *merge_order(batches))
     final = directory / shard_name(shard, shards)
     tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
     digest = hashlib.sha256()
-    totals = [0] * len(STAT_FIELDS)
-    instances = size = 0
+    size = 0
     with open(tmp, "wb") as f:
-        for _, record, figures in sorted(records, key=by_key):
-            f.write(record)
-            digest.update(record)
-            size += len(record)
-            instances += 1
-            for i, value in enumerate(figures):
-                totals[i] += value
+        for chunk in records.chunks():
+            f.write(chunk)
+            digest.update(chunk)
+            size += memoryview(chunk).nbytes
     os.replace(tmp, final)
-    return {"file": final.name, "shard": shard, "instances": instances, "bytes": size,
-            "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, totals))}
+    totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
+    return {"file": final.name, "shard": shard, "instances": len(records), "bytes": size,
+            "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}

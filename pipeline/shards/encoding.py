@@ -19,6 +19,8 @@ import functools
 import re
 import unicodedata
 
+import numpy as np
+
 from pipeline.vocab.wordpiece import bert_tokenizer, is_cjk
 
 
@@ -64,6 +66,8 @@ class SentenceEncoder:
         self.words: dict[str, tuple[list[int], list[int]]] = {}      # ASCII run -> (ids, offsets), cached
         klass = "".join(re.escape(c) for c in self.direct)
         self.runs = re.compile(f"[^{klass}]+")       # what tokenizers reads, between directly looked-up characters
+        self.table = np.full(0x110000, -1, dtype=np.int32)     # code point -> id of a directly looked-up character
+        self.table[np.fromiter(map(ord, self.direct), np.int64, len(self.direct))] = list(self.direct.values())
 
     def _wordpiece(self, word: str) -> tuple[list[int], list[int]]:
         """Greedy longest-match-first WordPiece of one word (as BERT's WordpieceTokenizer)."""
@@ -145,3 +149,46 @@ class SentenceEncoder:
                 offsets.extend(range(cursor, len(sentence)))
             results[index] = (ids, offsets)
         return results
+
+    def _run_tokens(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
+        """(ids, start offsets) of each run of characters that are not looked up directly."""
+        simple = [_ASCII_RUN.fullmatch(text) is not None for text in texts]
+        encodings = iter(self.tokenizer.encode_batch([t for t, easy in zip(texts, simple) if not easy],
+                                                     add_special_tokens=False))
+        out = []
+        for text, easy in zip(texts, simple):
+            if easy:
+                out.append(self._ascii_run(text))
+            else:
+                encoding = next(encodings)
+                out.append((encoding.ids, [o[0] for o in encoding.offsets]))
+        return out
+
+    def encode_joined(self, text: str, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``encode`` of many sentences at once: ``text`` is the sentences joined, sentence k is
+        ``text[bounds[k]:bounds[k + 1]]``.  Returns the ids of all their tokens (int32), each token's first
+        character in ``text`` (int64), and where each sentence's tokens start (``len(bounds)`` values):
+        the same ids and offsets as ``encode`` gives sentence by sentence."""
+        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        direct = self.table[codes]
+        other = direct < 0
+        if not other.any():
+            return direct, np.arange(len(codes), dtype=np.int64), np.asarray(bounds, dtype=np.int64)
+        n = len(codes)
+        sentence_start = np.zeros(n + 1, dtype=bool)
+        sentence_start[bounds] = True
+        before = np.concatenate([[False], other[:-1]])
+        after = np.concatenate([other[1:], [False]])
+        starts = np.flatnonzero(other & (~before | sentence_start[:n]))
+        ends = np.flatnonzero(other & (~after | sentence_start[1:])) + 1
+        pieces = self._run_tokens([text[a:b] for a, b in zip(starts.tolist(), ends.tolist())])
+        sizes = np.fromiter((len(ids) for ids, _ in pieces), np.int64, len(pieces))
+        run_ids = np.fromiter((i for ids, _ in pieces for i in ids), np.int32, int(sizes.sum()))
+        run_at = np.repeat(starts, sizes) + np.fromiter((o for _, offsets in pieces for o in offsets), np.int64,
+                                                         int(sizes.sum()))
+        kept = np.flatnonzero(~other)
+        at = np.concatenate([kept, run_at])
+        order = np.argsort(at, kind="stable")          # a run's tokens keep their order
+        at = at[order]
+        ids = np.concatenate([direct[kept], run_ids])[order]
+        return ids, at, np.searchsorted(at, bounds, side="left")

@@ -49,19 +49,14 @@ class PoolTokens:
 
 
 def pool_tokens(docs: list[TokenizedDocument]) -> PoolTokens:
-    ids, flags, sentences = [], [], []
-    at = 0
+    ids = np.concatenate([doc.ids for doc in docs]).astype(np.int64) if docs else np.zeros(0, np.int64)
+    flags = np.frombuffer(b"".join(doc.flags for doc in docs), dtype=np.uint8)
+    sentences, at = [], 0
     for doc in docs:
-        spans = []
-        for sentence_ids, sentence_flags in doc.sentences:
-            ids.append(np.frombuffer(sentence_ids, dtype=np.int32) if len(sentence_ids) else np.zeros(0, np.int32))
-            flags.append(sentence_flags)
-            spans.append((at, at + len(sentence_ids)))
-            at += len(sentence_ids)
-        sentences.append(spans)
-    flat_ids = np.concatenate(ids).astype(np.int64) if ids else np.zeros(0, np.int64)
-    flat_flags = np.frombuffer(b"".join(flags), dtype=np.uint8)
-    return PoolTokens(flat_ids, flat_flags, sentences, [d.id for d in docs])
+        ends = (doc.ends.astype(np.int64) + at).tolist()
+        sentences.append(list(zip([at, *ends[:-1]], ends)))
+        at += len(doc.ids)
+    return PoolTokens(ids, flags, sentences, [d.id for d in docs])
 
 
 @dataclass

@@ -14,10 +14,14 @@ import random
 import numpy as np
 
 
+def derive_text(*parts) -> bytes:
+    """What ``derive`` and ``derive_pair`` hash: the parts as text, joined by U+001F, in UTF-8."""
+    return "\x1f".join(str(part) for part in parts).encode("utf-8")
+
+
 def derive(*parts) -> int:
     """A 64-bit integer from the parts (ints and strings), the same in every process."""
-    text = "\x1f".join(str(part) for part in parts)
-    return int.from_bytes(hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(derive_text(*parts), digest_size=8).digest(), "little")
 
 
 def rng_for(*parts) -> random.Random:
@@ -32,8 +36,7 @@ def pool_of(seed: int, doc_id: str, pools: int) -> int:
 
 def derive_pair(*parts) -> tuple[int, int]:
     """Two independent 64-bit integers from the parts (one hash): an instance's shuffle key and mask seed."""
-    text = "\x1f".join(str(part) for part in parts)
-    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+    digest = hashlib.blake2b(derive_text(*parts), digest_size=16).digest()
     return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 

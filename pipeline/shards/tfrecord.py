@@ -104,6 +104,15 @@ def frame(record: bytes) -> bytes:
     return length + struct.pack("<I", masked_crc(length)) + record + struct.pack("<I", masked_crc(record))
 
 
+def frame_head(body_size: int) -> tuple[bytes, int]:
+    """For an ``Example`` whose ``Features`` body is ``body_size`` bytes: the bytes of its TFRecord up to the body
+    (length, its masked CRC, the Example's tag and length) and the CRC32C of the Example's part of them, to
+    ``google_crc32c.extend`` over the body."""
+    head = _TAG1 + _length(body_size)
+    length = struct.pack("<Q", len(head) + body_size)
+    return length + struct.pack("<I", masked_crc(length)) + head, google_crc32c.value(head)
+
+
 def read_records(path: str):
     """The records of a TFRecord file, each checked against its CRCs (a corrupt file raises ValueError)."""
     with open(path, "rb") as f:

@@ -28,20 +28,39 @@ from pipeline.vocab.wordpiece import read_vocab
 CONT, START, SPECIAL = 0, 1, 2
 
 
-@dataclass
+@dataclass(eq=False)
 class TokenizedDocument:
-    """A document as token ids and group flags per sentence (sentences with no token are left out).
+    """A document as token ids and group flags (sentences with no token are left out).
 
-    ``sentences`` holds ``(ids, flags)`` pairs as ``array('i')`` and ``bytes``: compact to ship
-    between workers.
+    ``ids`` (int32) and ``flags`` hold the tokens of all its sentences end to end, ``ends`` (int32) where each
+    sentence ends in them: a few arrays per document, compact to ship between workers.
     """
 
     id: str
-    sentences: list[tuple[array, bytes]]
+    ids: np.ndarray
+    flags: bytes
+    ends: np.ndarray
+
+    @classmethod
+    def of_sentences(cls, doc_id: str, sentences: list[tuple]) -> TokenizedDocument:
+        """From ``(ids, flags)`` per sentence."""
+        ids = [np.asarray(sentence_ids, dtype=np.int32) for sentence_ids, _ in sentences]
+        return cls(doc_id, np.concatenate(ids) if ids else np.zeros(0, np.int32),
+                   b"".join(bytes(flags) for _, flags in sentences),
+                   np.cumsum([len(i) for i in ids], dtype=np.int64).astype(np.int32))
+
+    @property
+    def sentences(self) -> list[tuple[array, bytes]]:
+        """``(ids, flags)`` per sentence."""
+        out, begin = [], 0
+        for end in self.ends.tolist():
+            out.append((array("i", self.ids[begin:end].tolist()), self.flags[begin:end]))
+            begin = end
+        return out
 
     @property
     def tokens(self) -> int:
-        return sum(len(ids) for ids, _ in self.sentences)
+        return len(self.ids)
 
 
 class DocumentTokenizer:
@@ -54,6 +73,7 @@ class DocumentTokenizer:
         self.whole_word = whole_word
         self.long_sentence_tokens = long_sentence_tokens
         self.continuation = bytes(1 if e.startswith("##") else 0 for e in self.entries)
+        self._continuation = np.frombuffer(self.continuation, dtype=np.uint8).astype(bool)
 
     def tokenize(self, doc_id: str, sentences: list[str], words: list[list[str]] | None = None,
                  count: CountFn = no_count, word_lengths: list | None = None) -> TokenizedDocument:
@@ -74,7 +94,7 @@ class DocumentTokenizer:
             for piece_ids, piece_flags in self._split(ids, flags, count):
                 out.append((array("i", piece_ids), bytes(piece_flags)))
         count("shards.sentences", len(out))
-        return TokenizedDocument(doc_id, out)
+        return TokenizedDocument.of_sentences(doc_id, out)
 
     def _flags(self, ids, offsets, sentence: str, lengths, count: CountFn) -> bytearray:
         """``offsets``: each token's first character, or None when token i is character i; ``lengths``: the
@@ -125,3 +145,69 @@ class DocumentTokenizer:
             piece_flags[0] = START
             yield ids[begin:end], piece_flags
             begin = end
+
+    def tokenize_joined(self, sentences: list[str], ok: np.ndarray, word_starts: np.ndarray,
+                        count: CountFn = no_count):
+        """What ``tokenize`` does to each sentence, for many sentences (of many documents) at once.
+
+        ``ok``: per sentence, whether its segmenter words join back to it (all of positive length, adding up
+        to its length); ``word_starts``: the first character of every word of those sentences, counted in the
+        sentences joined.  Returns the ids (int32) and flags (uint8) of all the tokens, the bounds of the
+        pieces they form (a sentence with no token has none; a long one is cut in several) and, per sentence,
+        its first piece (``len(sentences) + 1`` values).
+        """
+        lengths = np.fromiter(map(len, sentences), np.int64, len(sentences))
+        bounds = np.zeros(len(sentences) + 1, np.int64)
+        np.cumsum(lengths, out=bounds[1:])
+        ids, at, token_bounds = self.encoder.encode_joined("".join(sentences), bounds)
+        per_sentence = np.diff(token_bounds)
+        has_tokens = per_sentence > 0
+        if not self.whole_word:
+            flags = np.full(len(ids), START, np.uint8)
+        else:
+            marks = np.zeros(int(bounds[-1]) + 1, np.int64)
+            marks[word_starts] = 1
+            seen = np.cumsum(marks)[at]                        # word starts at or before each token
+            continuation = self._continuation[ids]
+            changed = np.ones(len(ids), dtype=bool)
+            changed[1:] = seen[1:] != seen[:-1]
+            flags = np.where(changed & ~continuation, START, CONT).astype(np.uint8)
+            flags[token_bounds[:-1][has_tokens]] = START       # a sentence's first token starts a word
+            fallback = np.repeat(~ok, per_sentence)
+            flags[fallback] = np.where(continuation[fallback], CONT, START)
+            if int((~ok & has_tokens).sum()):
+                count("shards.wwm_fallback_sentences", int((~ok & has_tokens).sum()))
+        pieces = has_tokens.astype(np.int64)
+        cuts = []
+        limit = self.long_sentence_tokens
+        if limit:
+            for k in np.flatnonzero(per_sentence > limit).tolist():
+                begin, end = int(token_bounds[k]), int(token_bounds[k + 1])
+                starts = self._cuts(flags[begin:end], limit)
+                flags[begin + np.asarray(starts)] = START
+                cuts.extend(begin + start for start in starts[1:])
+                pieces[k] = len(starts)
+            if cuts:
+                count("shards.long_sentences_split", int((per_sentence > limit).sum()))
+        piece_bounds = np.sort(np.concatenate([token_bounds[:-1][has_tokens], np.asarray(cuts, np.int64),
+                                               [len(ids)]]))
+        first_piece = np.zeros(len(sentences) + 1, np.int64)
+        np.cumsum(pieces, out=first_piece[1:])
+        return ids, flags, piece_bounds, first_piece
+
+    @staticmethod
+    def _cuts(flags: np.ndarray, limit: int) -> list[int]:
+        """Where ``_split`` starts each piece of a sentence with these flags (0 first)."""
+        n = len(flags)
+        size = -(-n // -(-n // limit))
+        starts, begin = [], 0
+        while begin < n:
+            starts.append(begin)
+            end = min(begin + size, n)
+            if end < n:
+                cut = end
+                while cut > begin + size // 2 and flags[cut] != START:
+                    cut -= 1
+                end = cut if flags[cut] == START and cut > begin else end
+            begin = end
+        return starts

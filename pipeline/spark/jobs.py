@@ -346,8 +346,8 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
 
     def write(shard, batches):
         faults.task_started("shards.write", shard)
-        items = shard_builder.spilled(spill, shard) + [item for _, batch in batches for item in batch]
-        summary = shard_builder.write_shard(directory, shard, total_shards, items)
+        records = [shard_builder.spilled(spill, shard), *(batch for _, batch in batches)]
+        summary = shard_builder.write_shard(directory, shard, total_shards, records)
         faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")

@@ -1,0 +1,241 @@
+"""Keyed instance records, column-wise, and the binary file format they are spilled in.
+
+The shards stage moves instances as ``Records``: the shuffle keys (uint64), the
+framed TFRecords laid end to end in one buffer with their offsets, and the
+figures of each instance (``STAT_FIELDS``, int64).  A batch of records is a few
+arrays, not one Python object per instance, so grouping, sorting and writing
+are NumPy operations.
+
+Spill files live under the user's output directory, so nothing read back from
+them is unpickled: a section is a fixed header and the raw arrays, and every
+size in it is checked before the arrays are viewed.
+
+Section layout (all integers little-endian)::
+
+    magic   8 bytes   b"WWMREC1\\n"
+    header  4 x u64   records n, figures per record f, data bytes d, reserved 0
+    keys    n x u64
+    offsets (n + 1) x i64   offsets[0] = 0, non-decreasing, offsets[n] = d
+    figures n x f x i64
+    data    d bytes   the framed TFRecords, one after another
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+MAGIC = b"WWMREC1\n"
+_HEADER = struct.Struct("<4Q")
+_MAX_FIELDS = 64
+
+
+class SpillError(ValueError):
+    """A spill section that is not what ``Records.to_bytes`` wrote."""
+
+
+class Records:
+    """Keyed framed records: ``keys`` (n uint64), ``offsets`` (n + 1 int64) into ``data`` (bytes-like),
+    ``figures`` (n × f int64)."""
+
+    __slots__ = ("data", "figures", "keys", "offsets")
+
+    def __init__(self, keys: np.ndarray, offsets: np.ndarray, data, figures: np.ndarray) -> None:
+        self.keys, self.offsets, self.data, self.figures = keys, offsets, data, figures
+
+    @classmethod
+    def empty(cls, fields: int) -> Records:
+        return cls(np.zeros(0, np.uint64), np.zeros(1, np.int64), b"", np.zeros((0, fields), np.int64))
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Records) and len(self) == len(other)
+                and bool((self.keys == other.keys).all()) and bool((self.offsets == other.offsets).all())
+                and bytes(self.data) == bytes(other.data) and bool((self.figures == other.figures).all()))
+
+    def __reduce__(self):       # what an engine pickles: plain bytes and arrays, never a memoryview
+        return Records, (self.keys, self.offsets, bytes(self.data), self.figures)
+
+    def record(self, i: int) -> bytes:
+        return bytes(self.data[self.offsets[i]:self.offsets[i + 1]])
+
+    def items(self):
+        """(key, framed record, figures tuple) per record, in stored order (for tests and small batches)."""
+        for i in range(len(self)):
+            yield int(self.keys[i]), self.record(i), tuple(int(v) for v in self.figures[i])
+
+    def take(self, index) -> Records:
+        """The records at ``index``, in that order (a copy)."""
+        return Selection([self], np.zeros(len(index), np.int64), np.asarray(index, dtype=np.int64)).records()
+
+    def order(self) -> np.ndarray:
+        """Indices in shuffle order (see ``merge_order``)."""
+        return merge_order([self])[1]
+
+    def sorted(self) -> Records:
+        return self.take(self.order())
+
+    @staticmethod
+    def concat(batches: list[Records], fields: int) -> Records:
+        batches = [b for b in batches if len(b)]
+        if not batches:
+            return Records.empty(fields)
+        if len(batches) == 1:
+            return batches[0]
+        shifts = np.cumsum([0] + [int(b.offsets[-1]) for b in batches[:-1]])
+        offsets = np.concatenate([np.zeros(1, np.int64)] + [b.offsets[1:] + s for b, s in zip(batches, shifts)])
+        return Records(np.concatenate([b.keys for b in batches]), offsets,
+                       b"".join(memoryview(b.data)[:int(b.offsets[-1])] for b in batches),
+                       np.concatenate([b.figures for b in batches]))
+
+    @classmethod
+    def from_bytes(cls, buffer) -> Records:
+        """A section written by ``write_sections``; ``SpillError`` if it is anything else."""
+        view = memoryview(buffer)
+        head = len(MAGIC) + _HEADER.size
+        if len(view) < head or bytes(view[:len(MAGIC)]) != MAGIC:
+            raise SpillError("not a records section (bad magic)")
+        n, f, size, reserved = _HEADER.unpack(view[len(MAGIC):head])
+        if reserved or f > _MAX_FIELDS or 8 * (n + (n + 1) + n * f) + size + head != len(view):
+            raise SpillError("records section: sizes do not match its length")
+        at = head
+        keys = np.frombuffer(view, "<u8", n, at)
+        at += 8 * n
+        offsets = np.frombuffer(view, "<i8", n + 1, at)
+        at += 8 * (n + 1)
+        figures = np.frombuffer(view, "<i8", n * f, at).reshape(n, f)
+        at += 8 * n * f
+        if offsets[0] != 0 or offsets[-1] != size or (n and bool((np.diff(offsets) < 0).any())):
+            raise SpillError("records section: bad offsets")
+        return cls(keys.astype(np.uint64), offsets.astype(np.int64), view[at:at + size],
+                   figures.astype(np.int64))
+
+
+def merge_order(batches: list[Records]) -> tuple[np.ndarray, np.ndarray]:
+    """(batch, index) of every record of the batches in shuffle order: by key, then by the record bytes (two
+    records sharing a 64-bit key land in one order, whatever order and batches they arrived in)."""
+    sizes = [len(b) for b in batches]
+    if not sum(sizes):
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    keys = np.concatenate([b.keys for b in batches])
+    which = np.repeat(np.arange(len(batches)), sizes)
+    index = np.arange(len(keys)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    same = np.flatnonzero(ordered[1:] == ordered[:-1])
+    if len(same):
+        for run in np.split(same, np.flatnonzero(np.diff(same) != 1) + 1):
+            lo, hi = int(run[0]), int(run[-1]) + 2
+            order[lo:hi] = sorted(order[lo:hi].tolist(), key=lambda j: batches[which[j]].record(index[j]))
+    return which[order], index[order]
+
+
+class Selection:
+    """Records picked from batches, ``(batch, index)`` each, in that order: written or copied without
+    first joining the batches."""
+
+    def __init__(self, batches: list[Records], which: np.ndarray, index: np.ndarray) -> None:
+        self.batches, self.which, self.index = batches, which, index
+        self.starts = np.zeros(len(index), np.int64)
+        self.ends = np.zeros(len(index), np.int64)
+        for k, batch in enumerate(batches):
+            mine = np.flatnonzero(which == k) if len(batches) > 1 else slice(None)
+            self.starts[mine] = batch.offsets[index[mine]]
+            self.ends[mine] = batch.offsets[index[mine] + 1]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _gather(self, attribute: str, empty: np.ndarray) -> np.ndarray:
+        if not len(self.index):
+            return empty
+        if len(self.batches) == 1:
+            return getattr(self.batches[0], attribute)[self.index]
+        out = np.empty((len(self.index), *empty.shape[1:]), empty.dtype)
+        for k, batch in enumerate(self.batches):
+            mine = np.flatnonzero(self.which == k)
+            out[mine] = getattr(batch, attribute)[self.index[mine]]
+        return out
+
+    def keys(self) -> np.ndarray:
+        return self._gather("keys", np.zeros(0, np.uint64))
+
+    def figures(self) -> np.ndarray:
+        fields = self.batches[0].figures.shape[1] if self.batches else 0
+        return self._gather("figures", np.zeros((0, fields), np.int64))
+
+    def offsets(self) -> np.ndarray:
+        offsets = np.zeros(len(self.index) + 1, np.int64)
+        np.cumsum(self.ends - self.starts, out=offsets[1:])
+        return offsets
+
+    def chunks(self, size: int = 4096):
+        """The records' bytes in order, joined a few thousand at a time."""
+        views = [memoryview(b.data) for b in self.batches]
+        starts, ends = self.starts.tolist(), self.ends.tolist()
+        if len(views) == 1:
+            view = views[0]
+            if len(starts) and bool((self.index[1:] == self.index[:-1] + 1).all()):   # one contiguous run
+                yield view[starts[0]:ends[-1]]
+                return
+            for begin in range(0, len(starts), size):
+                yield b"".join([view[a:b] for a, b in zip(starts[begin:begin + size], ends[begin:begin + size])])
+            return
+        which = self.which.tolist()
+        for begin in range(0, len(starts), size):
+            end = begin + size
+            yield b"".join([views[k][a:b] for k, a, b in zip(which[begin:end], starts[begin:end], ends[begin:end])])
+
+    def records(self) -> Records:
+        fields = self.batches[0].figures.shape[1] if self.batches else 0
+        return Records(self.keys(), self.offsets(), b"".join(self.chunks()), self.figures()) if len(self) else \
+            Records.empty(fields)
+
+    def parts(self):
+        """The bytes of this selection as a spill section (see the module doc), in pieces."""
+        figures = self.figures()
+        offsets = self.offsets()
+        yield MAGIC
+        yield _HEADER.pack(len(self), figures.shape[1], int(offsets[-1]), 0)
+        yield self.keys().astype("<u8").tobytes()
+        yield offsets.astype("<i8").tobytes()
+        yield figures.astype("<i8").tobytes()
+        yield from self.chunks()
+
+
+def select(records: Records) -> Selection:
+    """All of ``records``, in stored order."""
+    return Selection([records], np.zeros(len(records), np.int64), np.arange(len(records)))
+
+
+def write_sections(path: Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
+    """Write the sections to ``path`` (under a temporary name, then renamed: a retried task writes the same
+    file); returns (offset, size, records) of each."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    placed, offset = [], 0
+    with open(tmp, "wb") as f:
+        for section in sections:
+            size = 0
+            for part in section.parts():
+                f.write(part)
+                size += memoryview(part).nbytes
+            placed.append((offset, size, len(section)))
+            offset += size
+    os.replace(tmp, path)
+    return placed
+
+
+def read_section(path: str | Path, offset: int, size: int) -> Records:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise SpillError(f"{path}: truncated records section")
+    return Records.from_bytes(data)
