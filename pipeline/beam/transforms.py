@@ -224,7 +224,7 @@ class _TokenizeFn(beam.DoFn):
         self.options, self.vocab, self.pools = options, vocab, pools
 
     def setup(self):
-        self.builder = shard_builder.ShardBuilder(self.options, self.vocab)   # the vocab loads once per worker
+        self.builder = shard_builder.ShardBuilder.shared(self.options, self.vocab)   # once per worker process
         self.count = BeamCount()
 
     def process(self, table):
@@ -244,7 +244,7 @@ class _PoolFn(beam.DoFn):
         self.options, self.vocab, self.spill_dir = options, vocab, spill_dir
 
     def setup(self):
-        self.builder = shard_builder.ShardBuilder(self.options, self.vocab)
+        self.builder = shard_builder.ShardBuilder.shared(self.options, self.vocab)
         self.count = BeamCount()
 
     def process(self, pool, shards):

@@ -44,6 +44,8 @@ from pipeline.vocab.wordpiece import read_vocab
 
 STAGE = "shards"
 
+_SHARED: dict[tuple, ShardBuilder] = {}
+
 # Figures carried by each instance, summed per shard for the manifest.
 STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", "truncated",
                "truncated_borrowed", "single_segment")
@@ -66,12 +68,24 @@ class ShardBuilder:
         self.encoder = BatchEncoder(options, len(entries), cls=index["[CLS]"], sep=index["[SEP]"],
                                     mask=index["[MASK]"], replacements=self.replacements)
 
+    @classmethod
+    def shared(cls, options, vocab_path: str) -> ShardBuilder:
+        """One builder per process for these settings and vocab file: Spark tasks and Beam DoFns of one worker
+        process reuse it instead of loading the vocab and building the tokenizer each time."""
+        path = Path(vocab_path)
+        stat = path.stat()
+        key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        builder = _SHARED.get(key)
+        if builder is None:
+            _SHARED.clear()                 # one set of settings at a time is what a worker runs
+            builder = _SHARED[key] = cls(options, vocab_path)
+        return builder
+
     def tokenize_table(self, table, count: CountFn = no_count):
         """Every row of a segmented Arrow table (a row group), as ``tokenize`` does, in row order: the sentences
-        of all its documents tokenized in one call, the word boundaries taken column-wise (no Python string
-        per word).  A row with a null sentence goes through ``tokenize`` alone (and is quarantined there)."""
-        import pyarrow.compute as pc
-
+        of many documents tokenized in one call (``TOKENIZE_CHARS`` at a time), the word boundaries taken
+        column-wise (no Python string per word).  A row with a null sentence goes through ``tokenize`` alone
+        (and is quarantined there)."""
         n = table.num_rows
         if not n:
             return
@@ -80,31 +94,15 @@ class ShardBuilder:
                 if sentences is not None and all(isinstance(s, str) for s in sentences)]
         results: dict[int, object] = {}
         if good:
-            sentences = [s for index in good for s in docs[index]]
-            per_doc = np.fromiter((len(docs[index]) for index in good), np.int64, len(good))
-            ok, word_starts = self._word_starts(table, good, per_doc, sentences, pc)
-            ids, flags, piece_bounds, first_piece = self.tokenizer.tokenize_joined(sentences, ok, word_starts, count)
-            sentence_at = np.zeros(len(good) + 1, np.int64)
-            np.cumsum(per_doc, out=sentence_at[1:])
-            pieces_at = first_piece[sentence_at].tolist()
-            count("shards.sentences", int(first_piece[-1]))
-            kept = tokens = 0
+            words = _word_columns(table)
             doc_ids = table.column("id").to_pylist()
-            for k, index in enumerate(good):
-                p0, p1 = pieces_at[k], pieces_at[k + 1]
-                if p0 == p1:
-                    results[index] = None
-                    continue
-                t0, t1 = int(piece_bounds[p0]), int(piece_bounds[p1])
-                results[index] = TokenizedDocument(doc_ids[index], ids[t0:t1],
-                                                   flags[t0:t1].tobytes(),
-                                                   (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32))
-                kept += 1
-                tokens += t1 - t0
-            count("shards.read", len(good))
-            if kept:
-                count("shards.kept", kept)
-                count("shards.document_tokens", tokens)
+            chunk, chars = [], 0
+            for index in good:
+                chunk.append(index)
+                chars += sum(map(len, docs[index]))
+                if chars >= TOKENIZE_CHARS or index == good[-1]:
+                    self._tokenize_rows(chunk, docs, doc_ids, words, results, count)
+                    chunk, chars = [], 0
         rows = None
         for index in range(n):
             result = results.get(index, False)
@@ -112,47 +110,38 @@ class ShardBuilder:
                 if rows is None:
                     rows = table.drop_columns(["words"]) if "words" in table.column_names else table
                 row = rows.slice(index, 1).to_pylist()[0]
-                if result is None:      # read and counted above: nothing of it is a token
+                if result is None:      # read and counted already: nothing of it is a token
                     result = self._no_tokens(row, row["sentences"] or [], count)
                 else:
                     result = self.tokenize(row, count)
             yield result
 
-    def _word_starts(self, table, good: list[int], per_doc: np.ndarray, sentences: list[str], pc):
-        """For the sentences of the ``good`` rows (in order): whether their words join back to them (all of
-        positive length, adding up to the sentence; else WordPiece groups only, as ``tokenize`` does), and the
-        first character of each of those words in the sentences joined."""
-        count = len(sentences)
-        ok = np.zeros(count, dtype=bool)
-        if "words" not in table.column_names or not count:
-            return ok, np.zeros(0, np.int64)
-        words = table.column("words").combine_chunks()
-        doc_offsets = words.offsets.to_numpy().astype(np.int64)
-        sentence_lists = words.values
-        sentence_offsets = sentence_lists.offsets.to_numpy().astype(np.int64)
-        lengths = pc.utf8_length(sentence_lists.values).to_numpy(zero_copy_only=False).astype(np.int64)
-        valid_docs = words.is_valid().to_numpy(zero_copy_only=False)
-        valid_sentences = sentence_lists.is_valid().to_numpy(zero_copy_only=False)
-        rows = np.asarray(good, dtype=np.int64)
-        doc = np.repeat(rows, per_doc)
-        within = np.arange(count) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
-        lists = doc_offsets[doc] + within
-        has = valid_docs[doc] & (within < doc_offsets[doc + 1] - doc_offsets[doc])
-        lists = np.where(has, lists, 0)
-        has &= valid_sentences[lists] if len(valid_sentences) else False
-        first, last = sentence_offsets[lists], sentence_offsets[np.minimum(lists + 1, len(sentence_offsets) - 1)]
-        total = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths, out=total[1:])
-        empty = np.zeros(len(lengths) + 1, np.int64)
-        np.cumsum(lengths <= 0, out=empty[1:])
-        sentence_lengths = np.fromiter(map(len, sentences), np.int64, count)
-        ok = has & (last > first) & (total[last] - total[first] == sentence_lengths) & (empty[last] == empty[first])
-        words_of = np.where(ok, last - first, 0)
-        word = np.repeat(first, words_of) + np.arange(int(words_of.sum())) - np.repeat(np.cumsum(words_of) - words_of,
-                                                                                       words_of)
-        owner = np.repeat(np.arange(count), words_of)
-        sentence_start = np.cumsum(sentence_lengths) - sentence_lengths
-        return ok, sentence_start[owner] + total[word] - total[first[owner]]
+    def _tokenize_rows(self, rows: list[int], docs: list, doc_ids: list, words, results: dict, count: CountFn):
+        """Tokenize the documents of ``rows`` together; ``results[row]`` is the document, or None when nothing
+        of it is a token."""
+        sentences = [s for index in rows for s in docs[index]]
+        per_doc = np.fromiter((len(docs[index]) for index in rows), np.int64, len(rows))
+        ok, word_starts = _word_starts(words, rows, per_doc, sentences)
+        ids, flags, piece_bounds, first_piece = self.tokenizer.tokenize_joined(sentences, ok, word_starts, count)
+        sentence_at = np.zeros(len(rows) + 1, np.int64)
+        np.cumsum(per_doc, out=sentence_at[1:])
+        pieces_at = first_piece[sentence_at].tolist()
+        count("shards.read", len(rows))
+        count("shards.sentences", int(first_piece[-1]))
+        kept = tokens = 0
+        for k, index in enumerate(rows):
+            p0, p1 = pieces_at[k], pieces_at[k + 1]
+            if p0 == p1:
+                results[index] = None
+                continue
+            t0, t1 = int(piece_bounds[p0]), int(piece_bounds[p1])
+            results[index] = TokenizedDocument(doc_ids[index], ids[t0:t1].copy(), flags[t0:t1].tobytes(),
+                                               (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32))
+            kept += 1
+            tokens += t1 - t0
+        if kept:
+            count("shards.kept", kept)
+            count("shards.document_tokens", tokens)
 
     def tokenize(self, row: dict, count: CountFn = no_count, word_lengths: list | None = None):
         """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
@@ -212,6 +201,57 @@ class ShardBuilder:
                               for i in chunk], dtype=np.int64).reshape(-1, 5)
             batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
         return Records.concat(batches, len(STAT_FIELDS))
+
+
+# Characters of sentences tokenized in one call: large enough for NumPy to pay, small enough that the
+# per-character arrays stay a few MB whatever the size of a row group.
+TOKENIZE_CHARS = 1 << 18
+
+
+def _word_columns(table):
+    """The segmenter words of a table, column-wise: per row the range of its sentences' word lists, per word
+    list the range of its words, each word's length (characters), validity of rows and word lists; None when
+    the table has no words."""
+    import pyarrow.compute as pc
+
+    if "words" not in table.column_names:
+        return None
+    words = table.column("words").combine_chunks()
+    sentence_lists = words.values
+    lengths = pc.utf8_length(sentence_lists.values).to_numpy(zero_copy_only=False).astype(np.int64)
+    total = np.zeros(len(lengths) + 1, np.int64)        # characters before each word
+    np.cumsum(lengths, out=total[1:])
+    empty = np.zeros(len(lengths) + 1, np.int32)        # words of no character before each word
+    np.cumsum(lengths <= 0, out=empty[1:])
+    return (words.offsets.to_numpy().astype(np.int64), sentence_lists.offsets.to_numpy().astype(np.int64), total,
+            empty, words.is_valid().to_numpy(zero_copy_only=False),
+            sentence_lists.is_valid().to_numpy(zero_copy_only=False))
+
+
+def _word_starts(words, rows: list[int], per_doc: np.ndarray, sentences: list[str]):
+    """For the sentences of ``rows`` (in order): whether their words join back to them (all of positive
+    length, adding up to the sentence; else WordPiece groups only, as ``tokenize`` does), and the first
+    character of each of those words in the sentences joined."""
+    count = len(sentences)
+    if words is None or not count:
+        return np.zeros(count, dtype=bool), np.zeros(0, np.int64)
+    doc_offsets, sentence_offsets, total, empty, valid_docs, valid_sentences = words
+    doc = np.repeat(np.asarray(rows, dtype=np.int64), per_doc)
+    within = np.arange(count) - np.repeat(np.cumsum(per_doc) - per_doc, per_doc)
+    has = valid_docs[doc] & (within < doc_offsets[doc + 1] - doc_offsets[doc])
+    lists = np.where(has, doc_offsets[doc] + within, 0)
+    if len(valid_sentences):
+        has &= valid_sentences[lists]
+    first = sentence_offsets[lists]
+    last = sentence_offsets[np.minimum(lists + 1, len(sentence_offsets) - 1)]
+    sentence_lengths = np.fromiter(map(len, sentences), np.int64, count)
+    ok = has & (last > first) & (total[last] - total[first] == sentence_lengths) & (empty[last] == empty[first])
+    words_of = np.where(ok, last - first, 0)
+    word = np.repeat(first, words_of) + np.arange(int(words_of.sum())) - np.repeat(np.cumsum(words_of) - words_of,
+                                                                                   words_of)
+    owner = np.repeat(np.arange(count), words_of)
+    sentence_start = np.cumsum(sentence_lengths) - sentence_lengths
+    return ok, sentence_start[owner] + total[word] - total[first[owner]]
 
 
 # Cells (instances × max_seq_length) masked and encoded in one batch: big enough that NumPy's per-call cost

@@ -80,30 +80,31 @@ def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
     cuts = np.flatnonzero(pool.flags[start + 1:end] == START)
     if not len(cuts):
         return None
-    return start + 1 + int(cuts[rng.randrange(len(cuts))])
+    return start + 1 + int(cuts[rng._randbelow(len(cuts))])
 
 
 def _truncate(a: tuple[int, int], b: tuple[int, int], max_tokens: int, rng: random.Random, b_borrowed: bool):
     """google's truncate_seq_pair on two ranges: while too long, drop one token of the longer side (B on a tie)
-    from its front or its back at random.  Returns the ranges, own tokens cut, borrowed tokens cut."""
+    from its front or its back at random.  Returns the ranges, own tokens cut, borrowed tokens cut.
+
+    The sides are known in advance: the longer side until both are as long, then B, A, B, ... in turn; so
+    the draws (one per token, front below 0.5) are taken in one go and counted per side."""
     la, lb = a[1] - a[0], b[1] - b[0]
     excess = la + lb - max_tokens
     if excess <= 0:
         return a, b, 0, 0
-    cuts = [[0, 0], [0, 0]]
     random_ = rng.random
-    for _ in range(excess):
-        side = 0 if la > lb else 1
-        cuts[side][0 if random_() < 0.5 else 1] += 1
-        if side:
-            lb -= 1
-        else:
-            la -= 1
-    a = (a[0] + cuts[0][0], a[1] - cuts[0][1])
-    b = (b[0] + cuts[1][0], b[1] - cuts[1][1])
-    cut_b = cuts[1][0] + cuts[1][1]
+    front = [random_() < 0.5 for _ in range(excess)]
+    lead = min(excess, abs(la - lb))           # cuts on the longer side before both are as long
+    head, b_turns, a_turns = front[:lead], front[lead::2], front[lead + 1::2]
+    if la > lb:
+        a_front, a_cuts, b_front, b_cuts = sum(head) + sum(a_turns), lead + len(a_turns), sum(b_turns), len(b_turns)
+    else:
+        a_front, a_cuts, b_front, b_cuts = sum(a_turns), len(a_turns), sum(head) + sum(b_turns), lead + len(b_turns)
+    a = (a[0] + a_front, a[1] - (a_cuts - a_front))
+    b = (b[0] + b_front, b[1] - (b_cuts - b_front))
     if b_borrowed:
-        return a, b, excess - cut_b, cut_b
+        return a, b, excess - b_cuts, b_cuts
     return a, b, excess, 0
 
 
@@ -111,9 +112,12 @@ def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, r
                    max_seq_length: int, short_seq_prob: float) -> list[Instance]:
     """Instances of one copy of pool document ``doc``; ``partners`` are the documents random B may come from."""
     max_tokens = max_seq_length - 3
+    # rng.randint(lo, hi) and rng.randrange(n) are lo + _randbelow(hi - lo + 1) and _randbelow(n) for n > 0:
+    # the same draws, without their argument checks (this loop runs for every instance)
+    randbelow, random_ = rng._randbelow, rng.random
     target = max_tokens
-    if rng.random() < short_seq_prob:
-        target = rng.randint(2, max_tokens)
+    if random_() < short_seq_prob:
+        target = 2 + randbelow(max_tokens - 1)
     sentences = pool.sentences[doc]
     doc_id = pool.doc_ids[doc]
     instances: list[Instance] = []
@@ -129,7 +133,7 @@ def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, r
             i += 1
         if full or i == len(sentences) or length >= target:
             pieces = chunk
-            random_next = rng.random() < 0.5
+            random_next = random_() < 0.5
             if not random_next and len(pieces) == 1:
                 cut = _cut_sentence(pool, pieces[0], rng)
                 if cut is None:
@@ -140,10 +144,10 @@ def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, r
             if random_next and not partners:
                 single = len(pieces) == 1
                 random_next = False
-            a_end = rng.randint(1, len(pieces) - 1) if len(pieces) >= 2 else 1
+            a_end = 1 + randbelow(len(pieces) - 1) if len(pieces) >= 2 else 1
             a = (pieces[0][0], pieces[a_end - 1][1])
             if random_next:
-                other = pool.sentences[partners[rng.randrange(len(partners))]]
+                other = pool.sentences[partners[randbelow(len(partners))]]
                 b_target = max(1, target - (a[1] - a[0]))
                 start = rng.randrange(len(other))
                 last, taken = start, 0

@@ -92,6 +92,7 @@ def _warm(_):
     import pipeline.dedup.minhash  # noqa: F401
     import pipeline.ingest.readers  # noqa: F401
     import pipeline.segment.stage  # noqa: F401
+    import pipeline.shards.builder  # noqa: F401
     import pipeline.vocab.counting  # noqa: F401
 
     return 0
@@ -304,7 +305,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     def tokenize(index, items):
         faults.task_started("shards.tokenize", index)
         count = Counters()
-        make = shard_builder.ShardBuilder(options, vocab)     # the vocab loads once per task, in the worker
+        make = shard_builder.ShardBuilder.shared(options, vocab)    # the vocab loads once per worker process
         progress = reporter("shards", report)
         with _table_writers(tables, f"part-{index:05d}") as writers:
             for path, group in items:
@@ -327,7 +328,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     pools_dir = str(Path(summaries).parent / ".pools")    # instance bytes go through files, not the shuffle
 
     def instances(items):
-        make = shard_builder.ShardBuilder(options, vocab)
+        make = shard_builder.ShardBuilder.shared(options, vocab)
         for pool, docs in items:
             yield from shard_builder.pool_sections(pool, make.pool_instances(list(docs)), total_shards, pools_dir)
 
