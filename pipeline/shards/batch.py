@@ -118,7 +118,8 @@ class BatchEncoder:
         return matrix_ids, matrix_flags, matrix_segments, lengths
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
-        """Masked ids, positions, labels, weights (n × P) and words masked per instance."""
+        """Masked ids, positions and labels (n × P), predictions and words masked per instance (the weights are
+        1.0 for each prediction, 0.0 after)."""
         n, L = ids.shape
         options = self.options
         flat = flags.ravel()
@@ -204,18 +205,16 @@ class BatchEncoder:
             draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
             masked[p_row[to_replace], p_col[to_replace]] = self.replacements[
                 (draw * len(self.replacements)).astype(np.int64)]
-        by_position = np.lexsort((p_col, p_row))
+        by_position = np.argsort(p_row * L + p_col)      # (row, column) pairs are distinct
         p_row, p_col = p_row[by_position], p_col[by_position]
         counts = np.bincount(p_row, minlength=n)
         slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
         P = self.predictions
         positions = np.zeros((n, P), np.int64)
         labels = np.zeros((n, P), np.int64)
-        weights = np.zeros((n, P), "<f4")
         positions[p_row, slot] = p_col
         labels[p_row, slot] = ids[p_row, p_col]
-        weights[p_row, slot] = 1.0
-        return masked, positions, labels, weights, counts, words
+        return masked, positions, labels, counts, words
 
     def encode(self, pool: PoolTokens, instances: list[Instance], seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
         """Framed TFRecords of the instances laid end to end, their offsets (n + 1), and per instance
@@ -231,7 +230,7 @@ class BatchEncoder:
             shown, counts, words = ids, np.zeros(n, np.int64), np.zeros(n, np.int64)
             extra = [(self._word_prefixes, *_varints(words_per_position))]
         else:
-            shown, positions, labels, _, counts, words = self.mask_batch(
+            shown, positions, labels, counts, words = self.mask_batch(
                 ids, flags, lengths, np.asarray(seeds, dtype=np.uint64))
             extra = [(self._position_prefixes, *_varints(positions)), (self._label_prefixes, *_varints(labels))]
         id_bytes, id_offsets = _varints(shown)

@@ -101,6 +101,8 @@ class SentenceEncoder:
                 ids.extend(word_ids)
                 offsets.extend(at + o for o in word_offsets)
                 at += len(word) + 1
+            if len(self.words) >= 100_000:      # a builder lives as long as its worker: keep the cache bounded
+                self.words.clear()
             cached = self.words[run] = (ids, offsets)
         return cached
 

@@ -335,7 +335,14 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
              .mapPartitions(instances).persist(StorageLevel.DISK_ONLY))
-    per_shard = keyed.map(lambda kv: (kv[0], kv[1][3])).reduceByKey(lambda a, b: a + b).collectAsMap()
+
+    def sizes(items):               # instances per first shard, summed in each task (no shuffle for a few numbers)
+        totals: dict[int, int] = {}
+        for shard, section in items:
+            totals[shard] = totals.get(shard, 0) + section[3]
+        yield totals
+
+    per_shard = merge(*keyed.mapPartitions(sizes).collect())
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
