@@ -2,18 +2,20 @@
 
 The engines run three steps around this module:
 
-1. every segmented row is tokenized (``ShardBuilder.tokenize``) and sent to its pool
-   (``seeds.pool_of``: a hash of the document id);
+1. every segmented row group is tokenized (``ShardBuilder.tokenize_table``) and each
+   document sent to its pool (``seeds.pool_of``: a hash of the document id);
 2. each pool yields its instances (``ShardBuilder.pool_instances``): for every copy
    (``dupe_factor``), every document with its own random stream seeded from
-   (seed, document id, copy); each instance comes out framed as a TFRecord, with its
-   shuffle key (``seeds.order_key``) and its figures;
+   (seed, document id, copy); the instances come out as ``Records`` (``spill``):
+   framed TFRecords with their shuffle keys and figures, column-wise, written to a
+   pool file a section per first shard (``pool_sections``);
 3. the global shuffle: instances sorted by key; shard ``key % shards`` first, then the
    instances over a shard's even share (``shard_targets``) move, by key order, to the
    shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
    one and every byte depends only on the input, the vocab and the settings.  The part
    a shard keeps is spilled to a file (``split_shard``) and only the surplus takes a
-   second trip through the engine; ``write_shard`` merges both.
+   second trip through the engine; ``write_shard`` merges both.  Spill files are in
+   ``spill``'s binary format, never pickles: they live in the output directory.
 """
 
 from __future__ import annotations
