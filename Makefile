@@ -39,8 +39,10 @@ $(VENV)/.installed: $(SOURCES)
 
 venv: $(VENV)/.installed  ## create the virtual environment and install the project
 
-sample: venv  ## write the bundled sample corpus to build/sample
+build/sample/sample.yaml: $(VENV)/.installed
 	$(WWM) sample build/sample
+
+sample: build/sample/sample.yaml  ## write the bundled sample corpus to build/sample (again after a reinstall)
 
 SEGMENT_MODEL ?= build/ltp-sample
 
