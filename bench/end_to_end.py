@@ -29,7 +29,6 @@ import os
 import platform
 import shutil
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E402
-from segment import PKU_MODEL, train_pku_model  # noqa: E402
+from segment import PKU_MODEL, alone, train_pku_model  # noqa: E402
 
 HAN_FIRST, HAN_COUNT, STRIDE = 0x4E00, 0x9FFF - 0x4E00 + 1, 97
 TARGET_MB_PER_S_PER_CORE = 0.8
@@ -83,22 +82,14 @@ def build_corpus(workdir: Path, size_mb: int) -> tuple[Path, int, int]:
 
 
 def segmenter_alone(model: str, documents: str) -> None:
-    """Child process: LTP legacy, one thread, over the sentences of a documents table; prints JSON."""
-    os.environ["RAYON_NUM_THREADS"] = "1"
+    """Child process: LTP legacy alone (``segment.alone``) over the sentences of a documents table; prints JSON."""
     from pipeline.outputs import read_table
-    from pipeline.segment.segmenters import LtpLegacySegmenter
 
     sentences = [s for row in read_table(documents, "documents", ["sentences"]).column("sentences").to_pylist()
                  for s in row]
     nbytes = sum(len(s.encode("utf-8")) for s in sentences)
-    segmenter = LtpLegacySegmenter(model)
-    segmenter.segment(sentences[:100])                      # load the model
-    started = time.perf_counter()
-    for start in range(0, len(sentences), 256):
-        segmenter.segment(sentences[start:start + 256])
-    seconds = time.perf_counter() - started
-    print(json.dumps({"sentences": len(sentences), "mb": round(nbytes / 1e6, 2), "seconds": round(seconds, 2),
-                      "mb_per_s_per_core": round(nbytes / 1e6 / seconds, 3)}))
+    print(json.dumps({"sentences": len(sentences), "mb": round(nbytes / 1e6, 2),
+                      **alone("ltp", model, sentences, nbytes)}))
 
 
 def extrapolate(mb_per_s_per_core: float, tokens_per_input_mb: float) -> list[dict]:

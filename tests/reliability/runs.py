@@ -29,9 +29,12 @@ def config(output: Path, engine: str = "beam", inputs=(), **sections):
     return make_config(output, inputs, engine, **merged)
 
 
+QUIET = {"log": lambda *_: None}     # run_stage(..., **QUIET): no stage lines in the test output
+
+
 def reference_run(output: Path, sample_inputs) -> Path:
     """Every stage on the bundled sample, Beam in-process, one worker: the output the others must match."""
-    run_all(config(output, "beam", sample_inputs), BUILT, log=lambda *_: None)
+    run_all(config(output, "beam", sample_inputs), BUILT, **QUIET)
     return output
 
 

@@ -19,22 +19,16 @@ import pytest
 from pipeline.stages import run_stage
 
 from .runs import (
+    QUIET,
     config,
     linked,
     needs_cluster,
-    reference_run,
     rows,
     shard_bytes,
     stop_spark,
 )
 
-QUIET = {"log": lambda *_: None}
 SPARK_CONF = {"spark.sql.shuffle.partitions": "4"}   # no spark.default.parallelism: it follows local[N]
-
-
-@pytest.fixture(scope="module")
-def reference(sample_inputs, tmp_path_factory):
-    return reference_run(tmp_path_factory.mktemp("reference"), sample_inputs)
 
 
 def shards_again(reference: Path, output: Path, engine: str, **sections) -> Path:

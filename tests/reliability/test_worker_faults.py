@@ -28,23 +28,16 @@ from pipeline.faults import ENV
 from pipeline.stages import run_stage
 
 from .runs import (
+    QUIET,
     attempts,
     config,
     fault_plan,
     linked,
     needs_cluster,
-    reference_run,
     rows,
     shard_bytes,
     stop_spark,
 )
-
-QUIET = {"log": lambda *_: None}
-
-
-@pytest.fixture(scope="module")
-def reference(sample_inputs, tmp_path_factory):
-    return reference_run(tmp_path_factory.mktemp("reference"), sample_inputs)
 
 
 def assert_same_segment(output: Path, reference: Path):
