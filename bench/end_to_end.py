@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E402
-from segment import PKU_MODEL, alone, train_pku_model  # noqa: E402
+from segment import PKU_MODEL, alone, fresh_workdir  # noqa: E402
 
 HAN_FIRST, HAN_COUNT, STRIDE = 0x4E00, 0x9FFF - 0x4E00 + 1, 97
 TARGET_MB_PER_S_PER_CORE = 0.8
@@ -117,11 +117,7 @@ def main() -> None:
         segmenter_alone(*args.alone)
         return
 
-    workdir = Path(args.workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    model = train_pku_model(workdir / "ltp-pku", env)
+    workdir, env, model = fresh_workdir(args.workdir)
     config, nbytes, copies = build_corpus(workdir, args.mb)
     mb = nbytes / 1e6
     results = {

@@ -66,6 +66,15 @@ def train_pku_model(model: Path, env: dict) -> Path:
     return model
 
 
+def fresh_workdir(path: str) -> tuple[Path, dict, Path]:
+    """An emptied work directory, the children's environment, and the PKU-trained LTP model inside it."""
+    workdir = Path(path)
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return workdir, env, train_pku_model(workdir / "ltp-pku", env)
+
+
 def corpus(mb: int) -> tuple[list[Document], list[str]]:
     cleaner = Cleaner()
     docs = [r for r in (cleaner.process(d) for d in shared_documents(
@@ -93,11 +102,7 @@ def main() -> None:
         print(json.dumps(alone(args.alone[0], args.alone[1], sentences, nbytes)))
         return
 
-    workdir = Path(args.workdir)
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    model = train_pku_model(workdir / "ltp-pku", env)
+    workdir, env, model = fresh_workdir(args.workdir)
     table = workdir / "documents"
     writer = TableWriter(table, "documents", "part-00000", row_group_bytes=4 * 1024 * 1024)
     for d in docs:
