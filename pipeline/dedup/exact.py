@@ -17,7 +17,10 @@ import hashlib
 import sys
 import unicodedata
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Iterable
+
+import numpy as np
 
 from pipeline.clean.normalize import ScriptConverter
 from pipeline.counters import CountFn, no_count
@@ -26,31 +29,46 @@ from pipeline.records import Document, Duplicate
 METHOD = "exact"
 
 
-def _fold_table() -> dict[int, None]:
-    """Every code point in a whitespace (Z), punctuation (P), symbol (S) or control (Cc, Cf) category."""
-    drop = {}
+@lru_cache(maxsize=1)
+def code_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Boolean arrays indexed by code point: what the key drops (whitespace Z, punctuation P, symbols S,
+    controls Cc and Cf) and the decimal digits (Nd) near dedup folds to 0."""
+    drop = np.zeros(sys.maxunicode + 1, dtype=bool)
+    digit = np.zeros(sys.maxunicode + 1, dtype=bool)
     for cp in range(sys.maxunicode + 1):
         if 0xD800 <= cp <= 0xDFFF:
             continue
         cat = unicodedata.category(chr(cp))
         if cat[0] in "ZPS" or cat in ("Cc", "Cf"):
-            drop[cp] = None
+            drop[cp] = True
+        elif cat == "Nd":
+            digit[cp] = True
     for ws in "\t\n\r\x0b\x0c":
-        drop[ord(ws)] = None
-    return drop
+        drop[ord(ws)] = True
+    return drop, digit
 
 
-_FOLD: dict[int, None] | None = None
+def key_codes(text: str, convert: ScriptConverter) -> np.ndarray:
+    """The code points (uint32) of :func:`normalize_key_text`, without building the string: the fold is
+    one table look-up over the whole text instead of a ``str.translate`` dictionary look-up per character."""
+    text = unicodedata.normalize("NFKC", text)
+    text = convert(text)[0]
+    codes = np.frombuffer(text.lower().encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    return codes[~code_tables()[0][codes]]
+
+
+def codes_text(codes: np.ndarray) -> str:
+    return codes.tobytes().decode("utf-32-le", "surrogatepass")
 
 
 def normalize_key_text(text: str, convert: ScriptConverter) -> str:
     """The text exact dedup compares: NFKC, simplified, lowercase, no spaces/punctuation/symbols."""
-    global _FOLD
-    if _FOLD is None:
-        _FOLD = _fold_table()
-    text = unicodedata.normalize("NFKC", text)
-    text = convert(text)[0]
-    return text.lower().translate(_FOLD)
+    return codes_text(key_codes(text, convert))
+
+
+def exact_key(codes: np.ndarray) -> str:
+    """The exact-dedup key of a normalised text given as :func:`key_codes`."""
+    return hashlib.blake2b(codes_text(codes).encode("utf-8"), digest_size=16).hexdigest()
 
 
 class ExactKey:
@@ -60,8 +78,7 @@ class ExactKey:
         self.convert = ScriptConverter(convert)
 
     def __call__(self, doc: Document) -> str:
-        folded = normalize_key_text(doc.text, self.convert)
-        return hashlib.blake2b(folded.encode("utf-8"), digest_size=16).hexdigest()
+        return exact_key(key_codes(doc.text, self.convert))
 
 
 @dataclass(frozen=True, slots=True)

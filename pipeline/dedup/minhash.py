@@ -22,8 +22,7 @@ Pure NumPy; the engines call these functions around their grouping:
 
 from __future__ import annotations
 
-import hashlib
-import unicodedata
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +30,7 @@ import numpy as np
 
 from pipeline.clean.normalize import ScriptConverter
 from pipeline.counters import CountFn, no_count
-from pipeline.dedup.exact import DocRef, normalize_key_text
+from pipeline.dedup.exact import DocRef, code_tables, codes_text, key_codes
 from pipeline.records import Duplicate
 
 METHOD = "minhash"
@@ -39,15 +38,20 @@ MAX_HASH = np.uint32(0xFFFFFFFF)
 _BLOCK = 2048                              # shingles per block when taking minima
 
 
-@lru_cache(maxsize=1)
-def _digit_table() -> dict[int, str]:
-    return {cp: "0" for cp in range(0x110000)
-            if not 0xD800 <= cp <= 0xDFFF and unicodedata.category(chr(cp)) == "Nd"}
+def near_codes(text: str, convert: ScriptConverter) -> np.ndarray:
+    """The code points (uint32) of :func:`near_key_text`."""
+    return fold_digits(key_codes(text, convert))
+
+
+def fold_digits(codes: np.ndarray) -> np.ndarray:
+    """Exact-dedup key code points (:func:`key_codes`) with every decimal digit folded to 0."""
+    digits = code_tables()[1][codes]
+    return np.where(digits, np.uint32(ord("0")), codes) if digits.any() else codes
 
 
 def near_key_text(text: str, convert: ScriptConverter) -> str:
     """The text near dedup shingles: the exact-dedup normal form with every digit folded to 0."""
-    return normalize_key_text(text, convert).translate(_digit_table())
+    return codes_text(near_codes(text, convert))
 
 
 def _integrate(f, a: float, b: float, points: int = 2001) -> np.ndarray:
@@ -103,6 +107,7 @@ class MinHasher:
         self.a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self.b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)
         self.convert = ScriptConverter(convert)
+        self._local = threading.local()
 
     @classmethod
     def from_options(cls, options) -> "MinHasher":
@@ -114,9 +119,18 @@ class MinHasher:
 
     def shingles(self, text: str) -> np.ndarray:
         """Sorted unique 32-bit hashes of the character shingles of a normalised text."""
-        if not text:
+        return self.shingles_of(np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32))
+
+    def shingles_of(self, codes: np.ndarray) -> np.ndarray:
+        """Sorted unique shingle hashes of a normalised text given as code points (:func:`near_codes`)."""
+        return np.unique(self.shingle_hashes(codes))
+
+    def shingle_hashes(self, codes: np.ndarray) -> np.ndarray:
+        """The 32-bit hash of every shingle of a normalised text given as code points, in text order
+        (repeats kept: the signature does not need them removed)."""
+        if not len(codes):
             return np.empty(0, dtype=np.uint32)
-        codes = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.uint64)
+        codes = codes.astype(np.uint64)
         n = self.ngram if len(codes) >= self.short_length else self.short_ngram
         n = min(n, len(codes))
         windows = len(codes) - n + 1
@@ -128,32 +142,61 @@ class MinHasher:
         hashes ^= hashes >> np.uint64(29)
         hashes *= np.uint64(0xBF58476D1CE4E5B9)
         hashes ^= hashes >> np.uint64(32)
-        return np.unique((hashes & np.uint64(0xFFFFFFFF)).astype(np.uint32))
+        return hashes.astype(np.uint32)      # the low 32 bits
 
     def signature_of(self, shingles: np.ndarray) -> np.ndarray:
-        """``num_perm`` minimum permuted hashes of a shingle set (all MAX_HASH for an empty set)."""
-        result = np.full(self.num_perm, MAX_HASH, dtype=np.uint64)
-        for start in range(0, len(shingles), _BLOCK):
-            block = shingles[start:start + _BLOCK].astype(np.uint64)[:, None]
-            permuted = (block * self.a + self.b) >> np.uint64(32)
+        """``num_perm`` minimum permuted hashes of a shingle set (all MAX_HASH for an empty set).
+
+        ``x >> 32`` is monotone, so the minimum of ``(a*x + b) >> 32`` is the
+        minimum of ``a*x + b`` shifted once: one pass less over the
+        shingles x permutations block, which is written into a reused buffer.
+        """
+        result = np.full(self.num_perm, np.uint64(0xFFFFFFFFFFFFFFFF), dtype=np.uint64)
+        values = shingles.astype(np.uint64)
+        buffer = self._buffer()
+        for start in range(0, len(values), _BLOCK):
+            block = values[start:start + _BLOCK, None]
+            permuted = np.multiply(block, self.a, out=buffer[:len(block)])
+            permuted += self.b
             np.minimum(result, permuted.min(axis=0), out=result)
-        return result.astype(np.uint32)
+        return (result >> np.uint64(32)).astype(np.uint32)
+
+    def _buffer(self) -> np.ndarray:
+        buffer = getattr(self._local, "buffer", None)
+        if buffer is None:
+            buffer = self._local.buffer = np.empty((_BLOCK, self.num_perm), dtype=np.uint64)
+        return buffer
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_local"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
 
     def shingle_bytes(self, text: str) -> bytes:
         """The shingle set of a raw text, as bytes (for the exact check)."""
-        return self.shingles(near_key_text(text, self.convert)).tobytes()
+        return self.shingles_of(near_codes(text, self.convert)).tobytes()
+
+    def signature_codes(self, codes: np.ndarray) -> bytes:
+        """The signature (bytes) of a normalised text given as code points (:func:`near_codes`)."""
+        return self.signature_of(self.shingle_hashes(codes)).tobytes()
 
     def sign(self, ref: DocRef, text: str) -> Signed:
-        return Signed(ref, self.signature_of(self.shingles(near_key_text(text, self.convert))).tobytes())
+        return Signed(ref, self.signature_codes(near_codes(text, self.convert)))
 
-    def band_keys(self, signed: Signed) -> list[str]:
-        """One key per band; none for a document with no shingles (it can only be an exact duplicate)."""
-        values = signed.values()
-        if np.all(values == MAX_HASH):
+    def band_keys(self, signed: Signed | bytes) -> list[bytes]:
+        """One key per band: the band's index (2 bytes) and its rows' values, so documents share a key
+        exactly when they agree on a whole band.  None for a document with no shingles (it can only be an
+        exact duplicate)."""
+        signature = signed if isinstance(signed, bytes) else signed.signature
+        width = 4 * self.rows
+        if signature == _EMPTY_BYTES * self.num_perm:
             return []
-        r = self.rows
-        return [f"{i:03d}:{hashlib.blake2b(values[i * r:(i + 1) * r].tobytes(), digest_size=12).hexdigest()}"
-                for i in range(self.bands)]
+        return [i.to_bytes(2, "big") + signature[i * width:(i + 1) * width] for i in range(self.bands)]
+
+
+_EMPTY_BYTES = b"\xff\xff\xff\xff"
 
 
 def estimated_jaccard(a: Signed, b: Signed) -> float:
