@@ -17,10 +17,10 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipeline.beam.transforms import (NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards, CleanDocuments,
-                                     CountPreTokens, DroppedIds, ExactDuplicates, ExactSimilarities,
-                                     NearDuplicateEdges, SegmentDocuments,
-                                     ReadInputs, ReadTable, WriteTable, drop_ids, tick)
+from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards,
+                                     CleanDocuments, CountPreTokens, DedupKeys, DroppedIds, ExactSimilarities,
+                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, WriteTable,
+                                     read_tables, tick, write_kept)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
@@ -98,35 +98,36 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
-    """Exact duplicates, then near duplicates among what is left, then the kept documents.
+    """Exact duplicates and near-duplicate candidates in one pass, the exact check, then the kept documents.
 
-    Three pipelines, each reading the documents table again: exact keys are
-    grouped; the near step signs the documents exact dedup kept and writes its
-    verified edges to a work file, clustered here with union-find; the last
-    pipeline writes the documents whose ids no step dropped.
+    The first pipeline reads each document once: its normal form gives both the
+    exact key and the MinHash signature; exact keys are grouped, and what each
+    group keeps goes on to the LSH bands as a plain tuple (reference and
+    signature, no text); candidate edges are written to a work file and
+    clustered here with union-find.  The exact check (a second pipeline, only
+    with candidates) turns text into shingles for the documents on a candidate
+    edge alone.  The last pipeline filters the documents table's Arrow row
+    groups by the dropped ids and writes them as they are.
     """
     options = config.dedup
     work = Path(out.tmp) / "_work"
     counters: dict[str, int] = {}
     dropped = {out.table("duplicates"): Duplicate, out.table("quarantined"): Quarantined}
 
-    if options.exact:
-        def build_exact(p):
-            result = (p | "ReadDocuments" >> ReadTable(documents_dir) | "Progress" >> tick("dedup", out.progress_dir)
-                      | "Exact" >> ExactDuplicates(options.key_convert))
+    if options.exact or options.near:
+        def build_keys(p):
+            tables = read_tables(p, "ReadDocuments", documents_dir, DEDUP_COLUMNS)
+            result = tables | "Keys" >> DedupKeys(options, out.progress_dir)
             result["duplicates"] | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates")
             result["quarantined"] | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-        counters = merge(counters, _run(config, build_exact))
+            if options.near:
+                (result["signed"]
+                 | "NearEdges" >> NearDuplicateEdges(options)
+                 | "ToJson" >> beam.Map(lambda edge: json.dumps(edge_to_json(edge), ensure_ascii=False))
+                 | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
+        counters = merge(counters, _run(config, build_keys))
 
     if options.near:
-        def build_near(p):
-            docs = (p | "ReadDocuments" >> ReadTable(documents_dir)
-                    | "Progress" >> tick("dedup/minhash", out.progress_dir))
-            (drop_ids(docs, p | "Dropped" >> DroppedIds(dropped))
-             | "NearEdges" >> NearDuplicateEdges(options)
-             | "ToJson" >> beam.Map(lambda edge: json.dumps(edge_to_json(edge), ensure_ascii=False))
-             | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
-        counters = merge(counters, _run(config, build_near))
         edges = [edge_from_json(json.loads(line)) for line in _lines(work, "edges")]
         exact_counts: dict[str, int] = {}
 
@@ -136,8 +137,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
                 "".join(json.dumps(edge_to_json(e), ensure_ascii=False) + "\n" for e in candidates), encoding="utf-8")
 
             def build_exact_check(p):
-                docs = drop_ids(p | "ReadDocuments" >> ReadTable(documents_dir), p | "Dropped" >> DroppedIds(dropped))
-                (docs
+                (read_tables(p, "ReadDocuments", documents_dir, ["id", "text"])
                  | "Similarities" >> ExactSimilarities(options, str(work / "candidates.jsonl"))
                  | "ToJson" >> beam.Map(lambda kv: json.dumps(list(kv), ensure_ascii=False))
                  | "Write" >> beam.io.WriteToText(str(work / "similarities"), file_name_suffix=".jsonl"))
@@ -153,11 +153,9 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
         shutil.rmtree(work, ignore_errors=True)
 
     def build_kept(p):
-        docs = p | "ReadDocuments" >> ReadTable(documents_dir)
-        if not options.exact:  # nothing else counted what was read
-            docs = docs | "CountRead" >> beam.ParDo(_CountFn("dedup.read"))
-        kept = drop_ids(docs, p | "Dropped" >> DroppedIds(dropped))
-        kept | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
+        tables = read_tables(p, "ReadDocuments", documents_dir)
+        # without exact dedup nothing else counted what was read
+        write_kept(tables, p | "Dropped" >> DroppedIds(dropped), out.table("documents"), count_read=not options.exact)
     for table in ("duplicates", "quarantined"):
         Path(out.table(table)).mkdir(parents=True, exist_ok=True)
     return merge(counters, _run(config, build_kept))

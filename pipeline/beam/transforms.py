@@ -14,6 +14,7 @@ from pathlib import Path
 from collections import Counter
 
 import apache_beam as beam
+import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
@@ -22,8 +23,9 @@ from apache_beam.utils.windowed_value import WindowedValue
 from pipeline import faults, schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
-from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
-from pipeline.dedup.minhash import MinHasher, bucket_edges, edge_from_json, edge_key, exact_similarity
+from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
+from pipeline.dedup.minhash import (MinHasher, Signed, bucket_edges, edge_from_json, edge_key, exact_similarity,
+                                    fold_digits)
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
 from pipeline.progress import reporter, text_size
@@ -96,39 +98,6 @@ class _CleanFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput("rejected", result)
         else:
             yield beam.pvalue.TaggedOutput("quarantined", result)
-
-
-class _ExactKeyFn(beam.DoFn):
-    def __init__(self, convert: str) -> None:
-        self.convert = convert
-
-    def setup(self):
-        self.key = ExactKey(self.convert)
-        self.count = BeamCount()
-
-    def process(self, doc):
-        try:
-            yield self.key(doc), DocRef.of(doc)
-        except Exception as exc:
-            self.count("dedup.read")
-            self.count("dedup.quarantined")
-            yield beam.pvalue.TaggedOutput("quarantined", Quarantined(
-                stage="dedup", source=doc.source, file=doc.file, position=doc.position, id=doc.id,
-                error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text)))
-
-
-class _ResolveFn(beam.DoFn):
-    def setup(self):
-        self.count = BeamCount()
-
-    def process(self, group):
-        _, refs = group
-        _, duplicates = resolve_group(refs, self.count)
-        yield from duplicates
-
-
-def _not_dropped(doc, dropped):
-    return doc.id not in dropped
 
 
 class _SegmentFn(beam.DoFn):
@@ -388,76 +357,107 @@ class CleanDocuments(beam.PTransform):
             "rejected", "quarantined", main="documents")
 
 
-class ExactDuplicates(beam.PTransform):
-    """Documents -> {'duplicates', 'quarantined'}: all but the smallest id of each normalised content.
+DEDUP_COLUMNS = ["id", "source", "file", "position", "title", "text"]
 
-    Grouping moves only keys and :class:`DocRef` records, never the text.
+
+def _ref(member) -> DocRef:
+    """The :class:`DocRef` of a dedup member tuple ``(id, source, file, position, title, signature)``."""
+    return DocRef(*member[:5])
+
+
+class _KeyAndSignFn(beam.DoFn):
+    """Arrow tables of documents -> (exact key, member) per document, member being the plain tuple
+    ``(id, source, file, position, title, signature)`` (Beam encodes it without pickling).
+
+    The normal form is computed once per document for both steps: its hash is
+    the exact key, its digit-folded code points are shingled for the MinHash
+    signature (only with ``near``; without ``exact`` the key is the id).  A
+    document whose key cannot be computed is quarantined.
     """
 
-    def __init__(self, convert: str) -> None:
+    def __init__(self, options, progress_dir: str | None) -> None:
+        self.options, self.progress_dir = options, progress_dir
+
+    def setup(self):
+        self.hasher = MinHasher.from_options(self.options)
+        self.count = BeamCount()
+        labels = ["dedup"] * self.options.exact + ["dedup/minhash"] * self.options.near
+        self.progress = [reporter(label, self.progress_dir) for label in labels]
+
+    def teardown(self):
+        for progress in self.progress:
+            progress.close()
+
+    def process(self, table):
+        for progress in self.progress:
+            progress.update(table.num_rows, table.nbytes)
+        exact, near, hasher = self.options.exact, self.options.near, self.hasher
+        columns = [table.column(name).to_pylist() for name in DEDUP_COLUMNS]
+        for doc_id, source, file, position, title, text in zip(*columns):
+            if exact:
+                try:
+                    codes = key_codes(text, hasher.convert)
+                    key = exact_key(codes)
+                except Exception as exc:
+                    self.count("dedup.read")
+                    self.count("dedup.quarantined")
+                    yield beam.pvalue.TaggedOutput("quarantined", Quarantined(
+                        stage="dedup", source=source, file=file, position=position, id=doc_id,
+                        error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(text)))
+                    continue
+            else:
+                codes, key = key_codes(text, hasher.convert), doc_id
+            signature = hasher.signature_codes(fold_digits(codes)) if near else b""
+            yield key, (doc_id, source, file, position, title, signature)
+
+
+class _ResolveFn(beam.DoFn):
+    """One exact-key group -> its duplicates, and (tagged ``kept``) the member of the one it keeps."""
+
+    def setup(self):
+        self.count = BeamCount()
+
+    def process(self, group):
+        _, members = group
+        members = list(members)
+        kept, duplicates = resolve_group([_ref(m) for m in members], self.count)
+        yield from duplicates
+        yield beam.pvalue.TaggedOutput("kept", next(m for m in members if m[0] == kept.id))
+
+
+class DedupKeys(beam.PTransform):
+    """Arrow tables of documents -> {'duplicates', 'quarantined', 'signed'}: the exact duplicates (all but the
+    smallest id of each normalised content), and the members near dedup compares (what exact dedup kept).
+
+    Grouping moves only keys and member tuples (reference + signature), never the text.
+    """
+
+    def __init__(self, options, progress_dir: str | None = None) -> None:
         super().__init__()
-        self.convert = convert
+        self.options, self.progress_dir = options, progress_dir
 
-    def expand(self, docs):
-        keyed = docs | "Key" >> beam.ParDo(_ExactKeyFn(self.convert)).with_outputs("quarantined", main="keyed")
-        duplicates = keyed.keyed | "Group" >> beam.GroupByKey() | "Resolve" >> beam.ParDo(_ResolveFn())
-        return {"duplicates": duplicates, "quarantined": keyed.quarantined}
+    def expand(self, tables):
+        keyed = tables | "KeyAndSign" >> beam.ParDo(_KeyAndSignFn(self.options, self.progress_dir)).with_outputs(
+            "quarantined", main="keyed")
+        if not self.options.exact:
+            signed = keyed.keyed | "Members" >> beam.Values()
+            none = tables.pipeline | "NoDuplicates" >> beam.Create([])
+            return {"duplicates": none, "quarantined": keyed.quarantined, "signed": signed}
+        resolved = (keyed.keyed | "Group" >> beam.GroupByKey()
+                    | "Resolve" >> beam.ParDo(_ResolveFn()).with_outputs("kept", main="duplicates"))
+        return {"duplicates": resolved.duplicates, "quarantined": keyed.quarantined, "signed": resolved.kept}
 
 
-class _SignFn(beam.DoFn):
+class _BandsFn(beam.DoFn):
     def __init__(self, options) -> None:
         self.options = options
 
     def setup(self):
         self.hasher = MinHasher.from_options(self.options)
 
-    def process(self, doc):
-        signed = self.hasher.sign(DocRef.of(doc), doc.text)
-        for key in self.hasher.band_keys(signed):
-            yield key, signed
-
-
-class _ShinglesFn(beam.DoFn):
-    """(edge key, (document id, shingle set)) for each candidate edge a document is on."""
-
-    def __init__(self, options) -> None:
-        self.options = options
-
-    def setup(self):
-        self.hasher = MinHasher.from_options(self.options)
-
-    def process(self, doc, incident):
-        keys = incident.get(doc.id)
-        if keys:
-            shingles = self.hasher.shingle_bytes(doc.text)
-            for key in keys:
-                yield key, (doc.id, shingles)
-
-
-class ExactSimilarities(beam.PTransform):
-    """Documents + candidate edges (JSON lines files) -> (edge key, Jaccard of the shingle sets)."""
-
-    def __init__(self, options, edges_pattern: str) -> None:
-        super().__init__()
-        self.options = options
-        self.edges_pattern = edges_pattern
-
-    def expand(self, docs):
-        incident = (docs.pipeline
-                    | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
-                    | "Incident" >> beam.FlatMap(_incident_pairs)
-                    | "GroupIncident" >> beam.GroupByKey()
-                    | "KeyList" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
-        return (docs
-                | "Shingles" >> beam.ParDo(_ShinglesFn(self.options), beam.pvalue.AsDict(incident))
-                | "GroupEdges" >> beam.GroupByKey()
-                | "Jaccard" >> beam.MapTuple(lambda key, members: (key, exact_similarity(list(members)))))
-
-
-def _incident_pairs(line: str):
-    a, b, _ = edge_from_json(json.loads(line))
-    key = edge_key(a.id, b.id)
-    return [(a.id, key), (b.id, key)]
+    def process(self, member):
+        for key in self.hasher.band_keys(member[5]):
+            yield key, member
 
 
 class _BucketFn(beam.DoFn):
@@ -470,21 +470,72 @@ class _BucketFn(beam.DoFn):
 
     def process(self, bucket):
         _, members = bucket
-        yield from bucket_edges(members, self.threshold, self.verify, self.count)
+        members = list(members)
+        if len(members) > 1:
+            signed = [Signed(_ref(m), m[5]) for m in members]
+            yield from bucket_edges(signed, self.threshold, self.verify, self.count)
 
 
 class NearDuplicateEdges(beam.PTransform):
-    """Documents -> verified candidate edges (smallest id's ref, other ref, estimated similarity)."""
+    """Members (:class:`DedupKeys` ``signed``) -> candidate edges (smallest id's ref, other ref, estimate)."""
 
     def __init__(self, options) -> None:
         super().__init__()
         self.options = options
 
-    def expand(self, docs):
-        return (docs
-                | "Sign" >> beam.ParDo(_SignFn(self.options))
+    def expand(self, members):
+        return (members
+                | "Bands" >> beam.ParDo(_BandsFn(self.options))
                 | "GroupBands" >> beam.GroupByKey()
                 | "Edges" >> beam.ParDo(_BucketFn(self.options.threshold, self.options.verify)))
+
+
+class _ShinglesFn(beam.DoFn):
+    """Arrow tables of (id, text) -> (edge key, (document id, shingle set)) for each candidate edge a
+    document is on; documents on no edge are passed over before their text becomes a Python string."""
+
+    def __init__(self, options) -> None:
+        self.options = options
+
+    def setup(self):
+        self.hasher = MinHasher.from_options(self.options)
+
+    def process(self, table, incident):
+        ids = table.column("id").to_pylist()
+        rows = [i for i, doc_id in enumerate(ids) if doc_id in incident]
+        if not rows:
+            return
+        texts = table.column("text").take(rows).to_pylist()
+        for i, text in zip(rows, texts):
+            shingles = self.hasher.shingle_bytes(text)
+            for key in incident[ids[i]]:
+                yield key, (ids[i], shingles)
+
+
+class ExactSimilarities(beam.PTransform):
+    """Document tables + candidate edges (JSON lines files) -> (edge key, Jaccard of the shingle sets)."""
+
+    def __init__(self, options, edges_pattern: str) -> None:
+        super().__init__()
+        self.options = options
+        self.edges_pattern = edges_pattern
+
+    def expand(self, tables):
+        incident = (tables.pipeline
+                    | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+                    | "Incident" >> beam.FlatMap(_incident_pairs)
+                    | "GroupIncident" >> beam.GroupByKey()
+                    | "KeyList" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
+        return (tables
+                | "Shingles" >> beam.ParDo(_ShinglesFn(self.options), beam.pvalue.AsDict(incident))
+                | "GroupEdges" >> beam.GroupByKey()
+                | "Jaccard" >> beam.MapTuple(lambda key, members: (key, exact_similarity(list(members)))))
+
+
+def _incident_pairs(line: str):
+    a, b, _ = edge_from_json(json.loads(line))
+    key = edge_key(a.id, b.id)
+    return [(a.id, key), (b.id, key)]
 
 
 class DroppedIds(beam.PTransform):
@@ -501,9 +552,40 @@ class DroppedIds(beam.PTransform):
         return parts | "Flatten" >> beam.Flatten() if parts else pbegin | "None" >> beam.Create([])
 
 
-def drop_ids(docs, dropped):
-    """Documents whose id is not a key of the ``dropped`` PCollection."""
-    return docs | "DropIds" >> beam.Filter(_not_dropped, beam.pvalue.AsDict(dropped))
+class _KeepFn(beam.DoFn):
+    """Arrow tables of documents -> the same tables without the rows whose id is a key of ``dropped``,
+    in the table's schema (the rows never become Python records)."""
+
+    def __init__(self, table: str, count_read: bool) -> None:
+        self.table, self.count_read = table, count_read
+
+    def setup(self):
+        self.schema = schema.load(self.table)
+        self.count = BeamCount()
+
+    def process(self, table, dropped):
+        if self.count_read:
+            self.count("dedup.read", table.num_rows)
+        if dropped:
+            table = table.filter(pa.array([doc_id not in dropped for doc_id in table.column("id").to_pylist()],
+                                          type=pa.bool_()))
+        if table.num_rows:
+            yield table.select(self.schema.names).cast(self.schema)
+
+
+def read_tables(pbegin, label: str, directory: str, columns: list[str] | None = None):
+    """The Parquet row groups of a table directory as Arrow tables (none when it has no files)."""
+    if not parquet_files(directory):
+        return pbegin | label >> beam.Create([])
+    return pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns)
+
+
+def write_kept(tables, dropped, directory: str, count_read: bool = False):
+    """Documents tables minus the ids of the ``dropped`` PCollection, written as the documents table."""
+    return (tables
+            | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped))
+            | "Write" >> beam.io.WriteToParquetBatched(f"{directory}/part", schema.load("documents"),
+                                                       codec="snappy", file_name_suffix=".parquet"))
 
 
 class WriteTable(beam.PTransform):
@@ -539,5 +621,5 @@ class ReadTable(beam.PTransform):
                 | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
 
 
-__all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
-           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]
+__all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "DroppedIds",
+           "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]
