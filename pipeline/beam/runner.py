@@ -123,7 +123,10 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
             if options.near:
                 (result["signed"]
                  | "NearEdges" >> NearDuplicateEdges(options)
-                 | "ToJson" >> beam.Map(lambda edge: json.dumps(edge_to_json(edge), ensure_ascii=False))
+                 # a pair sharing several bands is an edge of each: write it once
+                 | "EdgeTuples" >> beam.Map(lambda edge: tuple(edge_to_json(edge)))
+                 | "UniqueEdges" >> beam.Distinct()
+                 | "ToJson" >> beam.Map(lambda edge: json.dumps(list(edge), ensure_ascii=False))
                  | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
         counters = merge(counters, _run(config, build_keys))
 

@@ -19,8 +19,9 @@ from pipeline import faults
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
-from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
-from pipeline.dedup.minhash import MinHasher, bucket_edges, exact_similarity, incident_keys, near_duplicates
+from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
+from pipeline.dedup.minhash import (MinHasher, Signed, bucket_edges, exact_similarity, fold_digits, incident_keys,
+                                    near_duplicates)
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, row_groups
 from pipeline.progress import reporter, text_size
@@ -141,13 +142,19 @@ def _dropped_frame(spark, out):
 
 
 def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
-    """Exact duplicates, then near duplicates among what is left, then the kept documents.
+    """Exact duplicates and near-duplicate candidates from one read, the exact check, then the kept documents.
 
-    Keys, :class:`DocRef` records and signatures go through the shuffles, never
-    the text.  Near-dedup edges are collected to the driver and clustered with
+    Each document is read and normalised once: the normal form gives its exact
+    key and its MinHash signature.  Keys with (reference, signature) tuples go
+    through the exact-key shuffle, never the text; the grouped keys are kept
+    (memory, then disk) so that the duplicates are written from them and what
+    each group keeps goes on to the band shuffle without a second read.
+    Near-dedup edges are collected to the driver and clustered with
     union-find; the kept documents are the input minus every dropped id, a left
     anti join done in the JVM.
     """
+    from pyspark import StorageLevel
+
     spark = get_session(config)
     options = config.dedup
     partitions = _partitions(spark, config)
@@ -157,57 +164,79 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     counters: dict[str, int] = {}
     key_columns = ["id", "source", "file", "position", "title", "text"]
     report = out.progress_dir
+    exact, near = options.exact, options.near
 
-    if options.exact:
-        key_convert = options.key_convert
+    def keyed(items):
+        """(exact key, member) per document, member = (id, source, file, position, title, signature);
+        (None, Quarantined) for a document whose key cannot be computed; the id is the key without exact."""
+        hasher = MinHasher.from_options(options)
+        labels = ["dedup"] * exact + ["dedup/minhash"] * near
+        progress = [reporter(label, report) for label in labels]
+        for doc in _documents(items, key_columns):
+            for p in progress:
+                p.update(*text_size(doc))
+            try:
+                codes = key_codes(doc.text, hasher.convert)
+                key = exact_key(codes) if exact else doc.id
+            except Exception as exc:  # counted where it is written, below
+                if not exact:
+                    raise
+                yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file,
+                                        position=doc.position, id=doc.id,
+                                        error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
+                continue
+            signature = hasher.signature_codes(fold_digits(codes)) if near else b""
+            yield key, (doc.id, doc.source, doc.file, doc.position, doc.title, signature)
+        for p in progress:
+            p.close()
 
-        def keyed(items):
-            key = ExactKey(key_convert)
-            for doc in reporter("dedup", report).track(_documents(items, key_columns), text_size):
-                try:
-                    yield key(doc), DocRef.of(doc)
-                except Exception as exc:  # counted where it is written, below
-                    yield None, Quarantined(stage="dedup", source=doc.source, file=doc.file,
-                                            position=doc.position, id=doc.id,
-                                            error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(doc.text))
+    def resolve(groups, count):
+        for key, group in groups:
+            if key is None:
+                for bad in group:
+                    count("dedup.read")
+                    count("dedup.quarantined")
+                    yield bad
+            else:
+                yield from resolve_group([DocRef(*m[:5]) for m in group], count)[1]
 
-        def resolve(groups, count):
-            for key, group in groups:
-                if key is None:
-                    for bad in group:
-                        count("dedup.read")
-                        count("dedup.quarantined")
-                        yield bad
-                else:
-                    yield from resolve_group(group, count)[1]
+    def kept_members(group):
+        key, members = group
+        if key is not None:
+            yield min(members, key=lambda m: m[0])      # the one resolve_group keeps
 
-        pairs = _row_group_rdd(spark, documents_dir, partitions).mapPartitions(keyed)
-        counters = _run_parts(pairs.groupByKey(partitions), resolve, out, (Duplicate, Quarantined), "part")
+    pairs = _row_group_rdd(spark, documents_dir, partitions).mapPartitions(keyed)
+    grouped = None
+    if exact:
+        grouped = pairs.groupByKey(partitions)
+        if near:
+            grouped = grouped.persist(StorageLevel.MEMORY_AND_DISK)
+        counters = _run_parts(grouped, resolve, out, (Duplicate, Quarantined), "part")
     else:
         counters = {"dedup.read": frame.count()}
 
-    if options.near:
-        # the exact step's dropped ids go to every task (one set per executor)
-        dropped = spark.sparkContext.broadcast(frozenset(r.id for r in _dropped_frame(spark, out).collect()))
-
-        def signed(items):
+    if near:
+        def banded(members):
             hasher = MinHasher.from_options(options)
-            for doc in reporter("dedup/minhash", report).track(_documents(items, key_columns), text_size):
-                if doc.id in dropped.value:
-                    continue
-                sig = hasher.sign(DocRef.of(doc), doc.text)
-                for key in hasher.band_keys(sig):
-                    yield key, sig
+            for member in members:
+                for key in hasher.band_keys(member[5]):
+                    yield key, member
 
         def edges(buckets):
             count = Counters()
             for _, members in buckets:
-                for edge in bucket_edges(members, options.threshold, options.verify, count):
+                members = list(members)
+                if len(members) < 2:
+                    continue
+                signed = [Signed(DocRef(*m[:5]), m[5]) for m in members]
+                for edge in bucket_edges(signed, options.threshold, options.verify, count):
                     yield "edge", edge
             yield "counts", count.as_dict()
 
-        results = (_row_group_rdd(spark, documents_dir, partitions).mapPartitions(signed)
-                   .groupByKey(partitions).mapPartitions(edges).collect())
+        members = grouped.flatMap(kept_members) if exact else pairs.values()
+        results = members.mapPartitions(banded).groupByKey(partitions).mapPartitions(edges).collect()
+        if grouped is not None:
+            grouped.unpersist()
         found = [value for kind, value in results if kind == "edge"]
 
         def exact_check(candidates):
@@ -215,12 +244,13 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
             def shingled(items):
                 hasher = MinHasher.from_options(options)
-                for doc in _documents(items, ["id", "text"]):
-                    keys = incident.value.get(doc.id)
-                    if keys:
-                        shingles = hasher.shingle_bytes(doc.text)
-                        for key in keys:
-                            yield key, (doc.id, shingles)
+                for path, index in items:
+                    for row in read_row_group(path, index, "documents", ["id", "text"]):
+                        keys = incident.value.get(row["id"])
+                        if keys:
+                            shingles = hasher.shingle_bytes(row["text"])
+                            for key in keys:
+                                yield key, (row["id"], shingles)
 
             similarities = dict(_row_group_rdd(spark, documents_dir, partitions).mapPartitions(shingled)
                                 .groupByKey(partitions).mapValues(lambda m: exact_similarity(list(m))).collect())
@@ -233,7 +263,6 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
             writer.add(duplicate)
         writer.close()
         counters = merge(counters, *(value for kind, value in results if kind == "counts"), local.as_dict())
-        dropped.unpersist()
 
     kept = frame.join(_dropped_frame(spark, out), on="id", how="left_anti").select(*schema.field_names("documents"))
     kept.write.mode("overwrite").parquet(out.table("documents"))
