@@ -35,3 +35,34 @@ def test_smallest_id_is_kept_and_others_point_to_it():
 def test_singleton_group_is_kept_without_duplicates():
     kept, dups = resolve_group([doc("a", "x")])
     assert kept.id == "a" and dups == []
+
+
+def _reference_key_text(text, convert):
+    """The normal form built the plain way: NFKC, simplified, lowercase, then a translate over categories."""
+    import unicodedata
+    text = convert(unicodedata.normalize("NFKC", text))[0].lower()
+    return "".join(c for c in text if unicodedata.category(c)[0] not in "ZPS"
+                   and unicodedata.category(c) not in ("Cc", "Cf") and c not in "\t\n\r\x0b\x0c")
+
+
+# full-width and half-width forms, combining marks, Latin letters that compose with them, Hangul jamo,
+# ligatures, circled digits, Tibetan vowel signs, punctuation and ideographs
+_MIXED = [chr(c) for c in [*range(0x300, 0x370), *range(0xFF01, 0xFFA0), *range(0x3099, 0x309D),
+                           *range(0xC0, 0x180), 0x41, 0x61, 0x4E00, 0x4E2D, 0x1100, 0x1161, 0x11A8, 0xAC00,
+                           0x0F71, 0x0F72, 0x0F80, 0xFB01, 0x2460, 0x3001, 0x3002, 0x20, 0x2126, 0x212B]]
+
+
+def test_nfkc_and_key_text_match_the_plain_unicodedata_route():
+    import random
+    import unicodedata
+    from pipeline.dedup.exact import nfkc
+    rng = random.Random(7)
+    convert = ScriptConverter("t2s")
+    texts = ["ｶﾞ", "Ａ\u0301", "ｆｉ\u0301", "\u1E9B\u0323", "數學，ＡＢＣ１２３！"]
+    texts += ["".join(rng.choice(_MIXED) for _ in range(rng.randrange(1, 40))) for _ in range(3000)]
+    changed = 0
+    for text in texts:
+        assert nfkc(text) == unicodedata.normalize("NFKC", text), ascii(text)
+        assert normalize_key_text(text, convert) == _reference_key_text(text, convert), ascii(text)
+        changed += nfkc(text) != text
+    assert changed > 1000          # the texts did exercise the replacement

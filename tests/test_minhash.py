@@ -1,6 +1,7 @@
 import random
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from pipeline.counters import Counters
@@ -146,3 +147,29 @@ def test_same_seed_same_signature_other_seed_other_signature():
     ref = DocRef("a", "s", "f", 1)
     assert MinHasher(seed=1).sign(ref, text).signature == MinHasher(seed=1).sign(ref, text).signature
     assert MinHasher(seed=1).sign(ref, text).signature != MinHasher(seed=2).sign(ref, text).signature
+
+
+def test_documents_share_a_band_key_exactly_when_they_agree_on_the_band():
+    hasher = MinHasher()
+    base = han_text(400, 11)
+    texts = [base, base[:380] + han_text(20, 12), han_text(400, 13)]
+    keys = [hasher.band_keys(hasher.sign(DocRef(str(i), "s", "f", 1), t)) for i, t in enumerate(texts)]
+    values = [hasher.sign(DocRef(str(i), "s", "f", 1), t).values().reshape(-1)[:hasher.bands * hasher.rows]
+              .reshape(hasher.bands, hasher.rows) for i, t in enumerate(texts)]
+    shared = 0
+    for i in range(hasher.bands):
+        assert (keys[0][i] == keys[1][i]) == bool((values[0][i] == values[1][i]).all())
+        assert (keys[0][i] == keys[2][i]) == bool((values[0][i] == values[2][i]).all())
+        assert len({k[i] for k in keys} & {k[j] for k in keys for j in range(hasher.bands) if j != i}) == 0
+        shared += keys[0][i] == keys[1][i]
+    assert 0 < shared < hasher.bands
+
+
+def test_signature_is_the_minimum_of_each_permuted_shingle_hash():
+    hasher = MinHasher(num_perm=16)
+    shingles = hasher.shingles(han_text(3000, 5))          # more than one block of shingles
+    expected = [min(((int(a) * int(x) + int(b)) % 2**64) >> 32 for x in shingles)
+                for a, b in zip(hasher.a, hasher.b)]
+    assert hasher.signature_of(shingles).tolist() == expected
+    assert hasher.signature_of(hasher.shingle_hashes(
+        np.frombuffer(han_text(3000, 5).encode("utf-32-le"), dtype=np.uint32))).tolist() == expected
