@@ -24,8 +24,8 @@ from pipeline import faults, schema
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
-from pipeline.dedup.minhash import (MinHasher, Signed, bucket_edges, edge_from_json, edge_key, exact_similarity,
-                                    fold_digits)
+from pipeline.dedup.minhash import (BATCH_MEMBERS, MinHasher, band_batches, edge_from_json, edge_key, exact_similarity,
+                                    fold_digits, group_edges)
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import parquet_files
 from pipeline.progress import reporter, text_size
@@ -448,36 +448,48 @@ class DedupKeys(beam.PTransform):
         return {"duplicates": resolved.duplicates, "quarantined": keyed.quarantined, "signed": resolved.kept}
 
 
-class _BandsFn(beam.DoFn):
+class _BandBatchFn(beam.DoFn):
+    """Members -> (LSH group, (band values, members)) batches (:func:`band_batches`), per bundle."""
+
     def __init__(self, options) -> None:
         self.options = options
 
     def setup(self):
         self.hasher = MinHasher.from_options(self.options)
 
+    def start_bundle(self):
+        self.members = []
+
     def process(self, member):
-        for key in self.hasher.band_keys(member[5]):
-            yield key, member
+        self.members.append(member)
+        if len(self.members) >= BATCH_MEMBERS:
+            yield from band_batches(self.hasher, self.members)
+            self.members = []
+
+    def finish_bundle(self):
+        for element in band_batches(self.hasher, self.members):
+            yield WindowedValue(element, MIN_TIMESTAMP, [GlobalWindow()])
+        self.members = []
 
 
-class _BucketFn(beam.DoFn):
-    def __init__(self, threshold: float, verify: str) -> None:
-        self.threshold = threshold
-        self.verify = verify
+class _GroupEdgesFn(beam.DoFn):
+    def __init__(self, options) -> None:
+        self.options = options
 
     def setup(self):
+        self.hasher = MinHasher.from_options(self.options)
         self.count = BeamCount()
 
-    def process(self, bucket):
-        _, members = bucket
-        members = list(members)
-        if len(members) > 1:
-            signed = [Signed(_ref(m), m[5]) for m in members]
-            yield from bucket_edges(signed, self.threshold, self.verify, self.count)
+    def process(self, group):
+        _, batches = group
+        yield from group_edges(self.hasher, batches, self.options.threshold, self.options.verify, self.count)
 
 
 class NearDuplicateEdges(beam.PTransform):
-    """Members (:class:`DedupKeys` ``signed``) -> candidate edges (smallest id's ref, other ref, estimate)."""
+    """Members (:class:`DedupKeys` ``signed``) -> candidate edges (smallest id's ref, other ref, estimate).
+
+    Band values travel in batches per (band, shard) group, not one element per document and band.
+    """
 
     def __init__(self, options) -> None:
         super().__init__()
@@ -485,9 +497,9 @@ class NearDuplicateEdges(beam.PTransform):
 
     def expand(self, members):
         return (members
-                | "Bands" >> beam.ParDo(_BandsFn(self.options))
+                | "BandBatches" >> beam.ParDo(_BandBatchFn(self.options))
                 | "GroupBands" >> beam.GroupByKey()
-                | "Edges" >> beam.ParDo(_BucketFn(self.options.threshold, self.options.verify)))
+                | "Edges" >> beam.ParDo(_GroupEdgesFn(self.options)))
 
 
 class _ShinglesFn(beam.DoFn):

@@ -233,6 +233,61 @@ def bucket_edges(members, threshold: float, verify: str = "exact", count: CountF
     return edges
 
 
+BAND_SHARDS = 64          # LSH groups per band: (band, shard) is what the engines group by
+BATCH_MEMBERS = 10_000    # members a worker holds before it sends their band values on
+
+
+def band_batches(hasher: MinHasher, members, shards: int = BAND_SHARDS, batch: int = BATCH_MEMBERS):
+    """(group, (band values, members)) batches for the LSH shuffle, ``group`` being ``band * shards + shard``.
+
+    ``members`` are tuples ``(id, source, file, position, title, signature)``.
+    Each band value (the band's rows, bytes) goes to the shard its first row
+    picks, so equal band values of a band always meet in one group; a group's
+    batch carries its band values concatenated and the members in the same
+    order.  An engine then groups a few thousand batches instead of one
+    element per document and band.  Members without shingles have no band
+    values (they can only be exact duplicates).
+    """
+    chunk = []
+    for member in members:
+        if member[5] != _EMPTY_BYTES * hasher.num_perm:
+            chunk.append(member)
+        if len(chunk) >= batch:
+            yield from _batches(hasher, chunk, shards)
+            chunk = []
+    if chunk:
+        yield from _batches(hasher, chunk, shards)
+
+
+def _batches(hasher: MinHasher, chunk: list, shards: int):
+    r = hasher.rows
+    signatures = np.frombuffer(b"".join(m[5] for m in chunk), dtype=np.uint32).reshape(len(chunk), hasher.num_perm)
+    for band in range(hasher.bands):
+        values = np.ascontiguousarray(signatures[:, band * r:(band + 1) * r])
+        shard = values[:, 0] % np.uint32(shards)
+        order = np.argsort(shard, kind="stable")
+        bounds = np.searchsorted(shard[order], np.arange(shards + 1))
+        for s in np.flatnonzero(np.diff(bounds)).tolist():
+            rows = order[bounds[s]:bounds[s + 1]]
+            yield band * shards + s, (values[rows].tobytes(), [chunk[i] for i in rows.tolist()])
+
+
+def group_edges(hasher: MinHasher, batches, threshold: float, verify: str = "exact", count: CountFn = no_count
+                ) -> list[tuple[DocRef, DocRef, float]]:
+    """Candidate edges of one (band, shard) group's batches: members with equal band values form a bucket,
+    whose edges are :func:`bucket_edges`' (the same buckets as grouping by :meth:`MinHasher.band_keys`)."""
+    width = 4 * hasher.rows
+    buckets: dict[bytes, list] = {}
+    for values, members in batches:
+        for i, member in enumerate(members):
+            buckets.setdefault(values[i * width:(i + 1) * width], []).append(member)
+    edges = []
+    for bucket in buckets.values():
+        if len(bucket) > 1:
+            edges += bucket_edges([Signed(DocRef(*m[:5]), m[5]) for m in bucket], threshold, verify, count)
+    return edges
+
+
 def unique_edges(edges) -> list[tuple[DocRef, DocRef, float]]:
     """Edges without the repeats that several bands produce, in a stable order."""
     seen: dict[tuple[str, str], tuple[DocRef, DocRef, float]] = {}
