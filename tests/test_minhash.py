@@ -173,3 +173,38 @@ def test_signature_is_the_minimum_of_each_permuted_shingle_hash():
     assert hasher.signature_of(shingles).tolist() == expected
     assert hasher.signature_of(hasher.shingle_hashes(
         np.frombuffer(han_text(3000, 5).encode("utf-32-le"), dtype=np.uint32))).tolist() == expected
+
+
+def test_band_batches_make_the_buckets_of_band_keys():
+    from pipeline.dedup.minhash import Signed, band_batches, group_edges
+    hasher = MinHasher()
+    rng = random.Random(3)
+    texts = {}
+    for i in range(30):
+        base = han_text(300, 100 + i)
+        texts[f"d{i:02d}"] = base
+        for k in range(rng.randrange(3)):        # near copies: a few characters changed
+            cut = rng.randrange(250)
+            texts[f"d{i:02d}-{k}"] = base[:cut] + han_text(rng.randrange(5, 40), 1000 * i + k) + base[cut + 20:]
+    texts["empty"] = "。！"
+    members = []
+    for doc_id, text in texts.items():
+        signed = hasher.sign(DocRef(doc_id, "s", "f", 1), text)
+        members.append((doc_id, "s", "f", 1, None, signed.signature))
+    by_key = defaultdict(list)
+    for m in members:
+        for key in hasher.band_keys(m[5]):
+            by_key[key].append(m)
+    expected, expected_count = [], Counters()
+    for bucket in by_key.values():
+        signed = [Signed(DocRef(*m[:5]), m[5]) for m in bucket]
+        expected += bucket_edges(signed, hasher.threshold, "exact", expected_count)
+    groups = defaultdict(list)
+    rng.shuffle(members)
+    for group, batch in band_batches(hasher, members, shards=3, batch=7):     # several chunks and shards
+        groups[group].append(batch)
+    found, count = [], Counters()
+    for group in sorted(groups, reverse=True):
+        found += group_edges(hasher, groups[group], hasher.threshold, "exact", count)
+    assert sorted(found, key=repr) == sorted(expected, key=repr)
+    assert count.as_dict() == expected_count.as_dict() and count["dedup.near.candidates"] > 20
