@@ -20,7 +20,7 @@ from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
-from pipeline.dedup.minhash import (MinHasher, Signed, bucket_edges, exact_similarity, fold_digits, incident_keys,
+from pipeline.dedup.minhash import (MinHasher, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
                                     near_duplicates)
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, row_groups
@@ -217,19 +217,12 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
     if near:
         def banded(members):
-            hasher = MinHasher.from_options(options)
-            for member in members:
-                for key in hasher.band_keys(member[5]):
-                    yield key, member
+            yield from band_batches(MinHasher.from_options(options), members)
 
-        def edges(buckets):
-            count = Counters()
-            for _, members in buckets:
-                members = list(members)
-                if len(members) < 2:
-                    continue
-                signed = [Signed(DocRef(*m[:5]), m[5]) for m in members]
-                for edge in bucket_edges(signed, options.threshold, options.verify, count):
+        def edges(groups):
+            hasher, count = MinHasher.from_options(options), Counters()
+            for _, batches in groups:
+                for edge in group_edges(hasher, batches, options.threshold, options.verify, count):
                     yield "edge", edge
             yield "counts", count.as_dict()
 
