@@ -22,7 +22,7 @@ import google_crc32c
 import numpy as np
 
 from pipeline.shards import tfrecord
-from pipeline.shards.instances import Instance, PoolTokens
+from pipeline.shards.instances import InstanceTable, PoolTokens
 from pipeline.shards.seeds import uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
@@ -85,11 +85,10 @@ class BatchEncoder:
         if vocab_size >= 1 << 21:
             raise ValueError("vocabularies of 2**21 entries and more are not supported")
 
-    def layout(self, pool: PoolTokens, instances: list[Instance]):
+    def layout(self, pool: PoolTokens, instances: InstanceTable):
         """ids, group flags and segment ids matrices (n × L), and each instance's length."""
         n, L = len(instances), self.length
-        ranges = np.asarray([r for instance in instances for r in instance.ranges], dtype=np.int64).reshape(-1, 3)
-        per_instance = np.asarray([len(instance.ranges) for instance in instances], dtype=np.int64)
+        ranges, per_instance = instances.ranges, instances.range_counts
         owner = np.repeat(np.arange(n), per_instance)
         size = ranges[:, 1] - ranges[:, 0]
         step = size + 1                                       # each range and its [SEP]
@@ -216,7 +215,7 @@ class BatchEncoder:
         labels[p_row, slot] = ids[p_row, p_col]
         return masked, positions, labels, counts, words
 
-    def encode(self, pool: PoolTokens, instances: list[Instance], seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
+    def encode(self, pool: PoolTokens, instances: InstanceTable, seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
         """Framed TFRecords of the instances laid end to end, their offsets (n + 1), and per instance
         (tokens, masked, words masked) as an n × 3 array."""
         n = len(instances)
@@ -242,7 +241,7 @@ class BatchEncoder:
         id_at = id_offsets.tolist()
         extra_at = [(prefixes, blob, offsets.tolist()) for prefixes, blob, offsets in extra]
         length_list = lengths.tolist()
-        tail_index = (2 * counts + np.asarray([inst.is_random_next for inst in instances], np.int64)).tolist()
+        tail_index = (2 * counts + instances.is_random_next).tolist()
         for i in range(n):
             a, b = id_at[i], id_at[i + 1]
             parts = [id_prefixes[b - a], id_bytes[a:b], masks[length_list[i]],
@@ -260,6 +259,6 @@ class BatchEncoder:
             out += body
             out += ((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF).to_bytes(4, "little")
             ends.append(len(out))
-        figures = np.stack([lengths - 1 - np.asarray([len(inst.ranges) for inst in instances], np.int64),
+        figures = np.stack([lengths - 1 - instances.range_counts,
                             counts.astype(np.int64), words.astype(np.int64)], axis=1)
         return out, np.asarray(ends, dtype=np.int64), figures

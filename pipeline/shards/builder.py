@@ -31,7 +31,7 @@ import numpy as np
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
-from pipeline.shards.instances import bert_instances, pool_tokens, roberta_instances
+from pipeline.shards.instances import InstanceTable, bert_rows, pool_tokens, roberta_instances
 from pipeline.shards.masking import replacement_ids
 from pipeline.shards.seeds import derive, derive_text, rng_for
 from pipeline.shards.spill import (
@@ -181,26 +181,31 @@ class ShardBuilder:
         docs = sorted(docs, key=lambda d: d.id)
         pool = pool_tokens(docs)
         everyone = list(range(len(docs)))
-        instances = []
-        for copy in range(options.dupe_factor):
-            if options.mode == "bert":
+        if options.mode == "bert":
+            rows: list[tuple] = []
+            runs = []
+            for copy in range(options.dupe_factor):
                 for position, doc in enumerate(docs):
                     rng = rng_for(options.seed, "doc", doc.id, copy)
                     partners = everyone[:position] + everyone[position + 1:]
-                    instances += bert_instances(pool, position, partners, copy, rng, options.max_seq_length,
-                                                options.short_seq_prob)
-            else:
+                    made = bert_rows(pool, position, partners, rng, options.max_seq_length, options.short_seq_prob,
+                                     rows)
+                    runs.append((doc.id, copy, made, 0))
+            table = InstanceTable.of_bert_rows(rows, runs)
+        else:
+            instances = []
+            for copy in range(options.dupe_factor):
                 order = sorted(everyone, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
                 instances += roberta_instances(pool, order, copy, options.max_seq_length)
-        count("shards.instances", len(instances))
-        keys, mask_seeds = instance_keys(options.seed, instances)
+            table = InstanceTable.of_instances(instances)
+        count("shards.instances", len(table))
+        keys, mask_seeds = instance_keys(options.seed, table.runs)
         step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
         batches = []
-        for begin in range(0, len(instances), step):
-            chunk = instances[begin:begin + step]
+        for begin in range(0, len(table), step):
+            chunk = table.rows(begin, begin + step)
             data, offsets, figures = self.encoder.encode(pool, chunk, mask_seeds[begin:begin + step])
-            own = np.asarray([(i.is_random_next, i.own_tokens, i.truncated, i.truncated_borrowed, i.single_segment)
-                              for i in chunk], dtype=np.int64).reshape(-1, 5)
+            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures], axis=1)
             batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
         return Records.concat(batches, len(STAT_FIELDS))
 
@@ -261,16 +266,14 @@ def _word_starts(words, rows: list[int], per_doc: np.ndarray, sentences: list[st
 ENCODE_CELLS = 1 << 17
 
 
-def instance_keys(seed: int, instances) -> tuple[np.ndarray, np.ndarray]:
+def instance_keys(seed: int, runs: list[tuple[str, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Each instance's shuffle key and mask seed, ``derive_pair(seed, "instance", doc_id, copy, index)``, as
-    two uint64 arrays (the text before the index is built once per document copy)."""
-    prefixes: dict[tuple[str, int], bytes] = {}
+    two uint64 arrays, for ``runs`` of instances (document id, copy, how many, first index; see
+    ``InstanceTable``): the text before the index is built once per run."""
     digests = []
-    for inst in instances:
-        prefix = prefixes.get((inst.doc_id, inst.copy))
-        if prefix is None:
-            prefix = prefixes[(inst.doc_id, inst.copy)] = derive_text(seed, "instance", inst.doc_id, inst.copy, "")
-        digests.append(blake2b(prefix + b"%d" % inst.index, digest_size=16).digest())
+    for doc_id, copy, n, first in runs:
+        prefix = derive_text(seed, "instance", doc_id, copy, "")
+        digests += [blake2b(prefix + b"%d" % index, digest_size=16).digest() for index in range(first, first + n)]
     pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
