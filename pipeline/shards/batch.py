@@ -36,22 +36,29 @@ def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _varints(matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Packed varints of each row of a non-negative matrix (values < 2**21): the bytes of all rows and each
-    row's offsets into them (``n + 1`` of them)."""
-    values = matrix.astype(np.int64)
-    if values.size and int(values.max()) >= 1 << 21:
-        raise ValueError("ids of 2**21 and more are not supported")
+def _padded(rows: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as the rows of a zero-padded uint8 matrix, and which of its bytes are theirs."""
+    width = max((len(row) for row in rows), default=0)
+    data = np.zeros((len(rows), width), np.uint8)
+    valid = np.zeros((len(rows), width), dtype=bool)
+    for k, row in enumerate(rows):
+        data[k, :len(row)] = np.frombuffer(row, np.uint8)
+        valid[k, :len(row)] = True
+    return data, valid
+
+
+def _varint_table(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of 0..size-1 (< 2**21, so 1 to 3 bytes), each in 4 bytes read as one uint32, and which
+    of those bytes are the varint's, the same way: a matrix of values gathers into n × 4·width bytes at once."""
+    values = np.arange(size, dtype=np.int64)
     two, three = values >= 0x80, values >= 0x4000
-    out = np.empty(values.shape + (3,), dtype=np.uint8)
-    out[..., 0] = (values & 0x7F) | (two << 7)
-    out[..., 1] = ((values >> 7) & 0x7F) | (three << 7)
-    out[..., 2] = values >> 14
-    valid = np.stack([np.ones_like(two), two, three], axis=-1)
-    lengths = valid.reshape(len(values), -1).sum(axis=1)
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return out[valid].tobytes(), offsets
+    data = np.zeros((size, 4), np.uint8)
+    data[:, 0] = (values & 0x7F) | (two << 7)
+    data[:, 1] = ((values >> 7) & 0x7F) | (three << 7)
+    data[:, 2] = values >> 14
+    valid = np.zeros((size, 4), dtype=bool)
+    valid[:, 0], valid[:, 1], valid[:, 2] = True, two, three
+    return data.view(np.uint32).ravel(), valid.view(np.uint32).ravel()
 
 
 class BatchEncoder:
@@ -71,9 +78,8 @@ class BatchEncoder:
         self._label_prefixes = [int64_prefix(b"masked_lm_ids", "int64", size) for size in range(3 * P + 1)]
         self._word_prefixes = [int64_prefix(b"word_ids", "int64", size) for size in range(3 * L + 1)]
         self.segment_prefix = int64_prefix(b"segment_ids", "int64", L)
-        # input_mask depends only on the length: its feature bytes, by length
+        # input_mask: its prefix, then one byte per position (1 up to the length, then 0)
         mask_prefix = int64_prefix(b"input_mask", "int64", L)
-        self._masks = [mask_prefix + b"\x01" * n + b"\x00" * (L - n) for n in range(L + 1)]
         # what follows the varint features depends only on (predictions, next sentence label): by 2 × count + label
         weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
         label_prefix = int64_prefix(b"next_sentence_labels", "int64", 1)
@@ -84,6 +90,14 @@ class BatchEncoder:
         self._heads: dict[int, tuple[bytes, int]] = {}      # body size -> (record start, CRC32C of its Example head)
         if vocab_size >= 1 << 21:
             raise ValueError("vocabularies of 2**21 entries and more are not supported")
+        # the same pieces as padded byte matrices, gathered by size, count or length for a whole batch
+        self._varint_data, self._varint_valid = _varint_table(max(vocab_size, L + 1))
+        self._id_table = _padded(self._id_prefixes)
+        self._extra_tables = ([_padded(self._word_prefixes)] if options.unmasked
+                              else [_padded(self._position_prefixes), _padded(self._label_prefixes)])
+        self._tail_table = _padded(self._tails)
+        self._mask_prefix = np.frombuffer(mask_prefix, np.uint8)
+        self._segment_prefix = np.frombuffer(self.segment_prefix, np.uint8)
 
     def layout(self, pool: PoolTokens, instances: InstanceTable):
         """ids, group flags and segment ids matrices (n × L), and each instance's length."""
@@ -215,50 +229,76 @@ class BatchEncoder:
         labels[p_row, slot] = ids[p_row, p_col]
         return masked, positions, labels, counts, words
 
-    def encode(self, pool: PoolTokens, instances: InstanceTable, seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
-        """Framed TFRecords of the instances laid end to end, their offsets (n + 1), and per instance
-        (tokens, masked, words masked) as an n × 3 array."""
+    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, data: list, valid: list) -> None:
+        """Append the feature prefix (by payload size) and the packed varints of each row of ``matrix``."""
+        n = len(matrix)
+        payload = self._varint_data[matrix].view(np.uint8).reshape(n, -1)
+        present = self._varint_valid[matrix].view(bool).reshape(n, -1)
+        size = present.sum(axis=1)
+        data += (prefixes[0][size], payload)
+        valid += (prefixes[1][size], present)
+
+    def encode(self, pool: PoolTokens, instances: InstanceTable, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Framed TFRecords of the instances laid end to end (uint8), their offsets (n + 1), and per instance
+        (tokens, masked, words masked) as an n × 3 array.
+
+        Every piece of every record (TFRecord head, feature prefixes, varints, fixed features, tail, CRC) is
+        a block of columns of one byte matrix with a mask of the bytes that are there; the records are the
+        masked bytes in order.  Only the CRC32C of each record is computed one record at a time."""
         n = len(instances)
         if not n:
-            return bytearray(), np.zeros(1, np.int64), np.zeros((0, 3), np.int64)
+            return np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros((0, 3), np.int64)
         L = self.length
         ids, flags, segments, lengths = self.layout(pool, instances)
-        unmasked = self.options.unmasked
-        if unmasked:
+        if self.options.unmasked:
             words_per_position = np.cumsum(flags == START, axis=1) * (flags != SPECIAL)
             shown, counts, words = ids, np.zeros(n, np.int64), np.zeros(n, np.int64)
-            extra = [(self._word_prefixes, *_varints(words_per_position))]
+            extra = [words_per_position]
         else:
             shown, positions, labels, counts, words = self.mask_batch(
                 ids, flags, lengths, np.asarray(seeds, dtype=np.uint64))
-            extra = [(self._position_prefixes, *_varints(positions)), (self._label_prefixes, *_varints(labels))]
-        id_bytes, id_offsets = _varints(shown)
-        segment_bytes = segments.tobytes()
-        id_prefixes, masks, tails, heads = self._id_prefixes, self._masks, self._tails, self._heads
-        extend, join = google_crc32c.extend, b"".join
-        out = bytearray()
-        ends = [0]
-        id_at = id_offsets.tolist()
-        extra_at = [(prefixes, blob, offsets.tolist()) for prefixes, blob, offsets in extra]
-        length_list = lengths.tolist()
-        tail_index = (2 * counts + instances.is_random_next).tolist()
-        for i in range(n):
-            a, b = id_at[i], id_at[i + 1]
-            parts = [id_prefixes[b - a], id_bytes[a:b], masks[length_list[i]],
-                     self.segment_prefix, segment_bytes[i * L:(i + 1) * L]]
-            for prefixes, blob, at in extra_at:
-                a, b = at[i], at[i + 1]
-                parts += (prefixes[b - a], blob[a:b])
-            parts.append(tails[tail_index[i]])
-            body = join(parts)
-            head = heads.get(len(body))
-            if head is None:
-                head = heads[len(body)] = tfrecord.frame_head(len(body))
-            crc = extend(head[1], body)
-            out += head[0]
-            out += body
-            out += ((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF).to_bytes(4, "little")
-            ends.append(len(out))
-        figures = np.stack([lengths - 1 - instances.range_counts,
-                            counts.astype(np.int64), words.astype(np.int64)], axis=1)
-        return out, np.asarray(ends, dtype=np.int64), figures
+            extra = [positions, labels]
+        data: list[np.ndarray] = [None]          # the TFRecord head goes first, once the body sizes are known
+        valid: list[np.ndarray] = [None]
+        self._varints(self._id_table, shown, data, valid)
+        mask = np.empty((n, len(self._mask_prefix) + L), np.uint8)
+        mask[:, :len(self._mask_prefix)] = self._mask_prefix
+        mask[:, len(self._mask_prefix):] = np.arange(L) < lengths[:, None]
+        segment = np.empty((n, len(self._segment_prefix) + L), np.uint8)
+        segment[:, :len(self._segment_prefix)] = self._segment_prefix
+        segment[:, len(self._segment_prefix):] = segments
+        data += (mask, segment)
+        valid.append(np.broadcast_to(np.True_, (n, mask.shape[1] + segment.shape[1])))
+        for table, matrix in zip(self._extra_tables, extra):
+            self._varints(table, matrix, data, valid)
+        tail = 2 * counts + instances.is_random_next
+        data.append(self._tail_table[0][tail])
+        valid.append(self._tail_table[1][tail])
+        body = sum(v.sum(axis=1) for v in valid[1:3]) + mask.shape[1] + segment.shape[1] + sum(
+            v.sum(axis=1) for v in valid[4:])
+        sizes, which = np.unique(body, return_inverse=True)
+        heads = [self._head(int(size)) for size in sizes.tolist()]
+        head_data, head_valid = _padded([head for head, _ in heads])
+        data[0], valid[0] = head_data[which], head_valid[which]
+        data.append(np.zeros((n, 4), np.uint8))                  # the record's CRC, filled in below
+        valid.append(np.broadcast_to(np.True_, (n, 4)))
+        out = np.concatenate(data, axis=1)[np.concatenate(valid, axis=1)]
+        head_size = np.asarray([len(head) for head, _ in heads], np.int64)[which]
+        ends = np.zeros(n + 1, np.int64)
+        np.cumsum(head_size + body + 4, out=ends[1:])
+        blob, extend = out.tobytes(), google_crc32c.extend      # (extend takes bytes, not a memoryview)
+        head_crc = np.asarray([crc for _, crc in heads], np.uint64)[which].tolist()
+        starts = (ends[:-1] + head_size).tolist()
+        crc = np.fromiter(map(extend, head_crc, [blob[a:b] for a, b in zip(starts, (ends[1:] - 4).tolist())]),
+                          np.uint64, n)
+        masked = (((crc >> np.uint64(15)) | (crc << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+        out[(ends[1:] - 4)[:, None] + np.arange(4)] = masked.astype("<u4").view(np.uint8).reshape(n, 4)
+        figures = np.stack([lengths - 1 - instances.range_counts, counts.astype(np.int64), words.astype(np.int64)],
+                           axis=1)
+        return out, ends, figures
+
+    def _head(self, size: int) -> tuple[bytes, int]:
+        head = self._heads.get(size)
+        if head is None:
+            head = self._heads[size] = tfrecord.frame_head(size)
+        return head
