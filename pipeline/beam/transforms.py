@@ -253,16 +253,12 @@ class _PoolFn(beam.DoFn):
 
 
 class _SplitShardFn(beam.DoFn):
-    """Records of one first shard -> its kept part spilled to disk; (destination, surplus) out."""
-
-    def __init__(self, spill_dir: str) -> None:
-        self.spill_dir = spill_dir
+    """Pool file sections of one first shard -> (destination, Kept reference or surplus records) out."""
 
     def process(self, group, plan):
         shard, sections = group
         targets, moves = plan
-        batches = (shard_builder.load_section(section) for section in sections)
-        yield from shard_builder.split_shard(shard, batches, targets, moves, self.spill_dir).items()
+        yield from shard_builder.split_shard(shard, list(sections), targets, moves).items()
 
 
 def _plan(counts, shards):
@@ -271,19 +267,18 @@ def _plan(counts, shards):
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, summaries: str, spill_dir: str) -> None:
-        self.directory, self.summaries, self.spill_dir = directory, summaries, spill_dir
+    def __init__(self, directory: str, summaries: str) -> None:
+        self.directory, self.summaries = directory, summaries
 
     def start_bundle(self):
         self.first = None
 
     def process(self, group, shards):
-        shard, batches = group
+        shard, parts = group
         if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
             self.first = shard
             faults.task_started("shards.write", shard)
-        records = [shard_builder.spilled(self.spill_dir, shard), *batches]
-        summary = shard_builder.write_shard(self.directory, shard, shards, records)
+        summary = shard_builder.write_shard(self.directory, shard, shards, list(parts))
         if shard == self.first:
             faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
         Path(self.summaries).mkdir(parents=True, exist_ok=True)
@@ -302,7 +297,6 @@ class BuildShards(beam.PTransform):
 
     def expand(self, rows):
         options = self.options
-        spill = str(Path(self.summaries).parent / ".kept")
         pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
         tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
             "rejected", "quarantined", main="docs")
@@ -323,9 +317,9 @@ class BuildShards(beam.PTransform):
             | "Plan" >> beam.Map(_plan, shards))
         (keyed
          | "ByShard" >> beam.GroupByKey()
-         | "Split" >> beam.ParDo(_SplitShardFn(spill), plan)
+         | "Split" >> beam.ParDo(_SplitShardFn(), plan)
          | "ByDestination" >> beam.GroupByKey()
-         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries, spill), shards))
+         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries), shards))
         return tokenized
 
 

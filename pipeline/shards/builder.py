@@ -25,6 +25,7 @@ import os
 import uuid
 from hashlib import blake2b
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -39,6 +40,8 @@ from pipeline.shards.spill import (
     Selection,
     merge_order,
     read_section,
+    read_section_keys,
+    read_section_records,
     write_sections,
 )
 from pipeline.shards.tokens import DocumentTokenizer, TokenizedDocument
@@ -299,38 +302,55 @@ def load_section(section: tuple) -> Records:
     return read_section(path, offset, size)
 
 
-def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, Records]:
-    """All records of one first shard (``Records`` batches, any order): the ones it keeps (the first
-    ``targets[shard]`` in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as
-    {destination shard: records}, and ``{shard: no records}`` so the shard is written even if nothing moves
-    to it.
+class Kept(NamedTuple):
+    """The records a first shard keeps: the first ``keep``, in shuffle order, of the records of its pool file
+    ``sections`` (references, see ``pool_sections``); ``write_shard`` reads them there."""
 
-    Only the surplus (a few records per shard) goes through the engine's second shuffle.
+    sections: tuple
+    keep: int
+
+
+class _Keys:
+    """The keys of a section, standing for it where only the order is needed."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def split_shard(shard: int, sections: list[tuple], targets: list[int], plan: dict) -> dict[int, object]:
+    """All the pool file sections of one first shard (references, any order) -> what each shard gets of them:
+    ``{shard: Kept}`` for the records it keeps (the first ``targets[shard]`` in key order; always there, so the
+    shard is written even if nothing moves to it) and ``{destination: Records}`` for its surplus.
+
+    Only the keys of the sections are read (all of the sections when two keys are equal: the order is then
+    by the record bytes), and the bytes of the surplus records: the kept records stay in the pool files until
+    ``write_shard`` reads them, and only the surplus (a few records per shard) goes through the engine.
     """
-    fields = len(STAT_FIELDS)
-    batches = [batch for batch in batches if len(batch)]
+    sections = [tuple(section) for section in sections if section[3]]
+    batches = [_Keys(read_section_keys(*section[:3])) for section in sections]
+    if batches:
+        keys = np.concatenate([batch.keys for batch in batches])
+        if len(np.unique(keys)) < len(keys):
+            batches = [load_section(section) for section in sections]
     which, index = merge_order(batches)
     keep = min(len(which), targets[shard])
-    write_sections(Path(spill_dir) / f"{shard:05d}.bin", [Selection(batches, which[:keep], index[:keep])])
-    out: dict[int, Records] = {shard: Records.empty(fields)}
+    out: dict[int, object] = {shard: Kept(tuple(sections), keep)}
     at = keep
     for dest, n in plan.get(shard) or ():
-        part = Selection(batches, which[at:at + n], index[at:at + n]).records()
-        out[dest] = Records.concat([out[dest], part], fields) if dest in out else part
+        part_which, part_index = which[at:at + n], index[at:at + n]
+        present = np.unique(part_which)
+        parts, position = [], np.zeros(n, np.int64)
+        for k in present.tolist():
+            mine = np.flatnonzero(part_which == k)
+            parts.append(read_section_records(*sections[k][:3], part_index[mine]))
+            position[mine] = np.arange(len(mine))
+        out[dest] = (Selection(parts, np.searchsorted(present, part_which), position).records() if n
+                     else Records.empty(len(STAT_FIELDS)))
         at += n
     return out
-
-
-def spilled(spill_dir: str | Path, shard: int) -> Records:
-    """The records ``split_shard`` kept for ``shard``.
-
-    The file stays until the stage removes the spill directory: a retried write task (its first attempt
-    failed, or its executor was lost, after reading it) must find it again.
-    """
-    path = Path(spill_dir) / f"{shard:05d}.bin"
-    if not path.exists():
-        return Records.empty(len(STAT_FIELDS))
-    return read_section(path, 0, path.stat().st_size)
 
 
 def shard_targets(total: int, shards: int) -> list[int]:
@@ -380,15 +400,28 @@ def shard_name(shard: int, shards: int) -> str:
     return f"part-{shard:05d}-of-{shards:05d}.tfrecord"
 
 
-def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict:
-    """Write ``Records`` batches, in key order, as one shard; returns its summary.
+def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
+    """Write one shard: the records of ``parts`` (``Kept`` references and ``Records`` batches, any order) in
+    key order; returns its summary.
 
     Written under a temporary name and renamed, so a retried task replaces the shard whole.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    batches = [batch for batch in batches if len(batch)]
-    records = Selection(batches, *merge_order(batches))
+    batches: list[Records] = []
+    which, index = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for part in parts:
+        if isinstance(part, Kept):
+            loaded = [load_section(section) for section in part.sections]
+            kept_which, kept_index = merge_order(loaded)
+            which.append(kept_which[:part.keep] + len(batches))
+            index.append(kept_index[:part.keep])
+            batches += loaded
+        elif len(part):
+            which.append(np.full(len(part), len(batches), np.int64))
+            index.append(np.arange(len(part), dtype=np.int64))
+            batches.append(part)
+    records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
     final = directory / shard_name(shard, shards)
     tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
     digest = hashlib.sha256()

@@ -117,15 +117,21 @@ class Records:
                    figures.astype(np.int64))
 
 
-def merge_order(batches: list[Records]) -> tuple[np.ndarray, np.ndarray]:
-    """(batch, index) of every record of the batches in shuffle order: by key, then by the record bytes (two
-    records sharing a 64-bit key land in one order, whatever order and batches they arrived in)."""
-    sizes = [len(b) for b in batches]
-    if not sum(sizes):
+def merge_order(batches: list[Records], which: np.ndarray | None = None,
+                index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(batch, index) of every record of the batches (or of the ones ``which`` and ``index`` name) in shuffle
+    order: by key, then by the record bytes (two records sharing a 64-bit key land in one order, whatever
+    order and batches they arrived in)."""
+    if which is None:
+        sizes = [len(b) for b in batches]
+        which = np.repeat(np.arange(len(batches)), sizes)
+        index = np.arange(sum(sizes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    if not len(which):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    keys = np.concatenate([b.keys for b in batches])
-    which = np.repeat(np.arange(len(batches)), sizes)
-    index = np.arange(len(keys)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    keys = np.empty(len(which), np.uint64)
+    for k, batch in enumerate(batches):
+        mine = np.flatnonzero(which == k) if len(batches) > 1 else slice(None)
+        keys[mine] = batch.keys[index[mine]]
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -239,3 +245,54 @@ def read_section(path: str | Path, offset: int, size: int) -> Records:
     if len(data) != size:
         raise SpillError(f"{path}: truncated records section")
     return Records.from_bytes(data)
+
+
+def _read_head(f, path, offset: int, size: int) -> tuple[int, int, int]:
+    """(records, figures per record, data bytes) of the section at ``offset``, checked against its size."""
+    head = len(MAGIC) + _HEADER.size
+    f.seek(offset)
+    raw = f.read(head)
+    if len(raw) < head or raw[:len(MAGIC)] != MAGIC:
+        raise SpillError(f"{path}: not a records section (bad magic)")
+    n, fields, data, reserved = _HEADER.unpack(raw[len(MAGIC):])
+    if reserved or fields > _MAX_FIELDS or 8 * (n + (n + 1) + n * fields) + data + head != size:
+        raise SpillError(f"{path}: records section: sizes do not match its length")
+    return n, fields, data
+
+
+def read_section_keys(path: str | Path, offset: int, size: int) -> np.ndarray:
+    """The keys of a section, without reading its records."""
+    with open(path, "rb") as f:
+        n, _, _ = _read_head(f, path, offset, size)
+        raw = f.read(8 * n)
+    if len(raw) != 8 * n:
+        raise SpillError(f"{path}: truncated records section")
+    return np.frombuffer(raw, "<u8").astype(np.uint64)
+
+
+def read_section_records(path: str | Path, offset: int, size: int, index: np.ndarray) -> Records:
+    """The records at ``index`` of a section (in that order), reading only their bytes and the section's
+    arrays."""
+    with open(path, "rb") as f:
+        n, fields, data = _read_head(f, path, offset, size)
+        raw = f.read(8 * (n + (n + 1) + n * fields))
+        if len(raw) != 8 * (n + (n + 1) + n * fields):
+            raise SpillError(f"{path}: truncated records section")
+        keys = np.frombuffer(raw, "<u8", n).astype(np.uint64)
+        offsets = np.frombuffer(raw, "<i8", n + 1, 8 * n).astype(np.int64)
+        figures = np.frombuffer(raw, "<i8", n * fields, 8 * (2 * n + 1)).astype(np.int64).reshape(n, fields)
+        if offsets[0] != 0 or offsets[-1] != data or (n and bool((np.diff(offsets) < 0).any())):
+            raise SpillError(f"{path}: records section: bad offsets")
+        index = np.asarray(index, dtype=np.int64)
+        start = offset + len(MAGIC) + _HEADER.size + len(raw)
+        chunks = []
+        for i in index.tolist():
+            f.seek(start + int(offsets[i]))
+            chunk = f.read(int(offsets[i + 1] - offsets[i]))
+            if len(chunk) != offsets[i + 1] - offsets[i]:
+                raise SpillError(f"{path}: truncated records section")
+            chunks.append(chunk)
+    sizes = offsets[index + 1] - offsets[index]
+    out = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return Records(keys[index], out, b"".join(chunks), figures[index])

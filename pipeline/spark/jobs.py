@@ -289,8 +289,8 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 
 
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
-    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by first shard: the kept part
-    spilled to disk, the surplus out -> surplus by destination shard -> one file per shard."""
+    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances in pool files -> by first shard:
+    a reference to the kept part, the surplus records out -> by destination shard -> one file per shard."""
     import pyarrow.parquet as pq
     from pyspark import StorageLevel
 
@@ -346,16 +346,12 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
-    spill = str(Path(summaries).parent / ".kept")
-
     def split(shard, batches):      # batches: (shard, pool file reference) pairs
-        sections = (shard_builder.load_section(section) for _, section in batches)
-        yield from shard_builder.split_shard(shard, sections, targets, moves, spill).items()
+        yield from shard_builder.split_shard(shard, [section for _, section in batches], targets, moves).items()
 
-    def write(shard, batches):
+    def write(shard, batches):      # batches: (shard, Kept reference or surplus records) pairs
         faults.task_started("shards.write", shard)
-        records = [shard_builder.spilled(spill, shard), *(batch for _, batch in batches)]
-        summary = shard_builder.write_shard(directory, shard, total_shards, records)
+        summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
         faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
