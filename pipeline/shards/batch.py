@@ -152,7 +152,9 @@ class BatchEncoder:
         threshold = np.minimum(1.0, 2.0 * (wanted + 2) / np.maximum(per_row, 1))
         candidate = priority < threshold[group_row]
         picks = np.flatnonzero(candidate)
-        order = picks[np.argsort(group_row[picks] + priority[picks], kind="stable")]
+        # by row, then priority: row + priority (non-negative floats) sorted as the bits of the float, which
+        # order as the floats do and sort faster
+        order = picks[np.argsort((group_row[picks] + priority[picks]).view(np.uint64), kind="stable")]
         sorted_len = group_len[order]
         sorted_row = group_row[order]
         per_row_c = np.bincount(sorted_row, minlength=n)
@@ -169,17 +171,22 @@ class BatchEncoder:
         cursor = first_c + n_prefix                      # the word that overshot; the walk resumes after it
         need = wanted - covered
         active = (need > 0) & (cursor < first_c + per_row_c)
-        position = np.arange(len(order))
+        # the words still eligible: of an active instance, after its cursor, no longer than it needs (need only
+        # shrinks, so a word that drops out never comes back); each round takes the first of each instance
+        eligible = np.flatnonzero(active[sorted_row])
         while active.any():
-            eligible = np.flatnonzero(active[sorted_row] & (position > cursor[sorted_row])
-                                      & (sorted_len <= need[sorted_row]))
-            rows, at = np.unique(sorted_row[eligible], return_index=True)
+            row_of = sorted_row[eligible]
+            eligible = eligible[active[row_of] & (eligible > cursor[row_of]) & (sorted_len[eligible] <= need[row_of])]
+            row_of = sorted_row[eligible]
+            first_of_row = np.ones(len(eligible), dtype=bool)
+            first_of_row[1:] = row_of[1:] != row_of[:-1]
+            rows = row_of[first_of_row]
             stuck = active.copy()
             stuck[rows] = False
             active[stuck] = False                        # no candidate word fits any more
             if not len(rows):
                 break
-            taken = eligible[at]
+            taken = eligible[first_of_row]
             chosen[taken] = True
             need[rows] -= sorted_len[taken]
             cursor[rows] = taken
@@ -202,31 +209,34 @@ class BatchEncoder:
         picked = np.concatenate(picked)
         words = np.bincount(group_row[picked], minlength=n)
         p_len = group_len[picked]
-        p_row = np.repeat(group_row[picked], p_len)
-        p_col = (np.repeat(group_at[picked] % L, p_len)
-                 + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
+                  + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        selected = np.zeros(n * L, dtype=bool)
+        selected[p_flat] = True
+        if options.mask_decision == "word":
+            per_cell = np.empty(n * L)
+            per_cell[p_flat] = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+        p_flat = np.flatnonzero(selected)                        # the same cells in position order
+        p_row, p_col = p_flat // L, p_flat % L
         seed_at = seeds[p_row]
         if options.mask_decision == "word":
-            decision = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+            decision = per_cell[p_flat]
         else:
             decision = uniform(seed_at, p_col, _SALT_TOKEN)
         masked = ids.copy()
-        to_mask = decision < 0.8
-        masked[p_row[to_mask], p_col[to_mask]] = self.mask
+        flat_masked = masked.reshape(-1)
+        flat_masked[p_flat[decision < 0.8]] = self.mask
         to_replace = decision >= 0.9
         if to_replace.any():
             draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
-            masked[p_row[to_replace], p_col[to_replace]] = self.replacements[
-                (draw * len(self.replacements)).astype(np.int64)]
-        by_position = np.argsort(p_row * L + p_col)      # (row, column) pairs are distinct
-        p_row, p_col = p_row[by_position], p_col[by_position]
+            flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
         counts = np.bincount(p_row, minlength=n)
         slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
         P = self.predictions
         positions = np.zeros((n, P), np.int64)
         labels = np.zeros((n, P), np.int64)
         positions[p_row, slot] = p_col
-        labels[p_row, slot] = ids[p_row, p_col]
+        labels[p_row, slot] = ids.reshape(-1)[p_flat]
         return masked, positions, labels, counts, words
 
     def _varints(self, prefixes: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, data: list, valid: list) -> None:
