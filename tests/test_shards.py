@@ -20,7 +20,8 @@ tf = pytest.importorskip("tensorflow")
 from conftest import make_config, shared_file  # noqa: E402
 from pipeline.config import InputSpec, ShardOptions  # noqa: E402
 from pipeline.shards import manifest as shard_manifest  # noqa: E402
-from pipeline.shards.builder import (STAT_FIELDS, Kept, ShardBuilder, load_section, pool_sections,  # noqa: E402
+from pipeline.shards.builder import (STAT_FIELDS, Kept, ShardBuilder, document_sections,  # noqa: E402
+                                     load_documents, load_section, pool_sections,
                                      rebalance, shard_targets, split_shard, write_shard)
 from pipeline.shards.instances import bert_instances, pool_tokens  # noqa: E402
 from pipeline.shards.masking import replacement_ids  # noqa: E402
@@ -481,6 +482,28 @@ def read_records_bytes(data: bytes):
         (length,) = struct.unpack("<Q", data[at:at + 8])
         yield data[at:at + 12 + length + 4]
         at += 12 + length + 4
+
+
+def test_tokenized_documents_go_through_files_whole(vocab_path, tmp_path):
+    """The documents the engines group by pool travel as file references: read back, the same ids, flags and
+    sentence ends, each in its pool; a section that is not one is refused."""
+    builder = ShardBuilder(ShardOptions(), str(vocab_path))
+    rows = [{"id": f"文档{i}", "sentences": ["北京是中国的首都。", f"第{i}个文档有一些内容。"],
+             "words": [["北京", "是", "中国", "的", "首都", "。"], ["第", f"{i}", "个", "文档", "有", "一些", "内容", "。"]]}
+            for i in range(7)]
+    docs = [(i % 3, builder.tokenize(r)) for i, r in enumerate(rows)]
+    sections = document_sections(docs, tmp_path)
+    assert [pool for pool, _ in sections] == [0, 1, 2]
+    for pool, section in sections:
+        back = load_documents(section)
+        want = [doc for p, doc in docs if p == pool]
+        assert section[3] == len(want) and section[4] == sum(doc.tokens for doc in want)
+        assert [(d.id, d.ids.tolist(), d.flags, d.ends.tolist()) for d in back] == \
+            [(d.id, d.ids.tolist(), d.flags, d.ends.tolist()) for d in want]
+    path, offset, size = sections[1][1][:3]
+    with pytest.raises(SpillError):
+        load_documents((path, offset + 1, size - 1))
+    assert document_sections([], tmp_path) == []
 
 
 def test_spill_files_are_never_unpickled(tmp_path):

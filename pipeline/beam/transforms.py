@@ -218,23 +218,28 @@ class CountPreTokens(beam.PTransform):
 SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
 
 
-@beam.typehints.with_output_types(typing.Any)   # (pool, document) pairs and tagged rejected/quarantined
+@beam.typehints.with_output_types(typing.Any)   # (pool, documents reference) pairs and tagged rejected/quarantined
 class _TokenizeFn(beam.DoFn):
-    def __init__(self, options, vocab: str, pools: int) -> None:
-        self.options, self.vocab, self.pools = options, vocab, pools
+    """A row group -> its documents tokenized, written to a file a section per pool; (pool, reference) out, so
+    the runner holds references, not the documents of the whole input."""
+
+    def __init__(self, options, vocab: str, pools: int, spill_dir: str) -> None:
+        self.options, self.vocab, self.pools, self.spill_dir = options, vocab, pools, spill_dir
 
     def setup(self):
         self.builder = shard_builder.ShardBuilder.shared(self.options, self.vocab)   # once per worker process
         self.count = BeamCount()
 
     def process(self, table):
+        docs = []
         for result in self.builder.tokenize_table(table, self.count):     # a row group at a time
             if isinstance(result, Quarantined):
                 yield beam.pvalue.TaggedOutput("quarantined", result)
             elif isinstance(result, Rejected):
                 yield beam.pvalue.TaggedOutput("rejected", result)
             else:
-                yield pool_of(self.options.seed, result.id, self.pools), result
+                docs.append((pool_of(self.options.seed, result.id, self.pools), result))
+        yield from shard_builder.document_sections(docs, self.spill_dir)
 
 
 class _PoolFn(beam.DoFn):
@@ -248,7 +253,8 @@ class _PoolFn(beam.DoFn):
         self.count = BeamCount()
 
     def process(self, pool, shards):
-        items = self.builder.pool_instances(list(pool[1]), self.count)
+        docs = [doc for section in pool[1] for doc in shard_builder.load_documents(section)]
+        items = self.builder.pool_instances(docs, self.count)
         yield from shard_builder.pool_sections(pool[0], items, shards, self.spill_dir)
 
 
@@ -298,12 +304,12 @@ class BuildShards(beam.PTransform):
     def expand(self, rows):
         options = self.options
         pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
-        tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
-            "rejected", "quarantined", main="docs")
+        tokenized = rows | "Tokenize" >> beam.ParDo(
+            _TokenizeFn(options, self.vocab, self.pools, pools_dir)).with_outputs("rejected", "quarantined", main="docs")
         docs = tokenized.docs
         shards = beam.pvalue.AsSingleton(
             docs
-            | "DocumentTokens" >> beam.Map(lambda kv: kv[1].tokens)
+            | "DocumentTokens" >> beam.Map(lambda kv: kv[1][4])
             | "SumTokens" >> beam.CombineGlobally(sum)
             | "ShardCount" >> beam.Map(lambda tokens: shard_count(options, tokens)))
         keyed = (docs

@@ -38,10 +38,14 @@ from pipeline.shards.seeds import derive, derive_text, rng_for
 from pipeline.shards.spill import (
     Records,
     Selection,
+    documents_bytes,
+    documents_from_bytes,
     merge_order,
+    read_bytes,
     read_section,
     read_section_keys,
     read_section_records,
+    write_parts,
     write_sections,
 )
 from pipeline.shards.tokens import DocumentTokenizer, TokenizedDocument
@@ -435,3 +439,24 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
     totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
     return {"file": final.name, "shard": shard, "instances": len(records), "bytes": size,
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
+
+
+def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str | Path) -> list[tuple[int, tuple]]:
+    """Tokenized documents with their pools -> one file, a section per pool; ``(pool, (path, offset, size,
+    documents, tokens))`` per section, what the engines group by pool instead of the documents."""
+    by_pool: dict[int, list[TokenizedDocument]] = {}
+    for pool, doc in docs:
+        by_pool.setdefault(pool, []).append(doc)
+    if not by_pool:
+        return []
+    pools = sorted(by_pool)
+    path = Path(spill_dir) / f"docs-{uuid.uuid4().hex}.bin"
+    placed = write_parts(path, [documents_bytes(by_pool[pool]) for pool in pools])
+    return [(pool, (str(path), offset, size, len(by_pool[pool]), sum(doc.tokens for doc in by_pool[pool])))
+            for pool, (offset, size) in zip(pools, placed)]
+
+
+def load_documents(section: tuple) -> list[TokenizedDocument]:
+    """The documents of one ``document_sections`` reference."""
+    path, offset, size = section[:3]
+    return documents_from_bytes(read_bytes(path, offset, size), TokenizedDocument)

@@ -311,26 +311,30 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
             for path, group in items:
                 table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
                 progress.update(table.num_rows, table.nbytes)
+                docs = []
                 for result in make.tokenize_table(table, count):
                     if isinstance(result, (Rejected, Quarantined)):
                         writers[type(result)].add(result)
                     else:
-                        yield pool_of(options.seed, result.id, pools), result
+                        docs.append((pool_of(options.seed, result.id, pools), result))
+                # the documents go to a file, a section per pool; the shuffle moves (pool, reference) pairs
+                yield from shard_builder.document_sections(docs, pools_dir)
             faults.task_ending("shards.tokenize", index)
         progress.close()
         yield None, count.as_dict()
+
+    pools_dir = str(Path(summaries).parent / ".pools")    # documents and instance bytes go through files
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
     tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.DISK_ONLY)
     counters = merge(*tokenized.filter(lambda kv: kv[0] is None).values().collect())
     total_shards = shard_count(options, counters.get("shards.document_tokens", 0))
 
-    pools_dir = str(Path(summaries).parent / ".pools")    # instance bytes go through files, not the shuffle
-
     def instances(items):
         make = shard_builder.ShardBuilder.shared(options, vocab)
-        for pool, docs in items:
-            yield from shard_builder.pool_sections(pool, make.pool_instances(list(docs)), total_shards, pools_dir)
+        for pool, sections in items:
+            docs = [doc for section in sections for doc in shard_builder.load_documents(section)]
+            yield from shard_builder.pool_sections(pool, make.pool_instances(docs), total_shards, pools_dir)
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
