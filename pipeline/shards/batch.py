@@ -113,21 +113,28 @@ class BatchEncoder:
         lengths = 1 + np.bincount(owner, weights=step, minlength=n).astype(np.int64)
         if n and int(lengths.max()) > L:
             raise AssertionError("an instance is longer than max_seq_length")
-        within = np.arange(int(size.sum())) - np.repeat(_exclusive_cumsum(size), size)
-        row = np.repeat(owner, size)
-        col = np.repeat(offset, size) + within
-        source = np.repeat(ranges[:, 0], size) + within
-        matrix_ids = np.zeros((n, L), np.int64)
+        # every token of every range: where it comes from in the pool array and where it goes in the n × L cells
+        size_before = _exclusive_cumsum(size)
+        source = np.arange(int(size.sum())) - np.repeat(size_before - ranges[:, 0], size)
+        start_cell = owner * L + offset
+        cell = source + np.repeat(start_cell - ranges[:, 0], size)
+        matrix_ids = np.zeros((n, L), np.int32)
         matrix_flags = np.full((n, L), SPECIAL, np.uint8)
-        matrix_segments = np.zeros((n, L), np.uint8)
         matrix_ids[:, 0] = self.cls
-        matrix_ids[row, col] = pool.ids[source]
+        ids_flat, flags_flat = matrix_ids.reshape(-1), matrix_flags.reshape(-1)
+        ids_flat[cell] = pool.ids[source]
         flags = pool.flags[source]
-        flags[(within == 0) & (flags == CONT)] = START       # what is left of a cut word is a group
-        matrix_flags[row, col] = flags
-        matrix_segments[row, col] = np.repeat(ranges[:, 2], size)
-        matrix_ids[owner, offset + size] = self.sep
-        matrix_segments[owner, offset + size] = ranges[:, 2]
+        first = size_before[size > 0]
+        flags[first[flags[first] == CONT]] = START             # what is left of a cut word is a group
+        flags_flat[cell] = flags
+        ids_flat[start_cell + size] = self.sep
+        # segment ids: 1 over each segment-1 range and its [SEP], as a running sum of +1/-1 marks
+        marks = np.zeros((n, L + 1), np.int8)
+        second = ranges[:, 2] == 1
+        if second.any():
+            np.add.at(marks, (owner[second], offset[second]), 1)
+            np.add.at(marks, (owner[second], offset[second] + size[second] + 1), -1)
+        matrix_segments = np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
         return matrix_ids, matrix_flags, matrix_segments, lengths
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):

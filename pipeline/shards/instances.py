@@ -52,7 +52,7 @@ class PoolTokens:
 
 
 def pool_tokens(docs: list[TokenizedDocument]) -> PoolTokens:
-    ids = np.concatenate([doc.ids for doc in docs]).astype(np.int64) if docs else np.zeros(0, np.int64)
+    ids = np.concatenate([doc.ids for doc in docs]).astype(np.int32) if docs else np.zeros(0, np.int32)
     flags = np.frombuffer(b"".join(doc.flags for doc in docs), dtype=np.uint8)
     sentences, bounds, at = [], [], 0
     for doc in docs:
