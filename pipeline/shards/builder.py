@@ -2,8 +2,10 @@
 
 The engines run three steps around this module:
 
-1. every segmented row group is tokenized (``ShardBuilder.tokenize_table``) and each
-   document sent to its pool (``seeds.pool_of``: a hash of the document id);
+1. every segmented row group is tokenized (``ShardBuilder.tokenize_table``), each
+   document assigned its pool (``seeds.pool_of``: a hash of the document id), and the
+   documents written to a file a section per pool (``document_sections``): the engines
+   group references by pool, not documents, so no step holds the whole input;
 2. each pool yields its instances (``ShardBuilder.pool_instances``): for every copy
    (``dupe_factor``), every document with its own random stream seeded from
    (seed, document id, copy); the instances come out as ``Records`` (``spill``):
@@ -13,9 +15,10 @@ The engines run three steps around this module:
    instances over a shard's even share (``shard_targets``) move, by key order, to the
    shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
    one and every byte depends only on the input, the vocab and the settings.  The part
-   a shard keeps is spilled to a file (``split_shard``) and only the surplus takes a
-   second trip through the engine; ``write_shard`` merges both.  Spill files are in
-   ``spill``'s binary format, never pickles: they live in the output directory.
+   a shard keeps stays in the pool files (``split_shard`` reads only the keys and
+   passes a ``Kept`` reference on) and only the surplus takes a second trip through the
+   engine; ``write_shard`` merges both.  Spill files are in ``spill``'s binary formats,
+   never pickles: they live in the output directory.
 """
 
 from __future__ import annotations
