@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import uuid
 from hashlib import blake2b
 from pathlib import Path
@@ -37,7 +38,7 @@ from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
 from pipeline.shards.instances import InstanceTable, bert_rows, pool_tokens, roberta_instances
 from pipeline.shards.masking import replacement_ids
-from pipeline.shards.seeds import derive, derive_text, rng_for
+from pipeline.shards.seeds import derive, derive_text
 from pipeline.shards.spill import (
     Records,
     Selection,
@@ -194,9 +195,13 @@ class ShardBuilder:
         if options.mode == "bert":
             rows: list[tuple] = []
             runs = []
+            # rng_for(seed, "doc", doc id, copy), the text before the copy built once per document
+            prefixes = [derive_text(options.seed, "doc", doc.id, "") for doc in docs]
             for copy in range(options.dupe_factor):
+                suffix = b"%d" % copy
                 for position, doc in enumerate(docs):
-                    rng = rng_for(options.seed, "doc", doc.id, copy)
+                    rng = random.Random(int.from_bytes(blake2b(prefixes[position] + suffix, digest_size=8).digest(),
+                                                       "little"))
                     partners = everyone[:position] + everyone[position + 1:]
                     made = bert_rows(pool, position, partners, rng, options.max_seq_length, options.short_seq_prob,
                                      rows)

@@ -133,31 +133,6 @@ def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
     return int(pool.group_starts[lo + rng._randbelow(hi - lo)])
 
 
-def _truncate(a: tuple[int, int], b: tuple[int, int], max_tokens: int, rng: random.Random, b_borrowed: bool):
-    """google's truncate_seq_pair on two ranges: while too long, drop one token of the longer side (B on a tie)
-    from its front or its back at random.  Returns the ranges, own tokens cut, borrowed tokens cut.
-
-    The sides are known in advance: the longer side until both are as long, then B, A, B, ... in turn; so
-    the draws (one per token, front below 0.5) are taken in one go and counted per side."""
-    la, lb = a[1] - a[0], b[1] - b[0]
-    excess = la + lb - max_tokens
-    if excess <= 0:
-        return a, b, 0, 0
-    random_ = rng.random
-    front = [random_() < 0.5 for _ in range(excess)]
-    lead = min(excess, abs(la - lb))           # cuts on the longer side before both are as long
-    head, b_turns, a_turns = front[:lead], front[lead::2], front[lead + 1::2]
-    if la > lb:
-        a_front, a_cuts, b_front, b_cuts = sum(head) + sum(a_turns), lead + len(a_turns), sum(b_turns), len(b_turns)
-    else:
-        a_front, a_cuts, b_front, b_cuts = sum(a_turns), len(a_turns), sum(head) + sum(b_turns), lead + len(b_turns)
-    a = (a[0] + a_front, a[1] - (a_cuts - a_front))
-    b = (b[0] + b_front, b[1] - (b_cuts - b_front))
-    if b_borrowed:
-        return a, b, excess - b_cuts, b_cuts
-    return a, b, excess, 0
-
-
 # Columns of a bert row (``bert_rows``): A and B as ranges of the pool array (B empty: no B), the next
 # sentence label and the figures of ``Instance``.
 BERT_COLUMNS = ("a_start", "a_end", "b_start", "b_end", "is_random_next", "own_tokens", "truncated",
@@ -220,9 +195,29 @@ def bert_rows(pool: PoolTokens, doc: int, partners: list[int], rng: random.Rando
             b0, b1 = a1, bounds[i]
             own = b1 - a0
             c0 = i
-        if a1 - a0 + b1 - b0 > max_tokens:
-            (a0, a1), (b0, b1), truncated, borrowed = _truncate((a0, a1), (b0, b1), max_tokens, rng,
-                                                               b_borrowed=random_next)
+        excess = a1 - a0 + b1 - b0 - max_tokens
+        if excess > 0:
+            # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from
+            # its front or its back at random.  The sides are known in advance: the longer side until both are
+            # as long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in
+            # one go and counted per side
+            front = [random_() < 0.5 for _ in range(excess)]
+            la, lb = a1 - a0, b1 - b0
+            lead = min(excess, abs(la - lb))
+            b_front, b_cuts = sum(front[lead::2]), len(front[lead::2])
+            a_front, a_cuts = sum(front[lead + 1::2]), excess - lead - b_cuts
+            if la > lb:
+                a_front += sum(front[:lead])
+                a_cuts += lead
+            else:
+                b_front += sum(front[:lead])
+                b_cuts += lead
+            a0, a1 = a0 + a_front, a1 - (a_cuts - a_front)
+            b0, b1 = b0 + b_front, b1 - (b_cuts - b_front)
+            if random_next:
+                truncated, borrowed = excess - b_cuts, b_cuts
+            else:
+                truncated, borrowed = excess, 0
         else:
             truncated = borrowed = 0
         append((a0, a1, b0, b1, random_next, own - truncated, truncated, borrowed, single))
