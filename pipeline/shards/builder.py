@@ -278,7 +278,7 @@ def _word_starts(words, rows: list[int], per_doc: np.ndarray, sentences: list[st
 
 # Cells (instances × max_seq_length) masked and encoded in one batch: big enough that NumPy's per-call cost
 # is small, small enough that the batch's matrices stay a few tens of MB.
-ENCODE_CELLS = 1 << 17
+ENCODE_CELLS = 1 << 19
 
 
 def instance_keys(seed: int, runs: list[tuple[str, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
