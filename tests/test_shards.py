@@ -20,11 +20,13 @@ tf = pytest.importorskip("tensorflow")
 from conftest import make_config, shared_file  # noqa: E402
 from pipeline.config import InputSpec, ShardOptions  # noqa: E402
 from pipeline.shards import manifest as shard_manifest  # noqa: E402
-from pipeline.shards.builder import (STAT_FIELDS, ShardBuilder, load_section, pool_sections,  # noqa: E402
-                                     rebalance, shard_targets, spilled, split_shard, write_shard)
+from pipeline.shards.builder import (STAT_FIELDS, Kept, ShardBuilder, document_sections,  # noqa: E402
+                                     load_documents, load_section, pool_sections,
+                                     rebalance, shard_targets, split_shard, write_shard)
 from pipeline.shards.instances import bert_instances, pool_tokens  # noqa: E402
 from pipeline.shards.masking import replacement_ids  # noqa: E402
-from pipeline.shards.spill import Records, SpillError, read_section, select, write_sections  # noqa: E402
+from pipeline.shards.spill import (Records, SpillError, read_section, read_section_keys,  # noqa: E402
+                                   read_section_records, select, write_sections)
 from pipeline.shards.tfrecord import read_records  # noqa: E402
 from pipeline.shards.tokens import CONT, START, DocumentTokenizer, TokenizedDocument  # noqa: E402
 from pipeline.stages import DOCUMENT_STAGES, run_all, run_stage  # noqa: E402
@@ -421,7 +423,7 @@ def _records(items: list[tuple[int, bytes, tuple]]) -> Records:
 
 
 def _through_spill(items, shards: int, batches: int, directory: Path) -> list[bytes]:
-    """pool_sections -> load_section -> split_shard -> write_shard, as the engines run them; the shard files."""
+    """pool_sections -> split_shard -> write_shard, as the engines run them; the shard files."""
     sections = [section for part in range(batches)
                 for section in pool_sections(part, _records(items[part::batches]), shards, directory / "pools")]
     per_shard: dict[int, list] = {}
@@ -431,12 +433,14 @@ def _through_spill(items, shards: int, batches: int, directory: Path) -> list[by
     targets, plan = shard_targets(len(items), shards), rebalance(counts, shards)
     incoming: dict[int, list] = {}
     for shard in range(shards):
-        loaded = [load_section(r) for r in per_shard.get(shard, [])]
-        for dest, records in split_shard(shard, loaded, targets, plan, directory / "kept").items():
-            incoming.setdefault(dest, []).append(records)
+        parts = split_shard(shard, per_shard.get(shard, []), targets, plan)
+        assert isinstance(parts[shard], Kept) and parts[shard].keep == min(counts.get(shard, 0), targets[shard])
+        assert all(isinstance(part, Records) for dest, part in parts.items() if dest != shard)
+        for dest, part in parts.items():
+            incoming.setdefault(dest, []).append(part)
     files = []
     for shard in range(shards):
-        summary = write_shard(directory / "out", shard, shards, [spilled(directory / "kept", shard), *incoming[shard]])
+        summary = write_shard(directory / "out", shard, shards, incoming[shard])
         data = (directory / "out" / summary["file"]).read_bytes()
         assert summary["instances"] == targets[shard] and summary["bytes"] == len(data)
         assert summary["sha256"] == hashlib.sha256(data).hexdigest()
@@ -480,6 +484,28 @@ def read_records_bytes(data: bytes):
         at += 12 + length + 4
 
 
+def test_tokenized_documents_go_through_files_whole(vocab_path, tmp_path):
+    """The documents the engines group by pool travel as file references: read back, the same ids, flags and
+    sentence ends, each in its pool; a section that is not one is refused."""
+    builder = ShardBuilder(ShardOptions(), str(vocab_path))
+    rows = [{"id": f"文档{i}", "sentences": ["北京是中国的首都。", f"第{i}个文档有一些内容。"],
+             "words": [["北京", "是", "中国", "的", "首都", "。"], ["第", f"{i}", "个", "文档", "有", "一些", "内容", "。"]]}
+            for i in range(7)]
+    docs = [(i % 3, builder.tokenize(r)) for i, r in enumerate(rows)]
+    sections = document_sections(docs, tmp_path)
+    assert [pool for pool, _ in sections] == [0, 1, 2]
+    for pool, section in sections:
+        back = load_documents(section)
+        want = [doc for p, doc in docs if p == pool]
+        assert section[3] == len(want) and section[4] == sum(doc.tokens for doc in want)
+        assert [(d.id, d.ids.tolist(), d.flags, d.ends.tolist()) for d in back] == \
+            [(d.id, d.ids.tolist(), d.flags, d.ends.tolist()) for d in want]
+    path, offset, size = sections[1][1][:3]
+    with pytest.raises(SpillError):
+        load_documents((path, offset + 1, size - 1))
+    assert document_sections([], tmp_path) == []
+
+
 def test_spill_files_are_never_unpickled(tmp_path):
     """A spill file is only read as the binary section format: a pickle (one that would run code when loaded),
     garbage or a truncated section is refused, and nothing in it is executed."""
@@ -491,23 +517,28 @@ def test_spill_files_are_never_unpickled(tmp_path):
         def __reduce__(self):
             return (Path.touch, (marker,))
 
-    kept = tmp_path / "kept"
-    kept.mkdir()
-    (kept / "00000.bin").write_bytes(pickle.dumps([Payload()]))
-    with pytest.raises(SpillError):
-        spilled(kept, 0)
     (tmp_path / "pool.bin").write_bytes(pickle.dumps([Payload()]))
+    reference = (str(tmp_path / "pool.bin"), 0, (tmp_path / "pool.bin").stat().st_size, 1)
     with pytest.raises(SpillError):
-        load_section((str(tmp_path / "pool.bin"), 0, (tmp_path / "pool.bin").stat().st_size, 1))
+        load_section(reference)
+    with pytest.raises(SpillError):
+        split_shard(0, [reference], [1], {})
+    with pytest.raises(SpillError):
+        write_shard(tmp_path / "out", 0, 1, [Kept((reference,), 1)])
     assert not marker.exists()
     good = _records([(5, b"abc", (1,) * len(STAT_FIELDS)), (2, b"de", (2,) * len(STAT_FIELDS))])
     (offset, size, n), = write_sections(tmp_path / "s.bin", [select(good)])
     assert read_section(tmp_path / "s.bin", offset, size) == good and n == 2
+    assert read_section_keys(tmp_path / "s.bin", offset, size).tolist() == [5, 2]
+    assert read_section_records(tmp_path / "s.bin", offset, size, np.asarray([1, 0])) == good.take([1, 0])
     raw = (tmp_path / "s.bin").read_bytes()
     for broken in (raw[:-1], raw[:40], raw[:8] + b"\xff" * 8 + raw[16:]):
         (tmp_path / "b.bin").write_bytes(broken)
+        for read in (read_section, read_section_keys):
+            with pytest.raises(SpillError):
+                read(tmp_path / "b.bin", 0, len(broken))
         with pytest.raises(SpillError):
-            read_section(tmp_path / "b.bin", 0, len(broken))
+            read_section_records(tmp_path / "b.bin", 0, len(broken), np.asarray([0]))
 
 
 def test_fast_encoder_gives_exactly_the_tokenizers_ids_and_offsets(vocab_path):

@@ -187,23 +187,28 @@ class CountPreTokens(beam.PTransform):
 SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
 
 
-@beam.typehints.with_output_types(typing.Any)   # (pool, document) pairs and tagged rejected/quarantined
+@beam.typehints.with_output_types(typing.Any)   # (pool, documents reference) pairs and tagged rejected/quarantined
 class _TokenizeFn(beam.DoFn):
-    def __init__(self, options, vocab: str, pools: int) -> None:
-        self.options, self.vocab, self.pools = options, vocab, pools
+    """A row group -> its documents tokenized, written to a file a section per pool; (pool, reference) out, so
+    the runner holds references, not the documents of the whole input."""
+
+    def __init__(self, options, vocab: str, pools: int, spill_dir: str) -> None:
+        self.options, self.vocab, self.pools, self.spill_dir = options, vocab, pools, spill_dir
 
     def setup(self):
         self.builder = shard_builder.ShardBuilder.shared(self.options, self.vocab)   # once per worker process
         self.count = BeamCount()
 
     def process(self, table):
+        docs = []
         for result in self.builder.tokenize_table(table, self.count):     # a row group at a time
             if isinstance(result, Quarantined):
                 yield beam.pvalue.TaggedOutput("quarantined", result)
             elif isinstance(result, Rejected):
                 yield beam.pvalue.TaggedOutput("rejected", result)
             else:
-                yield pool_of(self.options.seed, result.id, self.pools), result
+                docs.append((pool_of(self.options.seed, result.id, self.pools), result))
+        yield from shard_builder.document_sections(docs, self.spill_dir)
 
 
 class _PoolFn(beam.DoFn):
@@ -217,21 +222,18 @@ class _PoolFn(beam.DoFn):
         self.count = BeamCount()
 
     def process(self, pool, shards):
-        items = self.builder.pool_instances(list(pool[1]), self.count)
+        docs = [doc for section in pool[1] for doc in shard_builder.load_documents(section)]
+        items = self.builder.pool_instances(docs, self.count)
         yield from shard_builder.pool_sections(pool[0], items, shards, self.spill_dir)
 
 
 class _SplitShardFn(beam.DoFn):
-    """Records of one first shard -> its kept part spilled to disk; (destination, surplus) out."""
-
-    def __init__(self, spill_dir: str) -> None:
-        self.spill_dir = spill_dir
+    """Pool file sections of one first shard -> (destination, Kept reference or surplus records) out."""
 
     def process(self, group, plan):
         shard, sections = group
         targets, moves = plan
-        batches = (shard_builder.load_section(section) for section in sections)
-        yield from shard_builder.split_shard(shard, batches, targets, moves, self.spill_dir).items()
+        yield from shard_builder.split_shard(shard, list(sections), targets, moves).items()
 
 
 def _plan(counts, shards):
@@ -240,19 +242,18 @@ def _plan(counts, shards):
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, summaries: str, spill_dir: str) -> None:
-        self.directory, self.summaries, self.spill_dir = directory, summaries, spill_dir
+    def __init__(self, directory: str, summaries: str) -> None:
+        self.directory, self.summaries = directory, summaries
 
     def start_bundle(self):
         self.first = None
 
     def process(self, group, shards):
-        shard, batches = group
+        shard, parts = group
         if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
             self.first = shard
             faults.task_started("shards.write", shard)
-        records = [shard_builder.spilled(self.spill_dir, shard), *batches]
-        summary = shard_builder.write_shard(self.directory, shard, shards, records)
+        summary = shard_builder.write_shard(self.directory, shard, shards, list(parts))
         if shard == self.first:
             faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
         Path(self.summaries).mkdir(parents=True, exist_ok=True)
@@ -271,14 +272,13 @@ class BuildShards(beam.PTransform):
 
     def expand(self, rows):
         options = self.options
-        spill = str(Path(self.summaries).parent / ".kept")
         pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
-        tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
-            "rejected", "quarantined", main="docs")
+        tokenized = rows | "Tokenize" >> beam.ParDo(
+            _TokenizeFn(options, self.vocab, self.pools, pools_dir)).with_outputs("rejected", "quarantined", main="docs")
         docs = tokenized.docs
         shards = beam.pvalue.AsSingleton(
             docs
-            | "DocumentTokens" >> beam.Map(lambda kv: kv[1].tokens)
+            | "DocumentTokens" >> beam.Map(lambda kv: kv[1][4])
             | "SumTokens" >> beam.CombineGlobally(sum)
             | "ShardCount" >> beam.Map(lambda tokens: shard_count(options, tokens)))
         keyed = (docs
@@ -292,9 +292,9 @@ class BuildShards(beam.PTransform):
             | "Plan" >> beam.Map(_plan, shards))
         (keyed
          | "ByShard" >> beam.GroupByKey()
-         | "Split" >> beam.ParDo(_SplitShardFn(spill), plan)
+         | "Split" >> beam.ParDo(_SplitShardFn(), plan)
          | "ByDestination" >> beam.GroupByKey()
-         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries, spill), shards))
+         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries), shards))
         return tokenized
 
 

@@ -22,7 +22,7 @@ import google_crc32c
 import numpy as np
 
 from pipeline.shards import tfrecord
-from pipeline.shards.instances import Instance, PoolTokens
+from pipeline.shards.instances import InstanceTable, PoolTokens
 from pipeline.shards.seeds import uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
@@ -36,22 +36,29 @@ def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _varints(matrix: np.ndarray) -> tuple[bytes, np.ndarray]:
-    """Packed varints of each row of a non-negative matrix (values < 2**21): the bytes of all rows and each
-    row's offsets into them (``n + 1`` of them)."""
-    values = matrix.astype(np.int64)
-    if values.size and int(values.max()) >= 1 << 21:
-        raise ValueError("ids of 2**21 and more are not supported")
+def _padded(rows: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Byte strings as the rows of a zero-padded uint8 matrix, and which of its bytes are theirs."""
+    width = max((len(row) for row in rows), default=0)
+    data = np.zeros((len(rows), width), np.uint8)
+    valid = np.zeros((len(rows), width), dtype=bool)
+    for k, row in enumerate(rows):
+        data[k, :len(row)] = np.frombuffer(row, np.uint8)
+        valid[k, :len(row)] = True
+    return data, valid
+
+
+def _varint_table(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Protobuf varints of 0..size-1 (< 2**21, so 1 to 3 bytes), each in 4 bytes read as one uint32, and which
+    of those bytes are the varint's, the same way: a matrix of values gathers into n × 4·width bytes at once."""
+    values = np.arange(size, dtype=np.int64)
     two, three = values >= 0x80, values >= 0x4000
-    out = np.empty(values.shape + (3,), dtype=np.uint8)
-    out[..., 0] = (values & 0x7F) | (two << 7)
-    out[..., 1] = ((values >> 7) & 0x7F) | (three << 7)
-    out[..., 2] = values >> 14
-    valid = np.stack([np.ones_like(two), two, three], axis=-1)
-    lengths = valid.reshape(len(values), -1).sum(axis=1)
-    offsets = np.zeros(len(values) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=offsets[1:])
-    return out[valid].tobytes(), offsets
+    data = np.zeros((size, 4), np.uint8)
+    data[:, 0] = (values & 0x7F) | (two << 7)
+    data[:, 1] = ((values >> 7) & 0x7F) | (three << 7)
+    data[:, 2] = values >> 14
+    valid = np.zeros((size, 4), dtype=bool)
+    valid[:, 0], valid[:, 1], valid[:, 2] = True, two, three
+    return data.view(np.uint32).ravel(), valid.view(np.uint32).ravel()
 
 
 class BatchEncoder:
@@ -71,9 +78,8 @@ class BatchEncoder:
         self._label_prefixes = [int64_prefix(b"masked_lm_ids", "int64", size) for size in range(3 * P + 1)]
         self._word_prefixes = [int64_prefix(b"word_ids", "int64", size) for size in range(3 * L + 1)]
         self.segment_prefix = int64_prefix(b"segment_ids", "int64", L)
-        # input_mask depends only on the length: its feature bytes, by length
+        # input_mask: its prefix, then one byte per position (1 up to the length, then 0)
         mask_prefix = int64_prefix(b"input_mask", "int64", L)
-        self._masks = [mask_prefix + b"\x01" * n + b"\x00" * (L - n) for n in range(L + 1)]
         # what follows the varint features depends only on (predictions, next sentence label): by 2 × count + label
         weights_prefix = tfrecord.feature_prefix(b"masked_lm_weights", "float", 4 * P)
         label_prefix = int64_prefix(b"next_sentence_labels", "int64", 1)
@@ -84,12 +90,19 @@ class BatchEncoder:
         self._heads: dict[int, tuple[bytes, int]] = {}      # body size -> (record start, CRC32C of its Example head)
         if vocab_size >= 1 << 21:
             raise ValueError("vocabularies of 2**21 entries and more are not supported")
+        # the same pieces as padded byte matrices, gathered by size, count or length for a whole batch
+        self._varint_data, self._varint_valid = _varint_table(max(vocab_size, L + 1))
+        self._id_table = _padded(self._id_prefixes)
+        self._extra_tables = ([_padded(self._word_prefixes)] if options.unmasked
+                              else [_padded(self._position_prefixes), _padded(self._label_prefixes)])
+        self._tail_table = _padded(self._tails)
+        self._mask_prefix = np.frombuffer(mask_prefix, np.uint8)
+        self._segment_prefix = np.frombuffer(self.segment_prefix, np.uint8)
 
-    def layout(self, pool: PoolTokens, instances: list[Instance]):
+    def layout(self, pool: PoolTokens, instances: InstanceTable):
         """ids, group flags and segment ids matrices (n × L), and each instance's length."""
         n, L = len(instances), self.length
-        ranges = np.asarray([r for instance in instances for r in instance.ranges], dtype=np.int64).reshape(-1, 3)
-        per_instance = np.asarray([len(instance.ranges) for instance in instances], dtype=np.int64)
+        ranges, per_instance = instances.ranges, instances.range_counts
         owner = np.repeat(np.arange(n), per_instance)
         size = ranges[:, 1] - ranges[:, 0]
         step = size + 1                                       # each range and its [SEP]
@@ -100,21 +113,28 @@ class BatchEncoder:
         lengths = 1 + np.bincount(owner, weights=step, minlength=n).astype(np.int64)
         if n and int(lengths.max()) > L:
             raise AssertionError("an instance is longer than max_seq_length")
-        within = np.arange(int(size.sum())) - np.repeat(_exclusive_cumsum(size), size)
-        row = np.repeat(owner, size)
-        col = np.repeat(offset, size) + within
-        source = np.repeat(ranges[:, 0], size) + within
-        matrix_ids = np.zeros((n, L), np.int64)
+        # every token of every range: where it comes from in the pool array and where it goes in the n × L cells
+        size_before = _exclusive_cumsum(size)
+        source = np.arange(int(size.sum())) - np.repeat(size_before - ranges[:, 0], size)
+        start_cell = owner * L + offset
+        cell = source + np.repeat(start_cell - ranges[:, 0], size)
+        matrix_ids = np.zeros((n, L), np.int32)
         matrix_flags = np.full((n, L), SPECIAL, np.uint8)
-        matrix_segments = np.zeros((n, L), np.uint8)
         matrix_ids[:, 0] = self.cls
-        matrix_ids[row, col] = pool.ids[source]
+        ids_flat, flags_flat = matrix_ids.reshape(-1), matrix_flags.reshape(-1)
+        ids_flat[cell] = pool.ids[source]
         flags = pool.flags[source]
-        flags[(within == 0) & (flags == CONT)] = START       # what is left of a cut word is a group
-        matrix_flags[row, col] = flags
-        matrix_segments[row, col] = np.repeat(ranges[:, 2], size)
-        matrix_ids[owner, offset + size] = self.sep
-        matrix_segments[owner, offset + size] = ranges[:, 2]
+        first = size_before[size > 0]
+        flags[first[flags[first] == CONT]] = START             # what is left of a cut word is a group
+        flags_flat[cell] = flags
+        ids_flat[start_cell + size] = self.sep
+        # segment ids: 1 over each segment-1 range and its [SEP], as a running sum of +1/-1 marks
+        marks = np.zeros((n, L + 1), np.int8)
+        second = ranges[:, 2] == 1
+        if second.any():
+            np.add.at(marks, (owner[second], offset[second]), 1)
+            np.add.at(marks, (owner[second], offset[second] + size[second] + 1), -1)
+        matrix_segments = np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
         return matrix_ids, matrix_flags, matrix_segments, lengths
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
@@ -139,7 +159,9 @@ class BatchEncoder:
         threshold = np.minimum(1.0, 2.0 * (wanted + 2) / np.maximum(per_row, 1))
         candidate = priority < threshold[group_row]
         picks = np.flatnonzero(candidate)
-        order = picks[np.argsort(group_row[picks] + priority[picks], kind="stable")]
+        # by row, then priority: row + priority (non-negative floats) sorted as the bits of the float, which
+        # order as the floats do and sort faster
+        order = picks[np.argsort((group_row[picks] + priority[picks]).view(np.uint64), kind="stable")]
         sorted_len = group_len[order]
         sorted_row = group_row[order]
         per_row_c = np.bincount(sorted_row, minlength=n)
@@ -156,17 +178,22 @@ class BatchEncoder:
         cursor = first_c + n_prefix                      # the word that overshot; the walk resumes after it
         need = wanted - covered
         active = (need > 0) & (cursor < first_c + per_row_c)
-        position = np.arange(len(order))
+        # the words still eligible: of an active instance, after its cursor, no longer than it needs (need only
+        # shrinks, so a word that drops out never comes back); each round takes the first of each instance
+        eligible = np.flatnonzero(active[sorted_row])
         while active.any():
-            eligible = np.flatnonzero(active[sorted_row] & (position > cursor[sorted_row])
-                                      & (sorted_len <= need[sorted_row]))
-            rows, at = np.unique(sorted_row[eligible], return_index=True)
+            row_of = sorted_row[eligible]
+            eligible = eligible[active[row_of] & (eligible > cursor[row_of]) & (sorted_len[eligible] <= need[row_of])]
+            row_of = sorted_row[eligible]
+            first_of_row = np.ones(len(eligible), dtype=bool)
+            first_of_row[1:] = row_of[1:] != row_of[:-1]
+            rows = row_of[first_of_row]
             stuck = active.copy()
             stuck[rows] = False
             active[stuck] = False                        # no candidate word fits any more
             if not len(rows):
                 break
-            taken = eligible[at]
+            taken = eligible[first_of_row]
             chosen[taken] = True
             need[rows] -= sorted_len[taken]
             cursor[rows] = taken
@@ -189,77 +216,106 @@ class BatchEncoder:
         picked = np.concatenate(picked)
         words = np.bincount(group_row[picked], minlength=n)
         p_len = group_len[picked]
-        p_row = np.repeat(group_row[picked], p_len)
-        p_col = (np.repeat(group_at[picked] % L, p_len)
-                 + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
+                  + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        selected = np.zeros(n * L, dtype=bool)
+        selected[p_flat] = True
+        if options.mask_decision == "word":
+            per_cell = np.empty(n * L)
+            per_cell[p_flat] = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+        p_flat = np.flatnonzero(selected)                        # the same cells in position order
+        p_row, p_col = p_flat // L, p_flat % L
         seed_at = seeds[p_row]
         if options.mask_decision == "word":
-            decision = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+            decision = per_cell[p_flat]
         else:
             decision = uniform(seed_at, p_col, _SALT_TOKEN)
         masked = ids.copy()
-        to_mask = decision < 0.8
-        masked[p_row[to_mask], p_col[to_mask]] = self.mask
+        flat_masked = masked.reshape(-1)
+        flat_masked[p_flat[decision < 0.8]] = self.mask
         to_replace = decision >= 0.9
         if to_replace.any():
             draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
-            masked[p_row[to_replace], p_col[to_replace]] = self.replacements[
-                (draw * len(self.replacements)).astype(np.int64)]
-        by_position = np.argsort(p_row * L + p_col)      # (row, column) pairs are distinct
-        p_row, p_col = p_row[by_position], p_col[by_position]
+            flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
         counts = np.bincount(p_row, minlength=n)
         slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
         P = self.predictions
         positions = np.zeros((n, P), np.int64)
         labels = np.zeros((n, P), np.int64)
         positions[p_row, slot] = p_col
-        labels[p_row, slot] = ids[p_row, p_col]
+        labels[p_row, slot] = ids.reshape(-1)[p_flat]
         return masked, positions, labels, counts, words
 
-    def encode(self, pool: PoolTokens, instances: list[Instance], seeds) -> tuple[bytearray, np.ndarray, np.ndarray]:
-        """Framed TFRecords of the instances laid end to end, their offsets (n + 1), and per instance
-        (tokens, masked, words masked) as an n × 3 array."""
+    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, data: list, valid: list) -> None:
+        """Append the feature prefix (by payload size) and the packed varints of each row of ``matrix``."""
+        n = len(matrix)
+        payload = self._varint_data[matrix].view(np.uint8).reshape(n, -1)
+        present = self._varint_valid[matrix].view(bool).reshape(n, -1)
+        size = present.sum(axis=1)
+        data += (prefixes[0][size], payload)
+        valid += (prefixes[1][size], present)
+
+    def encode(self, pool: PoolTokens, instances: InstanceTable, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Framed TFRecords of the instances laid end to end (uint8), their offsets (n + 1), and per instance
+        (tokens, masked, words masked) as an n × 3 array.
+
+        Every piece of every record (TFRecord head, feature prefixes, varints, fixed features, tail, CRC) is
+        a block of columns of one byte matrix with a mask of the bytes that are there; the records are the
+        masked bytes in order.  Only the CRC32C of each record is computed one record at a time."""
         n = len(instances)
         if not n:
-            return bytearray(), np.zeros(1, np.int64), np.zeros((0, 3), np.int64)
+            return np.zeros(0, np.uint8), np.zeros(1, np.int64), np.zeros((0, 3), np.int64)
         L = self.length
         ids, flags, segments, lengths = self.layout(pool, instances)
-        unmasked = self.options.unmasked
-        if unmasked:
+        if self.options.unmasked:
             words_per_position = np.cumsum(flags == START, axis=1) * (flags != SPECIAL)
             shown, counts, words = ids, np.zeros(n, np.int64), np.zeros(n, np.int64)
-            extra = [(self._word_prefixes, *_varints(words_per_position))]
+            extra = [words_per_position]
         else:
             shown, positions, labels, counts, words = self.mask_batch(
                 ids, flags, lengths, np.asarray(seeds, dtype=np.uint64))
-            extra = [(self._position_prefixes, *_varints(positions)), (self._label_prefixes, *_varints(labels))]
-        id_bytes, id_offsets = _varints(shown)
-        segment_bytes = segments.tobytes()
-        id_prefixes, masks, tails, heads = self._id_prefixes, self._masks, self._tails, self._heads
-        extend, join = google_crc32c.extend, b"".join
-        out = bytearray()
-        ends = [0]
-        id_at = id_offsets.tolist()
-        extra_at = [(prefixes, blob, offsets.tolist()) for prefixes, blob, offsets in extra]
-        length_list = lengths.tolist()
-        tail_index = (2 * counts + np.asarray([inst.is_random_next for inst in instances], np.int64)).tolist()
-        for i in range(n):
-            a, b = id_at[i], id_at[i + 1]
-            parts = [id_prefixes[b - a], id_bytes[a:b], masks[length_list[i]],
-                     self.segment_prefix, segment_bytes[i * L:(i + 1) * L]]
-            for prefixes, blob, at in extra_at:
-                a, b = at[i], at[i + 1]
-                parts += (prefixes[b - a], blob[a:b])
-            parts.append(tails[tail_index[i]])
-            body = join(parts)
-            head = heads.get(len(body))
-            if head is None:
-                head = heads[len(body)] = tfrecord.frame_head(len(body))
-            crc = extend(head[1], body)
-            out += head[0]
-            out += body
-            out += ((((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF).to_bytes(4, "little")
-            ends.append(len(out))
-        figures = np.stack([lengths - 1 - np.asarray([len(inst.ranges) for inst in instances], np.int64),
-                            counts.astype(np.int64), words.astype(np.int64)], axis=1)
-        return out, np.asarray(ends, dtype=np.int64), figures
+            extra = [positions, labels]
+        data: list[np.ndarray] = [None]          # the TFRecord head goes first, once the body sizes are known
+        valid: list[np.ndarray] = [None]
+        self._varints(self._id_table, shown, data, valid)
+        mask = np.empty((n, len(self._mask_prefix) + L), np.uint8)
+        mask[:, :len(self._mask_prefix)] = self._mask_prefix
+        mask[:, len(self._mask_prefix):] = np.arange(L) < lengths[:, None]
+        segment = np.empty((n, len(self._segment_prefix) + L), np.uint8)
+        segment[:, :len(self._segment_prefix)] = self._segment_prefix
+        segment[:, len(self._segment_prefix):] = segments
+        data += (mask, segment)
+        valid.append(np.broadcast_to(np.True_, (n, mask.shape[1] + segment.shape[1])))
+        for table, matrix in zip(self._extra_tables, extra):
+            self._varints(table, matrix, data, valid)
+        tail = 2 * counts + instances.is_random_next
+        data.append(self._tail_table[0][tail])
+        valid.append(self._tail_table[1][tail])
+        body = sum(v.sum(axis=1) for v in valid[1:3]) + mask.shape[1] + segment.shape[1] + sum(
+            v.sum(axis=1) for v in valid[4:])
+        sizes, which = np.unique(body, return_inverse=True)
+        heads = [self._head(int(size)) for size in sizes.tolist()]
+        head_data, head_valid = _padded([head for head, _ in heads])
+        data[0], valid[0] = head_data[which], head_valid[which]
+        data.append(np.zeros((n, 4), np.uint8))                  # the record's CRC, filled in below
+        valid.append(np.broadcast_to(np.True_, (n, 4)))
+        out = np.concatenate(data, axis=1)[np.concatenate(valid, axis=1)]
+        head_size = np.asarray([len(head) for head, _ in heads], np.int64)[which]
+        ends = np.zeros(n + 1, np.int64)
+        np.cumsum(head_size + body + 4, out=ends[1:])
+        blob, extend = out.tobytes(), google_crc32c.extend      # (extend takes bytes, not a memoryview)
+        head_crc = np.asarray([crc for _, crc in heads], np.uint64)[which].tolist()
+        starts = (ends[:-1] + head_size).tolist()
+        crc = np.fromiter(map(extend, head_crc, [blob[a:b] for a, b in zip(starts, (ends[1:] - 4).tolist())]),
+                          np.uint64, n)
+        masked = (((crc >> np.uint64(15)) | (crc << np.uint64(17))) + np.uint64(_MASK_DELTA)) & np.uint64(0xFFFFFFFF)
+        out[(ends[1:] - 4)[:, None] + np.arange(4)] = masked.astype("<u4").view(np.uint8).reshape(n, 4)
+        figures = np.stack([lengths - 1 - instances.range_counts, counts.astype(np.int64), words.astype(np.int64)],
+                           axis=1)
+        return out, ends, figures
+
+    def _head(self, size: int) -> tuple[bytes, int]:
+        head = self._heads.get(size)
+        if head is None:
+            head = self._heads[size] = tfrecord.frame_head(size)
+        return head

@@ -2,8 +2,10 @@
 
 The engines run three steps around this module:
 
-1. every segmented row group is tokenized (``ShardBuilder.tokenize_table``) and each
-   document sent to its pool (``seeds.pool_of``: a hash of the document id);
+1. every segmented row group is tokenized (``ShardBuilder.tokenize_table``), each
+   document assigned its pool (``seeds.pool_of``: a hash of the document id), and the
+   documents written to a file a section per pool (``document_sections``): the engines
+   group references by pool, not documents, so no step holds the whole input;
 2. each pool yields its instances (``ShardBuilder.pool_instances``): for every copy
    (``dupe_factor``), every document with its own random stream seeded from
    (seed, document id, copy); the instances come out as ``Records`` (``spill``):
@@ -13,32 +15,41 @@ The engines run three steps around this module:
    instances over a shard's even share (``shard_targets``) move, by key order, to the
    shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
    one and every byte depends only on the input, the vocab and the settings.  The part
-   a shard keeps is spilled to a file (``split_shard``) and only the surplus takes a
-   second trip through the engine; ``write_shard`` merges both.  Spill files are in
-   ``spill``'s binary format, never pickles: they live in the output directory.
+   a shard keeps stays in the pool files (``split_shard`` reads only the keys and
+   passes a ``Kept`` reference on) and only the surplus takes a second trip through the
+   engine; ``write_shard`` merges both.  Spill files are in ``spill``'s binary formats,
+   never pickles: they live in the output directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import random
 import uuid
 from hashlib import blake2b
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
-from pipeline.shards.instances import bert_instances, pool_tokens, roberta_instances
+from pipeline.shards.instances import InstanceTable, bert_rows, pool_tokens, roberta_instances
 from pipeline.shards.masking import replacement_ids
-from pipeline.shards.seeds import derive, derive_text, rng_for
+from pipeline.shards.seeds import derive, derive_text
 from pipeline.shards.spill import (
     Records,
     Selection,
+    documents_bytes,
+    documents_from_bytes,
     merge_order,
+    read_bytes,
     read_section,
+    read_section_keys,
+    read_section_records,
+    write_parts,
     write_sections,
 )
 from pipeline.shards.tokens import DocumentTokenizer, TokenizedDocument
@@ -181,26 +192,35 @@ class ShardBuilder:
         docs = sorted(docs, key=lambda d: d.id)
         pool = pool_tokens(docs)
         everyone = list(range(len(docs)))
-        instances = []
-        for copy in range(options.dupe_factor):
-            if options.mode == "bert":
+        if options.mode == "bert":
+            rows: list[tuple] = []
+            runs = []
+            # rng_for(seed, "doc", doc id, copy), the text before the copy built once per document
+            prefixes = [derive_text(options.seed, "doc", doc.id, "") for doc in docs]
+            for copy in range(options.dupe_factor):
+                suffix = b"%d" % copy
                 for position, doc in enumerate(docs):
-                    rng = rng_for(options.seed, "doc", doc.id, copy)
+                    rng = random.Random(int.from_bytes(blake2b(prefixes[position] + suffix, digest_size=8).digest(),
+                                                       "little"))
                     partners = everyone[:position] + everyone[position + 1:]
-                    instances += bert_instances(pool, position, partners, copy, rng, options.max_seq_length,
-                                                options.short_seq_prob)
-            else:
+                    made = bert_rows(pool, position, partners, rng, options.max_seq_length, options.short_seq_prob,
+                                     rows)
+                    runs.append((doc.id, copy, made, 0))
+            table = InstanceTable.of_bert_rows(rows, runs)
+        else:
+            instances = []
+            for copy in range(options.dupe_factor):
                 order = sorted(everyone, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
                 instances += roberta_instances(pool, order, copy, options.max_seq_length)
-        count("shards.instances", len(instances))
-        keys, mask_seeds = instance_keys(options.seed, instances)
+            table = InstanceTable.of_instances(instances)
+        count("shards.instances", len(table))
+        keys, mask_seeds = instance_keys(options.seed, table.runs)
         step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
         batches = []
-        for begin in range(0, len(instances), step):
-            chunk = instances[begin:begin + step]
+        for begin in range(0, len(table), step):
+            chunk = table.rows(begin, begin + step)
             data, offsets, figures = self.encoder.encode(pool, chunk, mask_seeds[begin:begin + step])
-            own = np.asarray([(i.is_random_next, i.own_tokens, i.truncated, i.truncated_borrowed, i.single_segment)
-                              for i in chunk], dtype=np.int64).reshape(-1, 5)
+            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures], axis=1)
             batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
         return Records.concat(batches, len(STAT_FIELDS))
 
@@ -258,19 +278,17 @@ def _word_starts(words, rows: list[int], per_doc: np.ndarray, sentences: list[st
 
 # Cells (instances × max_seq_length) masked and encoded in one batch: big enough that NumPy's per-call cost
 # is small, small enough that the batch's matrices stay a few tens of MB.
-ENCODE_CELLS = 1 << 17
+ENCODE_CELLS = 1 << 19
 
 
-def instance_keys(seed: int, instances) -> tuple[np.ndarray, np.ndarray]:
+def instance_keys(seed: int, runs: list[tuple[str, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
     """Each instance's shuffle key and mask seed, ``derive_pair(seed, "instance", doc_id, copy, index)``, as
-    two uint64 arrays (the text before the index is built once per document copy)."""
-    prefixes: dict[tuple[str, int], bytes] = {}
+    two uint64 arrays, for ``runs`` of instances (document id, copy, how many, first index; see
+    ``InstanceTable``): the text before the index is built once per run."""
     digests = []
-    for inst in instances:
-        prefix = prefixes.get((inst.doc_id, inst.copy))
-        if prefix is None:
-            prefix = prefixes[(inst.doc_id, inst.copy)] = derive_text(seed, "instance", inst.doc_id, inst.copy, "")
-        digests.append(blake2b(prefix + b"%d" % inst.index, digest_size=16).digest())
+    for doc_id, copy, n, first in runs:
+        prefix = derive_text(seed, "instance", doc_id, copy, "")
+        digests += [blake2b(prefix + b"%d" % index, digest_size=16).digest() for index in range(first, first + n)]
     pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
     return pairs[:, 0].copy(), pairs[:, 1].copy()
 
@@ -296,38 +314,55 @@ def load_section(section: tuple) -> Records:
     return read_section(path, offset, size)
 
 
-def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: str | Path) -> dict[int, Records]:
-    """All records of one first shard (``Records`` batches, any order): the ones it keeps (the first
-    ``targets[shard]`` in key order) are spilled to ``spill_dir`` for ``write_shard``; returns its surplus as
-    {destination shard: records}, and ``{shard: no records}`` so the shard is written even if nothing moves
-    to it.
+class Kept(NamedTuple):
+    """The records a first shard keeps: the first ``keep``, in shuffle order, of the records of its pool file
+    ``sections`` (references, see ``pool_sections``); ``write_shard`` reads them there."""
 
-    Only the surplus (a few records per shard) goes through the engine's second shuffle.
+    sections: tuple
+    keep: int
+
+
+class _Keys:
+    """The keys of a section, standing for it where only the order is needed."""
+
+    def __init__(self, keys: np.ndarray) -> None:
+        self.keys = keys
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+def split_shard(shard: int, sections: list[tuple], targets: list[int], plan: dict) -> dict[int, object]:
+    """All the pool file sections of one first shard (references, any order) -> what each shard gets of them:
+    ``{shard: Kept}`` for the records it keeps (the first ``targets[shard]`` in key order; always there, so the
+    shard is written even if nothing moves to it) and ``{destination: Records}`` for its surplus.
+
+    Only the keys of the sections are read (all of the sections when two keys are equal: the order is then
+    by the record bytes), and the bytes of the surplus records: the kept records stay in the pool files until
+    ``write_shard`` reads them, and only the surplus (a few records per shard) goes through the engine.
     """
-    fields = len(STAT_FIELDS)
-    batches = [batch for batch in batches if len(batch)]
+    sections = [tuple(section) for section in sections if section[3]]
+    batches = [_Keys(read_section_keys(*section[:3])) for section in sections]
+    if batches:
+        keys = np.concatenate([batch.keys for batch in batches])
+        if len(np.unique(keys)) < len(keys):
+            batches = [load_section(section) for section in sections]
     which, index = merge_order(batches)
     keep = min(len(which), targets[shard])
-    write_sections(Path(spill_dir) / f"{shard:05d}.bin", [Selection(batches, which[:keep], index[:keep])])
-    out: dict[int, Records] = {shard: Records.empty(fields)}
+    out: dict[int, object] = {shard: Kept(tuple(sections), keep)}
     at = keep
     for dest, n in plan.get(shard) or ():
-        part = Selection(batches, which[at:at + n], index[at:at + n]).records()
-        out[dest] = Records.concat([out[dest], part], fields) if dest in out else part
+        part_which, part_index = which[at:at + n], index[at:at + n]
+        present = np.unique(part_which)
+        parts, position = [], np.zeros(n, np.int64)
+        for k in present.tolist():
+            mine = np.flatnonzero(part_which == k)
+            parts.append(read_section_records(*sections[k][:3], part_index[mine]))
+            position[mine] = np.arange(len(mine))
+        out[dest] = (Selection(parts, np.searchsorted(present, part_which), position).records() if n
+                     else Records.empty(len(STAT_FIELDS)))
         at += n
     return out
-
-
-def spilled(spill_dir: str | Path, shard: int) -> Records:
-    """The records ``split_shard`` kept for ``shard``.
-
-    The file stays until the stage removes the spill directory: a retried write task (its first attempt
-    failed, or its executor was lost, after reading it) must find it again.
-    """
-    path = Path(spill_dir) / f"{shard:05d}.bin"
-    if not path.exists():
-        return Records.empty(len(STAT_FIELDS))
-    return read_section(path, 0, path.stat().st_size)
 
 
 def shard_targets(total: int, shards: int) -> list[int]:
@@ -377,15 +412,28 @@ def shard_name(shard: int, shards: int) -> str:
     return f"part-{shard:05d}-of-{shards:05d}.tfrecord"
 
 
-def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict:
-    """Write ``Records`` batches, in key order, as one shard; returns its summary.
+def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
+    """Write one shard: the records of ``parts`` (``Kept`` references and ``Records`` batches, any order) in
+    key order; returns its summary.
 
     Written under a temporary name and renamed, so a retried task replaces the shard whole.
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    batches = [batch for batch in batches if len(batch)]
-    records = Selection(batches, *merge_order(batches))
+    batches: list[Records] = []
+    which, index = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    for part in parts:
+        if isinstance(part, Kept):
+            loaded = [load_section(section) for section in part.sections]
+            kept_which, kept_index = merge_order(loaded)
+            which.append(kept_which[:part.keep] + len(batches))
+            index.append(kept_index[:part.keep])
+            batches += loaded
+        elif len(part):
+            which.append(np.full(len(part), len(batches), np.int64))
+            index.append(np.arange(len(part), dtype=np.int64))
+            batches.append(part)
+    records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
     final = directory / shard_name(shard, shards)
     tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
     digest = hashlib.sha256()
@@ -399,3 +447,24 @@ def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict
     totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
     return {"file": final.name, "shard": shard, "instances": len(records), "bytes": size,
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
+
+
+def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str | Path) -> list[tuple[int, tuple]]:
+    """Tokenized documents with their pools -> one file, a section per pool; ``(pool, (path, offset, size,
+    documents, tokens))`` per section, what the engines group by pool instead of the documents."""
+    by_pool: dict[int, list[TokenizedDocument]] = {}
+    for pool, doc in docs:
+        by_pool.setdefault(pool, []).append(doc)
+    if not by_pool:
+        return []
+    pools = sorted(by_pool)
+    path = Path(spill_dir) / f"docs-{uuid.uuid4().hex}.bin"
+    placed = write_parts(path, [documents_bytes(by_pool[pool]) for pool in pools])
+    return [(pool, (str(path), offset, size, len(by_pool[pool]), sum(doc.tokens for doc in by_pool[pool])))
+            for pool, (offset, size) in zip(pools, placed)]
+
+
+def load_documents(section: tuple) -> list[TokenizedDocument]:
+    """The documents of one ``document_sections`` reference."""
+    path, offset, size = section[:3]
+    return documents_from_bytes(read_bytes(path, offset, size), TokenizedDocument)

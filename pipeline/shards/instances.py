@@ -31,7 +31,8 @@ no token lost.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from bisect import bisect_left, bisect_right
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -46,17 +47,20 @@ class PoolTokens:
     flags: np.ndarray
     sentences: list[list[tuple[int, int]]]
     doc_ids: list[str]
+    bounds: list[list[int]] = field(default_factory=list)      # per document: its sentences' bounds (m + 1)
+    group_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # where flags are START
 
 
 def pool_tokens(docs: list[TokenizedDocument]) -> PoolTokens:
-    ids = np.concatenate([doc.ids for doc in docs]).astype(np.int64) if docs else np.zeros(0, np.int64)
+    ids = np.concatenate([doc.ids for doc in docs]).astype(np.int32) if docs else np.zeros(0, np.int32)
     flags = np.frombuffer(b"".join(doc.flags for doc in docs), dtype=np.uint8)
-    sentences, at = [], 0
+    sentences, bounds, at = [], [], 0
     for doc in docs:
         ends = (doc.ends.astype(np.int64) + at).tolist()
         sentences.append(list(zip([at, *ends[:-1]], ends)))
+        bounds.append([at, *ends])
         at += len(doc.ids)
-    return PoolTokens(ids, flags, sentences, [d.id for d in docs])
+    return PoolTokens(ids, flags, sentences, [d.id for d in docs], bounds, np.flatnonzero(flags == START))
 
 
 @dataclass
@@ -74,43 +78,75 @@ class Instance:
     single_segment: bool = False
 
 
+@dataclass
+class InstanceTable:
+    """Many instances column-wise (what the batch encoder takes).
+
+    ``ranges`` (k × 3: start, end, segment id) of all instances end to end, ``range_counts`` how many are each
+    instance's; per instance its next-sentence label and ``figures`` (own tokens, truncated, truncated
+    borrowed, single segment); ``runs``: (document id, copy, instances, first index) of consecutive
+    instances whose seeds come from one document copy, numbered from the first index."""
+
+    ranges: np.ndarray
+    range_counts: np.ndarray
+    is_random_next: np.ndarray
+    figures: np.ndarray
+    runs: list[tuple[str, int, int, int]]
+
+    def __len__(self) -> int:
+        return len(self.range_counts)
+
+    def rows(self, begin: int, end: int) -> InstanceTable:
+        """Instances ``begin:end`` (``runs`` not kept: keys are made for the whole table)."""
+        first = int(self.range_counts[:begin].sum())
+        last = first + int(self.range_counts[begin:end].sum())
+        return InstanceTable(self.ranges[first:last], self.range_counts[begin:end], self.is_random_next[begin:end],
+                             self.figures[begin:end], [])
+
+    @classmethod
+    def of_bert_rows(cls, rows: list[tuple], runs: list[tuple[str, int, int, int]]) -> InstanceTable:
+        """From ``bert_rows`` tuples: A, then B when it is not empty."""
+        table = np.asarray(rows, dtype=np.int64).reshape(-1, len(BERT_COLUMNS))
+        n = len(table)
+        both = np.empty((n, 2, 3), np.int64)
+        both[:, 0, 0], both[:, 0, 1], both[:, 0, 2] = table[:, 0], table[:, 1], 0
+        both[:, 1, 0], both[:, 1, 1], both[:, 1, 2] = table[:, 2], table[:, 3], 1
+        has_b = table[:, 3] > table[:, 2]
+        present = np.stack([np.ones(n, dtype=bool), has_b], axis=1)
+        return cls(both[present], 1 + has_b.astype(np.int64), table[:, 4].copy(), table[:, 5:9].copy(), runs)
+
+    @classmethod
+    def of_instances(cls, instances: list[Instance]) -> InstanceTable:
+        ranges = np.asarray([r for inst in instances for r in inst.ranges], dtype=np.int64).reshape(-1, 3)
+        return cls(ranges, np.asarray([len(inst.ranges) for inst in instances], dtype=np.int64),
+                   np.asarray([inst.is_random_next for inst in instances], dtype=np.int64),
+                   np.asarray([(inst.own_tokens, inst.truncated, inst.truncated_borrowed, inst.single_segment)
+                               for inst in instances], dtype=np.int64).reshape(-1, 4),
+                   [(inst.doc_id, inst.copy, 1, inst.index) for inst in instances])
+
+
 def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
     """A random group start inside a sentence (not its first token); None when the sentence is one group."""
-    start, end = span
-    cuts = np.flatnonzero(pool.flags[start + 1:end] == START)
-    if not len(cuts):
+    lo, hi = pool.group_starts.searchsorted((span[0] + 1, span[1])).tolist()
+    if hi == lo:
         return None
-    return start + 1 + int(cuts[rng._randbelow(len(cuts))])
+    return int(pool.group_starts[lo + rng._randbelow(hi - lo)])
 
 
-def _truncate(a: tuple[int, int], b: tuple[int, int], max_tokens: int, rng: random.Random, b_borrowed: bool):
-    """google's truncate_seq_pair on two ranges: while too long, drop one token of the longer side (B on a tie)
-    from its front or its back at random.  Returns the ranges, own tokens cut, borrowed tokens cut.
-
-    The sides are known in advance: the longer side until both are as long, then B, A, B, ... in turn; so
-    the draws (one per token, front below 0.5) are taken in one go and counted per side."""
-    la, lb = a[1] - a[0], b[1] - b[0]
-    excess = la + lb - max_tokens
-    if excess <= 0:
-        return a, b, 0, 0
-    random_ = rng.random
-    front = [random_() < 0.5 for _ in range(excess)]
-    lead = min(excess, abs(la - lb))           # cuts on the longer side before both are as long
-    head, b_turns, a_turns = front[:lead], front[lead::2], front[lead + 1::2]
-    if la > lb:
-        a_front, a_cuts, b_front, b_cuts = sum(head) + sum(a_turns), lead + len(a_turns), sum(b_turns), len(b_turns)
-    else:
-        a_front, a_cuts, b_front, b_cuts = sum(a_turns), len(a_turns), sum(head) + sum(b_turns), lead + len(b_turns)
-    a = (a[0] + a_front, a[1] - (a_cuts - a_front))
-    b = (b[0] + b_front, b[1] - (b_cuts - b_front))
-    if b_borrowed:
-        return a, b, excess - b_cuts, b_cuts
-    return a, b, excess, 0
+# Columns of a bert row (``bert_rows``): A and B as ranges of the pool array (B empty: no B), the next
+# sentence label and the figures of ``Instance``.
+BERT_COLUMNS = ("a_start", "a_end", "b_start", "b_end", "is_random_next", "own_tokens", "truncated",
+                "truncated_borrowed", "single_segment")
 
 
-def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, rng: random.Random,
-                   max_seq_length: int, short_seq_prob: float) -> list[Instance]:
-    """Instances of one copy of pool document ``doc``; ``partners`` are the documents random B may come from."""
+def bert_rows(pool: PoolTokens, doc: int, partners: list[int], rng: random.Random, max_seq_length: int,
+              short_seq_prob: float, out: list) -> int:
+    """The instances of one copy of pool document ``doc``, appended to ``out`` as tuples (``BERT_COLUMNS``);
+    ``partners`` are the documents random B may come from.  Returns how many.
+
+    A chunk is a run of the document's sentences, which lie end to end in the pool array, so a chunk, A and
+    an actual B are each one range, and where a chunk ends is found by bisection on the sentence bounds
+    (the same chunks as adding sentence by sentence)."""
     max_tokens = max_seq_length - 3
     # rng.randint(lo, hi) and rng.randrange(n) are lo + _randbelow(hi - lo + 1) and _randbelow(n) for n > 0:
     # the same draws, without their argument checks (this loop runs for every instance)
@@ -118,60 +154,86 @@ def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, r
     target = max_tokens
     if random_() < short_seq_prob:
         target = 2 + randbelow(max_tokens - 1)
-    sentences = pool.sentences[doc]
-    doc_id = pool.doc_ids[doc]
-    instances: list[Instance] = []
-    chunk: list[tuple[int, int]] = []
-    length = 0
-    i = 0
-    while i < len(sentences):
-        size = sentences[i][1] - sentences[i][0]
-        full = bool(chunk) and length + size > max_tokens
-        if not full:       # a full chunk is closed first; this sentence starts the next one
-            chunk.append(sentences[i])
-            length += size
-            i += 1
-        if full or i == len(sentences) or length >= target:
-            pieces = chunk
-            random_next = random_() < 0.5
-            if not random_next and len(pieces) == 1:
-                cut = _cut_sentence(pool, pieces[0], rng)
-                if cut is None:
-                    random_next = True
-                else:
-                    pieces = [(pieces[0][0], cut), (cut, pieces[0][1])]
-            single = False
-            if random_next and not partners:
-                single = len(pieces) == 1
-                random_next = False
-            a_end = 1 + randbelow(len(pieces) - 1) if len(pieces) >= 2 else 1
-            a = (pieces[0][0], pieces[a_end - 1][1])
-            if random_next:
-                other = pool.sentences[partners[randbelow(len(partners))]]
-                b_target = max(1, target - (a[1] - a[0]))
-                start = rng.randrange(len(other))
-                last, taken = start, 0
-                for k in range(start, len(other)):
-                    taken += other[k][1] - other[k][0]
-                    last = k
-                    if taken >= b_target:
-                        break
-                b = (other[start][0], other[last][1])
-                i -= len(chunk) - a_end        # the chunk's unused sentences start the next chunk
-                own = a[1] - a[0]
+    bounds = pool.bounds[doc]                   # sentence k is bounds[k]:bounds[k + 1]
+    m = len(bounds) - 1
+    append = out.append
+    made = 0
+    c0 = 0                                      # the chunk's first sentence
+    while c0 < m:
+        base = bounds[c0]
+        # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or
+        # before the sentence that would take it over max_tokens (its first sentence is always taken)
+        i = min(bisect_left(bounds, base + target, c0 + 1), bisect_right(bounds, base + max_tokens, c0 + 2) - 1, m)
+        n_pieces = i - c0
+        random_next = random_() < 0.5
+        cut = None
+        if not random_next and n_pieces == 1:
+            cut = _cut_sentence(pool, (base, bounds[i]), rng)
+            if cut is None:
+                random_next = True
             else:
-                b = (pieces[a_end][0], pieces[-1][1]) if len(pieces) > a_end else (a[1], a[1])
-                own = (a[1] - a[0]) + (b[1] - b[0])
-            a, b, truncated, borrowed = _truncate(a, b, max_tokens, rng, b_borrowed=random_next)
-            ranges = [(a[0], a[1], 0)]
-            if b[1] > b[0]:
-                ranges.append((b[0], b[1], 1))
-            instances.append(Instance(ranges, random_next, doc_id, copy, len(instances),
-                                      own_tokens=own - truncated, truncated=truncated,
-                                      truncated_borrowed=borrowed, single_segment=single))
-            chunk = []
-            length = 0
-    return instances
+                n_pieces = 2
+        single = False
+        if random_next and not partners:
+            single = n_pieces == 1
+            random_next = False
+        a_end = 1 + randbelow(n_pieces - 1) if n_pieces >= 2 else 1
+        a0 = base
+        a1 = cut if cut is not None and a_end == 1 else bounds[c0 + a_end]
+        if random_next:
+            other = pool.bounds[partners[randbelow(len(partners))]]
+            b_target = target - (a1 - a0)
+            if b_target < 1:
+                b_target = 1
+            start = randbelow(len(other) - 1)
+            b0 = other[start]
+            last = bisect_left(other, b0 + b_target, start + 1)
+            b1 = other[last] if last < len(other) else other[-1]
+            c0 += a_end                         # the chunk's unused sentences start the next chunk
+            own = a1 - a0
+        else:
+            b0, b1 = a1, bounds[i]
+            own = b1 - a0
+            c0 = i
+        excess = a1 - a0 + b1 - b0 - max_tokens
+        if excess > 0:
+            # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from
+            # its front or its back at random.  The sides are known in advance: the longer side until both are
+            # as long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in
+            # one go and counted per side
+            front = [random_() < 0.5 for _ in range(excess)]
+            la, lb = a1 - a0, b1 - b0
+            lead = min(excess, abs(la - lb))
+            b_front, b_cuts = sum(front[lead::2]), len(front[lead::2])
+            a_front, a_cuts = sum(front[lead + 1::2]), excess - lead - b_cuts
+            if la > lb:
+                a_front += sum(front[:lead])
+                a_cuts += lead
+            else:
+                b_front += sum(front[:lead])
+                b_cuts += lead
+            a0, a1 = a0 + a_front, a1 - (a_cuts - a_front)
+            b0, b1 = b0 + b_front, b1 - (b_cuts - b_front)
+            if random_next:
+                truncated, borrowed = excess - b_cuts, b_cuts
+            else:
+                truncated, borrowed = excess, 0
+        else:
+            truncated = borrowed = 0
+        append((a0, a1, b0, b1, random_next, own - truncated, truncated, borrowed, single))
+        made += 1
+    return made
+
+
+def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, rng: random.Random,
+                   max_seq_length: int, short_seq_prob: float) -> list[Instance]:
+    """Instances of one copy of pool document ``doc`` (``bert_rows`` as ``Instance`` records)."""
+    rows: list[tuple] = []
+    bert_rows(pool, doc, partners, rng, max_seq_length, short_seq_prob, rows)
+    doc_id = pool.doc_ids[doc]
+    return [Instance([(a0, a1, 0)] + ([(b0, b1, 1)] if b1 > b0 else []), random_next, doc_id, copy, index,
+                     own_tokens=own, truncated=truncated, truncated_borrowed=borrowed, single_segment=single)
+            for index, (a0, a1, b0, b1, random_next, own, truncated, borrowed, single) in enumerate(rows)]
 
 
 def roberta_instances(pool: PoolTokens, order: list[int], copy: int, max_seq_length: int) -> list[Instance]:

@@ -117,15 +117,21 @@ class Records:
                    figures.astype(np.int64))
 
 
-def merge_order(batches: list[Records]) -> tuple[np.ndarray, np.ndarray]:
-    """(batch, index) of every record of the batches in shuffle order: by key, then by the record bytes (two
-    records sharing a 64-bit key land in one order, whatever order and batches they arrived in)."""
-    sizes = [len(b) for b in batches]
-    if not sum(sizes):
+def merge_order(batches: list[Records], which: np.ndarray | None = None,
+                index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(batch, index) of every record of the batches (or of the ones ``which`` and ``index`` name) in shuffle
+    order: by key, then by the record bytes (two records sharing a 64-bit key land in one order, whatever
+    order and batches they arrived in)."""
+    if which is None:
+        sizes = [len(b) for b in batches]
+        which = np.repeat(np.arange(len(batches)), sizes)
+        index = np.arange(sum(sizes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    if not len(which):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    keys = np.concatenate([b.keys for b in batches])
-    which = np.repeat(np.arange(len(batches)), sizes)
-    index = np.arange(len(keys)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    keys = np.empty(len(which), np.uint64)
+    for k, batch in enumerate(batches):
+        mine = np.flatnonzero(which == k) if len(batches) > 1 else slice(None)
+        keys[mine] = batch.keys[index[mine]]
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
@@ -239,3 +245,137 @@ def read_section(path: str | Path, offset: int, size: int) -> Records:
     if len(data) != size:
         raise SpillError(f"{path}: truncated records section")
     return Records.from_bytes(data)
+
+
+def _read_head(f, path, offset: int, size: int) -> tuple[int, int, int]:
+    """(records, figures per record, data bytes) of the section at ``offset``, checked against its size."""
+    head = len(MAGIC) + _HEADER.size
+    f.seek(offset)
+    raw = f.read(head)
+    if len(raw) < head or raw[:len(MAGIC)] != MAGIC:
+        raise SpillError(f"{path}: not a records section (bad magic)")
+    n, fields, data, reserved = _HEADER.unpack(raw[len(MAGIC):])
+    if reserved or fields > _MAX_FIELDS or 8 * (n + (n + 1) + n * fields) + data + head != size:
+        raise SpillError(f"{path}: records section: sizes do not match its length")
+    return n, fields, data
+
+
+def read_section_keys(path: str | Path, offset: int, size: int) -> np.ndarray:
+    """The keys of a section, without reading its records."""
+    with open(path, "rb") as f:
+        n, _, _ = _read_head(f, path, offset, size)
+        raw = f.read(8 * n)
+    if len(raw) != 8 * n:
+        raise SpillError(f"{path}: truncated records section")
+    return np.frombuffer(raw, "<u8").astype(np.uint64)
+
+
+def read_section_records(path: str | Path, offset: int, size: int, index: np.ndarray) -> Records:
+    """The records at ``index`` of a section (in that order), reading only their bytes and the section's
+    arrays."""
+    with open(path, "rb") as f:
+        n, fields, data = _read_head(f, path, offset, size)
+        raw = f.read(8 * (n + (n + 1) + n * fields))
+        if len(raw) != 8 * (n + (n + 1) + n * fields):
+            raise SpillError(f"{path}: truncated records section")
+        keys = np.frombuffer(raw, "<u8", n).astype(np.uint64)
+        offsets = np.frombuffer(raw, "<i8", n + 1, 8 * n).astype(np.int64)
+        figures = np.frombuffer(raw, "<i8", n * fields, 8 * (2 * n + 1)).astype(np.int64).reshape(n, fields)
+        if offsets[0] != 0 or offsets[-1] != data or (n and bool((np.diff(offsets) < 0).any())):
+            raise SpillError(f"{path}: records section: bad offsets")
+        index = np.asarray(index, dtype=np.int64)
+        start = offset + len(MAGIC) + _HEADER.size + len(raw)
+        chunks = []
+        for i in index.tolist():
+            f.seek(start + int(offsets[i]))
+            chunk = f.read(int(offsets[i + 1] - offsets[i]))
+            if len(chunk) != offsets[i + 1] - offsets[i]:
+                raise SpillError(f"{path}: truncated records section")
+            chunks.append(chunk)
+    sizes = offsets[index + 1] - offsets[index]
+    out = np.zeros(len(index) + 1, np.int64)
+    np.cumsum(sizes, out=out[1:])
+    return Records(keys[index], out, b"".join(chunks), figures[index])
+
+
+# -- tokenized documents ------------------------------------------------------------------------------------------
+#
+# Between tokenizing and building instances the documents of a pool are gathered from every row group; the
+# engines move references to them, not the documents (an in-process runner would otherwise hold every
+# document of the input at once).  A section holds some documents of one pool (all integers little-endian):
+#
+#     magic   8 bytes   b"WWMDOC1\n"
+#     header  4 x u64   documents n, tokens t, sentences s, id bytes b
+#     id_offsets        (n + 1) x i64   into the ids' UTF-8 bytes
+#     token_offsets     (n + 1) x i64   each document's first token
+#     sentence_offsets  (n + 1) x i64   each document's first sentence end
+#     ids               t x i32
+#     ends              s x i32         where each sentence ends in its document's tokens
+#     flags             t bytes
+#     id bytes          b bytes
+
+DOC_MAGIC = b"WWMDOC1\n"
+
+
+def documents_bytes(docs) -> list:
+    """The section of ``docs`` (``TokenizedDocument``), in pieces."""
+    names = [doc.id.encode("utf-8") for doc in docs]
+    counts = np.zeros((3, len(docs) + 1), np.int64)
+    np.cumsum([len(name) for name in names], out=counts[0, 1:])
+    np.cumsum([len(doc.ids) for doc in docs], out=counts[1, 1:])
+    np.cumsum([len(doc.ends) for doc in docs], out=counts[2, 1:])
+    ids = np.concatenate([doc.ids for doc in docs]).astype("<i4") if docs else np.zeros(0, "<i4")
+    ends = np.concatenate([doc.ends for doc in docs]).astype("<i4") if docs else np.zeros(0, "<i4")
+    return [DOC_MAGIC, _HEADER.pack(len(docs), len(ids), len(ends), int(counts[0, -1])), counts.astype("<i8").tobytes(),
+            ids.tobytes(), ends.tobytes(), *(doc.flags for doc in docs), *names]
+
+
+def documents_from_bytes(buffer, make) -> list:
+    """The documents of a section written from ``documents_bytes``, each ``make(id, ids, flags, ends)``;
+    ``SpillError`` if it is anything else."""
+    view = memoryview(buffer)
+    head = len(DOC_MAGIC) + _HEADER.size
+    if len(view) < head or bytes(view[:len(DOC_MAGIC)]) != DOC_MAGIC:
+        raise SpillError("not a documents section (bad magic)")
+    n, t, s, b = _HEADER.unpack(view[len(DOC_MAGIC):head])
+    if 24 * (n + 1) + 5 * t + 4 * s + b + head != len(view):
+        raise SpillError("documents section: sizes do not match its length")
+    counts = np.frombuffer(view, "<i8", 3 * (n + 1), head).reshape(3, n + 1)
+    if (counts[:, 0] != 0).any() or (np.diff(counts, axis=1) < 0).any() or counts[:, -1].tolist() != [b, t, s]:
+        raise SpillError("documents section: bad offsets")
+    at = head + 24 * (n + 1)
+    ids = np.frombuffer(view, "<i4", t, at).astype(np.int32)
+    ends = np.frombuffer(view, "<i4", s, at + 4 * t).astype(np.int32)
+    flags = bytes(view[at + 4 * t + 4 * s:at + 5 * t + 4 * s])
+    names = bytes(view[at + 5 * t + 4 * s:])
+    names_at, tokens_at, sentences_at = (row.tolist() for row in counts)
+    return [make(names[names_at[k]:names_at[k + 1]].decode("utf-8"), ids[tokens_at[k]:tokens_at[k + 1]],
+                 flags[tokens_at[k]:tokens_at[k + 1]], ends[sentences_at[k]:sentences_at[k + 1]])
+            for k in range(n)]
+
+
+def write_parts(path: Path, sections: list[list]) -> list[tuple[int, int]]:
+    """Write sections given as lists of bytes-like pieces to ``path`` (temporary name, then renamed);
+    (offset, size) of each."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    placed, offset = [], 0
+    with open(tmp, "wb") as f:
+        for pieces in sections:
+            size = 0
+            for piece in pieces:
+                f.write(piece)
+                size += memoryview(piece).nbytes
+            placed.append((offset, size))
+            offset += size
+    os.replace(tmp, path)
+    return placed
+
+
+def read_bytes(path: str | Path, offset: int, size: int) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        data = f.read(size)
+    if len(data) != size:
+        raise SpillError(f"{path}: truncated section")
+    return data

@@ -311,8 +311,8 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 
 
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
-    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances -> by first shard: the kept part
-    spilled to disk, the surplus out -> surplus by destination shard -> one file per shard."""
+    """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances in pool files -> by first shard:
+    a reference to the kept part, the surplus records out -> by destination shard -> one file per shard."""
     import pyarrow.parquet as pq
     from pyspark import StorageLevel
 
@@ -333,26 +333,30 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
             for path, group in items:
                 table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
                 progress.update(table.num_rows, table.nbytes)
+                docs = []
                 for result in make.tokenize_table(table, count):
                     if isinstance(result, (Rejected, Quarantined)):
                         writers[type(result)].add(result)
                     else:
-                        yield pool_of(options.seed, result.id, pools), result
+                        docs.append((pool_of(options.seed, result.id, pools), result))
+                # the documents go to a file, a section per pool; the shuffle moves (pool, reference) pairs
+                yield from shard_builder.document_sections(docs, pools_dir)
             faults.task_ending("shards.tokenize", index)
         progress.close()
         yield None, count.as_dict()
+
+    pools_dir = str(Path(summaries).parent / ".pools")    # documents and instance bytes go through files
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
     tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.DISK_ONLY)
     counters = merge(*tokenized.filter(lambda kv: kv[0] is None).values().collect())
     total_shards = shard_count(options, counters.get("shards.document_tokens", 0))
 
-    pools_dir = str(Path(summaries).parent / ".pools")    # instance bytes go through files, not the shuffle
-
     def instances(items):
         make = shard_builder.ShardBuilder.shared(options, vocab)
-        for pool, docs in items:
-            yield from shard_builder.pool_sections(pool, make.pool_instances(list(docs)), total_shards, pools_dir)
+        for pool, sections in items:
+            docs = [doc for section in sections for doc in shard_builder.load_documents(section)]
+            yield from shard_builder.pool_sections(pool, make.pool_instances(docs), total_shards, pools_dir)
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
@@ -368,16 +372,12 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
     targets = shard_builder.shard_targets(sum(per_shard.values()), total_shards)
     moves = shard_builder.rebalance(dict(per_shard), total_shards)
 
-    spill = str(Path(summaries).parent / ".kept")
-
     def split(shard, batches):      # batches: (shard, pool file reference) pairs
-        sections = (shard_builder.load_section(section) for _, section in batches)
-        yield from shard_builder.split_shard(shard, sections, targets, moves, spill).items()
+        yield from shard_builder.split_shard(shard, [section for _, section in batches], targets, moves).items()
 
-    def write(shard, batches):
+    def write(shard, batches):      # batches: (shard, Kept reference or surplus records) pairs
         faults.task_started("shards.write", shard)
-        records = [shard_builder.spilled(spill, shard), *(batch for _, batch in batches)]
-        summary = shard_builder.write_shard(directory, shard, total_shards, records)
+        summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
         faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
         Path(summaries).mkdir(parents=True, exist_ok=True)
         (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
