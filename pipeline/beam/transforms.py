@@ -4,13 +4,21 @@ The transforms only read, group and write; every decision is made by the core
 (``read_file``, ``Cleaner.process``, ``ExactKey`` / ``resolve_group``).
 Counters go to Beam metrics (namespace ``wwm``).  Models and converters are
 built in ``DoFn.setup``, once per worker, never pickled.
+
+Local tables are read and written with Beam's own Parquet and text IO.  For an
+object-store path (``gs://``; :mod:`pipeline.storage`) the same transforms read
+row groups and write parts through pyarrow instead (Beam's ``gs://`` file system
+needs the ``apache_beam[gcp]`` extra and cannot be pointed at an emulator): a
+table is written as ``WRITE_PARTS`` parts, each record going to the part its
+content hashes to (a ``GroupByKey``), so a retried bundle rewrites the same
+part names whole.
 """
 
 from __future__ import annotations
 
 import json
 import typing
-from pathlib import Path
+import zlib
 from collections import Counter
 
 import apache_beam as beam
@@ -19,13 +27,13 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline import faults, schema
+from pipeline import faults, schema, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
 from pipeline.dedup.exact import DocRef, ExactKey, resolve_group
 from pipeline.dedup.minhash import MinHasher, bucket_edges, edge_from_json, edge_key, exact_similarity
 from pipeline.ingest.readers import read_file
-from pipeline.outputs import parquet_files
+from pipeline.outputs import TableWriter, parquet_file, parquet_files, read_row_group, row_groups
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 from pipeline.segment.stage import Segmentation
@@ -38,6 +46,91 @@ NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
 # bounds that stage's memory; 16 MB keeps it flat without making files of tiny groups.
 ROW_GROUP_BYTES = 16 * 1024 * 1024
+WRITE_PARTS = 16     # parts per table (and per text output) written through pyarrow to an object store
+
+
+def _part_of(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) % WRITE_PARTS
+
+
+def _record_part(record) -> int:
+    return _part_of(f"{getattr(record, 'id', None)}|{getattr(record, 'file', None)}|"
+                    f"{getattr(record, 'position', None)}")
+
+
+class _WritePartFn(beam.DoFn):
+    """(part, records) -> ``<directory>/part-PPPPP-of-NNNNN.parquet`` through pyarrow (object stores)."""
+
+    def __init__(self, directory: str, table: str) -> None:
+        self.directory, self.table = directory, table
+
+    def process(self, group):
+        part, records = group
+        writer = TableWriter(self.directory, self.table, f"part-{part:05d}-of-{WRITE_PARTS:05d}",
+                             row_group_bytes=ROW_GROUP_BYTES)
+        try:
+            for record in records:
+                writer.add(record)
+        except BaseException:
+            writer.abort()
+            raise
+        writer.close()
+        return []
+
+
+class _WriteLinesFn(beam.DoFn):
+    """(part, lines) -> ``<prefix>-PPPPP-of-NNNNN<suffix>`` through pyarrow (object stores)."""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        self.prefix, self.suffix = prefix, suffix
+
+    def process(self, group):
+        part, lines = group
+        storage.write_text(f"{self.prefix}-{part:05d}-of-{WRITE_PARTS:05d}{self.suffix}",
+                           "".join(line + "\n" for line in lines))
+        return []
+
+
+class WriteLines(beam.PTransform):
+    """Text lines -> files ``<prefix>-SSSSS-of-NNNNN<suffix>`` (Beam's ``WriteToText`` locally)."""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        super().__init__()
+        self.prefix, self.suffix = str(prefix), suffix
+
+    def expand(self, lines):
+        if not storage.is_remote(self.prefix):
+            return lines | "Write" >> beam.io.WriteToText(self.prefix, file_name_suffix=self.suffix)
+        return (lines
+                | "Part" >> beam.Map(lambda line: (_part_of(line), line))
+                | "GroupParts" >> beam.GroupByKey()
+                | "WriteParts" >> beam.ParDo(_WriteLinesFn(self.prefix, self.suffix)))
+
+
+def _read_lines(path: str):
+    return [line for line in storage.read_text(path).split("\n") if line]
+
+
+class RowGroups(beam.PTransform):
+    """A table directory on an object store -> one element per row group: an Arrow table of ``columns``
+    (``as_table``), else its rows as dicts (all columns of table ``name``, or ``columns``)."""
+
+    def __init__(self, directory: str, name: str, columns: list[str] | None = None, as_table: bool = False) -> None:
+        super().__init__()
+        self.directory, self.name, self.columns, self.as_table = directory, name, columns, as_table
+
+    def expand(self, pbegin):
+        name, columns, as_table = self.name, self.columns, self.as_table
+
+        def read(item):
+            path, index = item
+            if as_table:
+                return [parquet_file(path).read_row_group(index, columns=columns)]
+            return read_row_group(path, index, name, columns)
+
+        return (pbegin
+                | "RowGroups" >> beam.Create(row_groups(self.directory), reshuffle=True)
+                | "ReadRowGroup" >> beam.FlatMap(read))
 
 
 class BeamCount:
@@ -208,8 +301,12 @@ class CountPreTokens(beam.PTransform):
     def expand(self, pbegin):
         if not parquet_files(self.directory):
             return pbegin | "Empty" >> beam.Create([])
-        return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet", columns=["id", "sentences"])
+        if storage.is_remote(self.directory):
+            rows = pbegin | "Read" >> RowGroups(self.directory, "segmented", ["id", "sentences"])
+        else:
+            rows = pbegin | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet",
+                                                              columns=["id", "sentences"])
+        return (rows
                 | "Progress" >> tick("vocab", self.progress_dir)
                 | "Count" >> beam.ParDo(_CountPreTokensFn(self.options))
                 | "Sum" >> beam.CombinePerKey(sum))
@@ -286,8 +383,8 @@ class _WriteShardFn(beam.DoFn):
         summary = shard_builder.write_shard(self.directory, shard, shards, records)
         if shard == self.first:
             faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
-        Path(self.summaries).mkdir(parents=True, exist_ok=True)
-        (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
+        storage.makedirs(self.summaries)
+        storage.write_text(storage.join(self.summaries, f"{shard:05d}.json"), json.dumps(summary))
         yield summary
 
 
@@ -302,8 +399,8 @@ class BuildShards(beam.PTransform):
 
     def expand(self, rows):
         options = self.options
-        spill = str(Path(self.summaries).parent / ".kept")
-        pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
+        spill = storage.join(storage.parent(self.summaries), ".kept")
+        pools_dir = storage.join(storage.parent(self.summaries), ".pools")   # instance bytes go through files
         tokenized = rows | "Tokenize" >> beam.ParDo(_TokenizeFn(options, self.vocab, self.pools)).with_outputs(
             "rejected", "quarantined", main="docs")
         docs = tokenized.docs
@@ -443,8 +540,12 @@ class ExactSimilarities(beam.PTransform):
         self.edges_pattern = edges_pattern
 
     def expand(self, docs):
-        incident = (docs.pipeline
-                    | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+        if storage.is_remote(self.edges_pattern):
+            candidates = (docs.pipeline | "Candidates" >> beam.Create([self.edges_pattern])
+                          | "ReadCandidates" >> beam.FlatMap(_read_lines))
+        else:
+            candidates = docs.pipeline | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+        incident = (candidates
                     | "Incident" >> beam.FlatMap(_incident_pairs)
                     | "GroupIncident" >> beam.GroupByKey()
                     | "KeyList" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
@@ -515,6 +616,11 @@ class WriteTable(beam.PTransform):
         self.table = table
 
     def expand(self, records):
+        if storage.is_remote(self.directory):
+            return (records
+                    | "Part" >> beam.Map(lambda record: (_record_part(record), record))
+                    | "GroupParts" >> beam.GroupByKey()
+                    | "WriteParts" >> beam.ParDo(_WritePartFn(self.directory, self.table)))
         return (records
                 | "ToRow" >> beam.Map(to_row)
                 | "Write" >> beam.io.WriteToParquet(
@@ -534,10 +640,15 @@ class ReadTable(beam.PTransform):
         record_type = self.record_type
         if not parquet_files(self.directory):
             return pbegin | "Empty" >> beam.Create([])
+        if storage.is_remote(self.directory):
+            return (pbegin
+                    | "Read" >> RowGroups(self.directory, record_type.TABLE)
+                    | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
         return (pbegin
                 | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet")
                 | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
 
 
 __all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "ExactDuplicates", "NearDuplicateEdges", "DroppedIds",
-           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]
+           "drop_ids", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable",
+           "RowGroups", "WriteLines"]

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
@@ -74,9 +75,12 @@ class ShardBuilder:
     def shared(cls, options, vocab_path: str) -> ShardBuilder:
         """One builder per process for these settings and vocab file: Spark tasks and Beam DoFns of one worker
         process reuse it instead of loading the vocab and building the tokenizer each time."""
-        path = Path(vocab_path)
-        stat = path.stat()
-        key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if storage.is_remote(vocab_path):
+            key = (repr(options), str(vocab_path), storage.size(vocab_path), storage.mtime_ns(vocab_path))
+        else:
+            path = Path(vocab_path)
+            stat = path.stat()
+            key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         builder = _SHARED.get(key)
         if builder is None:
             _SHARED.clear()                 # one set of settings at a time is what a worker runs
@@ -283,7 +287,7 @@ def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Pat
     order = np.argsort(first, kind="stable")
     present, starts = np.unique(first[order], return_index=True)
     bounds = [*starts.tolist(), len(order)]
-    final = Path(spill_dir) / f"pool-{pool:06d}.bin"
+    final = storage.join(spill_dir, f"pool-{pool:06d}.bin")
     sections = [Selection([records], np.zeros(bounds[k + 1] - bounds[k], np.int64), order[bounds[k]:bounds[k + 1]])
                 for k in range(len(present))]
     placed = write_sections(final, sections)
@@ -308,7 +312,7 @@ def split_shard(shard: int, batches, targets: list[int], plan: dict, spill_dir: 
     batches = [batch for batch in batches if len(batch)]
     which, index = merge_order(batches)
     keep = min(len(which), targets[shard])
-    write_sections(Path(spill_dir) / f"{shard:05d}.bin", [Selection(batches, which[:keep], index[:keep])])
+    write_sections(storage.join(spill_dir, f"{shard:05d}.bin"), [Selection(batches, which[:keep], index[:keep])])
     out: dict[int, Records] = {shard: Records.empty(fields)}
     at = keep
     for dest, n in plan.get(shard) or ():
@@ -324,10 +328,10 @@ def spilled(spill_dir: str | Path, shard: int) -> Records:
     The file stays until the stage removes the spill directory: a retried write task (its first attempt
     failed, or its executor was lost, after reading it) must find it again.
     """
-    path = Path(spill_dir) / f"{shard:05d}.bin"
-    if not path.exists():
+    path = storage.join(spill_dir, f"{shard:05d}.bin")
+    if not storage.exists(path):
         return Records.empty(len(STAT_FIELDS))
-    return read_section(path, 0, path.stat().st_size)
+    return read_section(path, 0, storage.size(path))
 
 
 def shard_targets(total: int, shards: int) -> list[int]:
@@ -380,22 +384,23 @@ def shard_name(shard: int, shards: int) -> str:
 def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict:
     """Write ``Records`` batches, in key order, as one shard; returns its summary.
 
-    Written under a temporary name and renamed, so a retried task replaces the shard whole.
+    Written under a temporary name and renamed, so a retried task replaces the shard whole (on an object store
+    straight to its name: the object appears whole when closed, and a retry overwrites it).
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    remote = storage.is_remote(directory)
     batches = [batch for batch in batches if len(batch)]
     records = Selection(batches, *merge_order(batches))
-    final = directory / shard_name(shard, shards)
-    tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
+    final = storage.join(directory, shard_name(shard, shards))
+    tmp = final if remote else storage.join(directory, f".{shard_name(shard, shards)}.{uuid.uuid4().hex[:12]}.tmp")
     digest = hashlib.sha256()
     size = 0
-    with open(tmp, "wb") as f:
+    with storage.open_output_stream(tmp) as f:
         for chunk in records.chunks():
             f.write(chunk)
             digest.update(chunk)
             size += memoryview(chunk).nbytes
-    os.replace(tmp, final)
+    if not remote:
+        os.replace(tmp, final)
     totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
-    return {"file": final.name, "shard": shard, "instances": len(records), "bytes": size,
+    return {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}

@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline import storage
+
 MAGIC = b"WWMREC1\n"
 _HEADER = struct.Struct("<4Q")
 _MAX_FIELDS = 64
@@ -214,13 +216,19 @@ def select(records: Records) -> Selection:
     return Selection([records], np.zeros(len(records), np.int64), np.arange(len(records)))
 
 
-def write_sections(path: Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
+def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
     """Write the sections to ``path`` (under a temporary name, then renamed: a retried task writes the same
-    file); returns (offset, size, records) of each."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    file; on an object store straight to its name, where the object appears whole when closed); returns
+    (offset, size, records) of each."""
+    remote = storage.is_remote(path)
+    if remote:
+        tmp = str(path)
+    else:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
     placed, offset = [], 0
-    with open(tmp, "wb") as f:
+    with storage.open_output_stream(tmp) as f:
         for section in sections:
             size = 0
             for part in section.parts():
@@ -228,12 +236,13 @@ def write_sections(path: Path, sections: list[Selection]) -> list[tuple[int, int
                 size += memoryview(part).nbytes
             placed.append((offset, size, len(section)))
             offset += size
-    os.replace(tmp, path)
+    if not remote:
+        os.replace(tmp, path)
     return placed
 
 
 def read_section(path: str | Path, offset: int, size: int) -> Records:
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         f.seek(offset)
         data = f.read(size)
     if len(data) != size:
