@@ -55,8 +55,8 @@ def engine(name: str):
 
 
 def _published_table(config: Config, stage: str, table: str):
-    """``OUTPUT/<stage>/<table>``; on an object store, None unless that stage's output is committed (has its
-    stats.json, written last)."""
+    """``OUTPUT/<stage>/<table>`` (a table or a file); on an object store, None unless that stage's output is
+    committed (has its stats.json, written last)."""
     stage_dir = config.stage_dir(stage)
     if storage.is_remote(stage_dir) and not committed(stage_dir):
         return None
@@ -65,12 +65,10 @@ def _published_table(config: Config, stage: str, table: str):
 
 def _stage_input(config: Config, stage: str, input_dir: str | None):
     path = documents_dir(input_dir) if input_dir else _published_table(config, PREVIOUS[stage], "documents")
-    if path is None:
-        path = storage.join(config.stage_dir(PREVIOUS[stage]), "documents")
-        raise FileNotFoundError(f"{stage}: input {path} does not exist (run {PREVIOUS[stage]} first, or pass "
-                                f"--input)")
-    if not table_exists(path) and not (storage.is_remote(path) and not input_dir):
-        raise FileNotFoundError(f"{stage}: input {path} does not exist (run {PREVIOUS[stage]} first, or pass "
+    # a committed object-store stage whose documents table is empty has no object under it: still an input
+    if path is None or not (table_exists(path) or (storage.is_remote(path) and not input_dir)):
+        shown = path or storage.join(config.stage_dir(PREVIOUS[stage]), "documents")
+        raise FileNotFoundError(f"{stage}: input {shown} does not exist (run {PREVIOUS[stage]} first, or pass "
                                 f"--input)")
     return path
 
@@ -261,11 +259,10 @@ def shards_vocab(config: Config):
     if config.shards.vocab:
         path = config.shards.vocab if storage.is_remote(config.shards.vocab) else Path(config.shards.vocab)
     else:
-        path = storage.join(config.stage_dir("vocab"), "vocab.txt")
-        if not storage.is_remote(path):
-            path = Path(path)
-        elif not committed(config.stage_dir("vocab")):
-            path = path + " (its stage is not committed: no stats.json)"
+        path = _published_table(config, "vocab", "vocab.txt")
+        if path is None:
+            raise FileNotFoundError(f"shards: vocab {storage.join(config.stage_dir('vocab'), 'vocab.txt')} is not "
+                                    f"committed (no stats.json beside it): run the vocab stage")
     if not storage.is_file(path):
         raise FileNotFoundError(f"shards: vocab {path} does not exist (run the vocab stage, or pass --shards-vocab "
                                 f"FILE, e.g. Google's Chinese vocab.txt)")
