@@ -8,16 +8,20 @@ built in ``DoFn.setup``, once per worker, never pickled.
 Local tables are read and written with Beam's own Parquet and text IO.  For an
 object-store path (``gs://``; :mod:`pipeline.storage`) the same transforms read
 row groups and write parts through pyarrow instead (Beam's ``gs://`` file system
-needs the ``apache_beam[gcp]`` extra and cannot be pointed at an emulator): a
-table is written as ``WRITE_PARTS`` parts, each record going to the part its
-content hashes to (a ``GroupByKey``), so a retried bundle rewrites the same
-part names whole.
+needs the ``apache_beam[gcp]`` extra and cannot be pointed at an emulator).  A
+table is written the way Beam's own file sinks do it: each bundle writes one
+part under a unique name in ``<table>/.parts/`` and emits that name; one
+finalizing step copies the parts of the bundles that committed to
+``part-NNNNN-of-MMMMM.parquet`` (numbered in name order) and deletes
+``.parts/``, with whatever a failed or retried bundle attempt left there (its
+names were never emitted).  No record goes through a shuffle to be written.
 """
 
 from __future__ import annotations
 
 import json
 import typing
+import uuid
 import zlib
 from collections import Counter
 
@@ -46,35 +50,54 @@ NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
 # bounds that stage's memory; 16 MB keeps it flat without making files of tiny groups.
 ROW_GROUP_BYTES = 16 * 1024 * 1024
-WRITE_PARTS = 16     # parts per table (and per text output) written through pyarrow to an object store
+WRITE_PARTS = 16     # files per small text output (dedup's edges, vocab's counts) written to an object store
+PARTS = ".parts"     # where the bundles of a table written to an object store put their parts first
 
 
 def _part_of(text: str) -> int:
     return zlib.crc32(text.encode("utf-8", "surrogatepass")) % WRITE_PARTS
 
 
-def _record_part(record) -> int:
-    return _part_of(f"{getattr(record, 'id', None)}|{getattr(record, 'file', None)}|"
-                    f"{getattr(record, 'position', None)}")
-
-
-class _WritePartFn(beam.DoFn):
-    """(part, records) -> ``<directory>/part-PPPPP-of-NNNNN.parquet`` through pyarrow (object stores)."""
+class _WriteBundleFn(beam.DoFn):
+    """Records -> one Parquet part per bundle, ``<directory>/.parts/<unique>.parquet``; its path out."""
 
     def __init__(self, directory: str, table: str) -> None:
         self.directory, self.table = directory, table
 
-    def process(self, group):
-        part, records = group
-        writer = TableWriter(self.directory, self.table, f"part-{part:05d}-of-{WRITE_PARTS:05d}",
-                             row_group_bytes=ROW_GROUP_BYTES)
-        try:
-            for record in records:
-                writer.add(record)
-        except BaseException:
-            writer.abort()
-            raise
-        writer.close()
+    def start_bundle(self):
+        self.writer = None
+
+    def process(self, record):
+        if self.writer is None:
+            self.writer = TableWriter(storage.join(self.directory, PARTS), self.table, uuid.uuid4().hex,
+                                      row_group_bytes=ROW_GROUP_BYTES)
+        self.writer.add(record)
+
+    def finish_bundle(self):
+        if self.writer is not None:
+            self.writer.close()
+            yield WindowedValue(str(self.writer.final), MIN_TIMESTAMP, [GlobalWindow()])
+            self.writer = None
+
+    def teardown(self):
+        if getattr(self, "writer", None) is not None:
+            self.writer.abort()
+
+
+class _FinalizePartsFn(beam.DoFn):
+    """The committed bundles' parts -> ``<directory>/part-NNNNN-of-MMMMM.parquet``; ``.parts/`` deleted."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def process(self, paths):
+        paths = sorted(paths)
+        fs, _ = storage.resolve(self.directory)
+        for index, path in enumerate(paths):
+            final = storage.join(self.directory, f"part-{index:05d}-of-{len(paths):05d}.parquet")
+            if storage.exists(path):           # else a retry of this step after it had copied and deleted it
+                fs.copy_file(storage.resolve(path)[1], storage.resolve(final)[1])
+        storage.delete_dir(storage.join(self.directory, PARTS))
         return []
 
 
@@ -618,9 +641,9 @@ class WriteTable(beam.PTransform):
     def expand(self, records):
         if storage.is_remote(self.directory):
             return (records
-                    | "Part" >> beam.Map(lambda record: (_record_part(record), record))
-                    | "GroupParts" >> beam.GroupByKey()
-                    | "WriteParts" >> beam.ParDo(_WritePartFn(self.directory, self.table)))
+                    | "WriteParts" >> beam.ParDo(_WriteBundleFn(self.directory, self.table))
+                    | "AllParts" >> beam.combiners.ToList()
+                    | "Finalize" >> beam.ParDo(_FinalizePartsFn(self.directory)))
         return (records
                 | "ToRow" >> beam.Map(to_row)
                 | "Write" >> beam.io.WriteToParquet(
