@@ -10,9 +10,10 @@ On an object store (``OUTPUT`` is a ``gs://`` or other ``pyarrow.fs`` URI, see
 :mod:`pipeline.storage`) there is no rename, of directories or of objects.  The
 commit protocol there is **``stats.json`` written last is the commit marker**:
 
-1. the tasks write their parts under ``OUTPUT/.tmp-<stage>-<token>/`` (each part
-   straight to its final name: an object appears whole when its writer closes,
-   and a retried task overwrites the same name);
+1. the tasks write their parts under ``OUTPUT/.tmp-<stage>-<token>/``, each
+   under a hidden temporary name first and then copied (server-side) to its
+   final name, as locally they are renamed: a retried task replaces a part
+   whole, and a failed attempt never leaves a partial part under a final name;
 2. on success the driver deletes ``OUTPUT/<stage>/stats.json`` first (from then
    on the old output counts as absent), deletes the rest of the old output,
    copies the temporary tree to ``OUTPUT/<stage>/`` (server-side copies) and
@@ -271,17 +272,19 @@ class TableWriter:
     on :meth:`close`, so a retried task that writes the same part replaces it
     whole and a crashed one leaves nothing a reader would take for data.  No
     file is written for a part that received no record.  On an object store
-    the part is written straight to ``<part>.parquet``: the object appears,
-    whole, when the writer closes (and :meth:`abort` deletes what it closed).
+    the "rename" is a server-side copy and a delete (``storage.commit``);
+    ``direct=True`` writes the final name straight away (for callers whose part
+    names are already unique to the attempt, like Beam's bundles).
     """
 
     def __init__(self, table_dir: str | Path, table: str, part: str,
-                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
+                 row_group_bytes: int = ROW_GROUP_BYTES, direct: bool = False) -> None:
         self.remote = storage.is_remote(table_dir)
         self.dir = str(table_dir) if self.remote else Path(table_dir)
         self.schema = schema.load(table)
         if self.remote:
-            self.final = self.tmp = storage.join(self.dir, f"{part}.parquet")
+            self.final = storage.join(self.dir, f"{part}.parquet")
+            self.tmp = self.final if direct else storage.temporary_name(self.final)
         else:
             self.final = self.dir / f"{part}.parquet"
             self.tmp = self.dir / f".{part}.{uuid.uuid4().hex[:12]}.tmp"
@@ -303,7 +306,7 @@ class TableWriter:
             return
         if self._writer is None:
             if self.remote:
-                self._sink = storage.open_output_stream(self.final)
+                self._sink = storage.open_output_stream(self.tmp)
                 self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
@@ -319,6 +322,8 @@ class TableWriter:
             self._writer.close()
             if self.remote:
                 self._sink.close()
+                if self.tmp != self.final:
+                    storage.commit(self.tmp, self.final)
             else:
                 os.replace(self.tmp, self.final)
         return self.written

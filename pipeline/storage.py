@@ -16,10 +16,12 @@ Every function takes a local path or a URI and returns plain ``str`` paths of th
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import io
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 import pyarrow.fs as pafs
@@ -231,6 +233,42 @@ def read_range(path, offset: int, nbytes: int) -> bytes:
     with open_input_file(path) as f:
         f.seek(offset)
         return f.read(nbytes)
+
+
+def temporary_name(path) -> str:
+    """A hidden, unique name beside ``path`` (``.NAME.<token>.tmp``): readers skip such names."""
+    return join(parent(path), f".{name(path)}.{uuid.uuid4().hex[:12]}.tmp")
+
+
+def commit(tmp, path) -> None:
+    """Put a finished temporary file in place: ``os.replace`` locally; on an object store a server-side copy
+    (the destination appears whole) and the temporary deleted."""
+    if not is_remote(path):
+        os.replace(tmp, path)
+        return
+    fs, inner = resolve(path)
+    fs.copy_file(resolve(tmp)[1], inner)
+    delete_file(tmp)
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """A binary writer whose file appears at ``path`` whole, or not at all: written under a temporary name
+    beside it, then put in place (:func:`commit`); the temporary is deleted when the block raises.
+
+    On an object store an object appears whole when its writer closes anyway, but a task attempt that fails
+    (or a speculative copy that is killed) closes its stream too: writing the final name directly would
+    replace a whole file, written by an attempt that succeeded, with a part of one."""
+    tmp = temporary_name(path)
+    stream = open_output_stream(tmp)
+    try:
+        yield stream
+    except BaseException:
+        stream.close()
+        delete_file(tmp)
+        raise
+    stream.close()
+    commit(tmp, path)
 
 
 def write_bytes(path, data: bytes) -> None:

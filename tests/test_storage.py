@@ -64,10 +64,12 @@ def test_table_writer_parts_and_abort(root):
     for i in range(50):
         writer.add(_doc(i))
     assert writer.close() == 50
-    failed = TableWriter(table, "documents", "part-00001")
+    # a later attempt of the same task that fails (or a speculative copy that is killed) mid-write leaves the
+    # part the successful attempt wrote as it was, and nothing a reader would take for data
+    failed = TableWriter(table, "documents", "part-00000")
     failed.add(_doc(99))
     failed._flush()
-    failed.abort()                       # a failed task leaves nothing a reader would take for data
+    failed.abort()
     assert table_rows(table) == 50 and len(row_groups(table)) > 1
     assert read_table(table, "documents", ["id"]).column("id").to_pylist() == [f"s:{i}" for i in range(50)]
     assert [rel for rel, _, _ in storage.walk(table)] == ["part-00000.parquet"]
@@ -112,3 +114,15 @@ def test_ingest_lists_and_reads_remote_inputs(gcs):
     records = [r for f in files for r in read_file(f, 1 << 20, lambda *a: None, None)]
     assert not [r for r in records if isinstance(r, Quarantined)]
     assert [r.id for r in records] == ["wiki:0", "wiki:1", "wiki:2"] * 2
+
+
+def test_atomic_output_keeps_the_old_file_when_the_writer_fails(root):
+    path = storage.join(root, "shard.bin")
+    with storage.atomic_output(path) as f:
+        f.write(b"whole")
+    with pytest.raises(RuntimeError):
+        with storage.atomic_output(path) as f:
+            f.write(b"half")
+            raise RuntimeError("the task failed mid-write")
+    assert storage.read_bytes(path) == b"whole"
+    assert [rel for rel, _, _ in storage.walk(root)] == ["shard.bin"]

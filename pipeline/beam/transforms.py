@@ -70,7 +70,7 @@ class _WriteBundleFn(beam.DoFn):
     def process(self, record):
         if self.writer is None:
             self.writer = TableWriter(storage.join(self.directory, PARTS), self.table, uuid.uuid4().hex,
-                                      row_group_bytes=ROW_GROUP_BYTES)
+                                      row_group_bytes=ROW_GROUP_BYTES, direct=True)   # a name per attempt
         self.writer.add(record)
 
     def finish_bundle(self):

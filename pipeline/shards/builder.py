@@ -21,8 +21,6 @@ The engines run three steps around this module:
 from __future__ import annotations
 
 import hashlib
-import os
-import uuid
 from hashlib import blake2b
 from pathlib import Path
 
@@ -384,23 +382,18 @@ def shard_name(shard: int, shards: int) -> str:
 def write_shard(directory: str | Path, shard: int, shards: int, batches) -> dict:
     """Write ``Records`` batches, in key order, as one shard; returns its summary.
 
-    Written under a temporary name and renamed, so a retried task replaces the shard whole (on an object store
-    straight to its name: the object appears whole when closed, and a retry overwrites it).
+    Written under a temporary name and renamed (on an object store copied), so a retried task replaces the
+    shard whole.
     """
-    remote = storage.is_remote(directory)
     batches = [batch for batch in batches if len(batch)]
     records = Selection(batches, *merge_order(batches))
-    final = storage.join(directory, shard_name(shard, shards))
-    tmp = final if remote else storage.join(directory, f".{shard_name(shard, shards)}.{uuid.uuid4().hex[:12]}.tmp")
     digest = hashlib.sha256()
     size = 0
-    with storage.open_output_stream(tmp) as f:
+    with storage.atomic_output(storage.join(directory, shard_name(shard, shards))) as f:
         for chunk in records.chunks():
             f.write(chunk)
             digest.update(chunk)
             size += memoryview(chunk).nbytes
-    if not remote:
-        os.replace(tmp, final)
     totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
     return {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}

@@ -22,9 +22,7 @@ Section layout (all integers little-endian)::
 
 from __future__ import annotations
 
-import os
 import struct
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -217,18 +215,10 @@ def select(records: Records) -> Selection:
 
 
 def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
-    """Write the sections to ``path`` (under a temporary name, then renamed: a retried task writes the same
-    file; on an object store straight to its name, where the object appears whole when closed); returns
-    (offset, size, records) of each."""
-    remote = storage.is_remote(path)
-    if remote:
-        tmp = str(path)
-    else:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+    """Write the sections to ``path`` (under a temporary name, then renamed, or copied on an object store: a
+    retried task writes the same file whole); returns (offset, size, records) of each."""
     placed, offset = [], 0
-    with storage.open_output_stream(tmp) as f:
+    with storage.atomic_output(path) as f:
         for section in sections:
             size = 0
             for part in section.parts():
@@ -236,8 +226,6 @@ def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[in
                 size += memoryview(part).nbytes
             placed.append((offset, size, len(section)))
             offset += size
-    if not remote:
-        os.replace(tmp, path)
     return placed
 
 
