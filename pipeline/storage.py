@@ -8,8 +8,9 @@ which is how the tests run every stage against a GCS emulator.  Other schemes ar
 ``pyarrow.fs.FileSystem.from_uri`` understands.
 
 Object stores have no directories and no rename: a "directory" here is a prefix that has objects under it,
-and an object appears whole when its writer is closed (so a part written straight to its final name is never
-seen half-written).  How a stage is published without a rename is in :mod:`pipeline.outputs`.
+and an object appears whole when its writer is closed.  A file that a retried task may rewrite goes through
+:func:`atomic_output` (a hidden temporary object, then a server-side copy), the object-store stand-in for
+write-and-rename.  How a stage is published without a rename is in :mod:`pipeline.outputs`.
 
 Every function takes a local path or a URI and returns plain ``str`` paths of the same kind.
 """

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 from operator import add
+
 from pipeline import faults, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
