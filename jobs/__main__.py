@@ -1,9 +1,8 @@
 """``python -m jobs TARGET [--dry-run] --project P --bucket B [options]``: submit to Google Cloud.
 
 ``--dry-run`` prints the commands, one a line, shell-quoted, and runs nothing; without it they run in
-order and the first that fails stops the target. The stages of ``wwm run`` read and write local paths
-only today (see jobs/README.md), so the targets that run the stages on gs:// paths refuse to run them
-unless ``--force`` is given; ``--dry-run`` always prints.
+order and the first that fails stops the target. The stages of ``wwm run`` read and write gs:// paths
+(``pipeline.storage``), so INPUT and OUTPUT default to the bucket.
 """
 
 from __future__ import annotations
@@ -15,17 +14,12 @@ import sys
 
 from jobs.targets import TARGETS, Settings
 
-# targets whose commands run wwm's stages with INPUT/OUTPUT on the bucket
-STAGE_TARGETS = ("dataflow-submit", "dataproc-submit", "serverless-submit")
-
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m jobs", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", choices=sorted(TARGETS))
     p.add_argument("--dry-run", action="store_true", help="print the commands and run nothing")
-    p.add_argument("--force", action="store_true",
-                   help="run the stage targets although the stages do not read and write gs:// yet")
     d = Settings("", "")
     g = p.add_argument_group("common")
     g.add_argument("--project", required=True, help="Google Cloud project id")
@@ -99,13 +93,6 @@ def main(argv: list[str] | None = None) -> int:
         for cmd in cmds:
             print(shlex.join(cmd))
         return 0
-    settings = settings_from_args(args)
-    remote = [p for p in (settings.run_input, settings.run_output) if "://" in p]
-    if target in STAGE_TARGETS and remote and not args.force:
-        print(f"python -m jobs {target}: the stages read and write local paths only for now, and "
-              f"{', '.join(remote)} is not one; nothing was submitted (see jobs/README.md, "
-              "'What does not work yet'; --force submits anyway)", file=sys.stderr)
-        return 2
     for cmd in cmds:
         print("+", shlex.join(cmd), flush=True)
         try:

@@ -333,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(["", *stage_table(summary["stages"]), *detail_lines(summary["stages"]), ""]))
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
-            print(f"outputs: {Path(config.output).resolve()}/{{{','.join(BUILT)}}}  (run.json beside them); "
-                  f"the shards are in {Path(config.output).resolve() / 'shards'}")
+            root = config.output.rstrip("/") if "://" in config.output else str(Path(config.output).resolve())
+            print(f"outputs: {root}/{{{','.join(BUILT)}}}  (run.json beside them); the shards are in {root}/shards")
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0

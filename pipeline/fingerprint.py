@@ -23,6 +23,14 @@ renames of a publication on a filesystem without an atomic exchange, an ``.old-<
 ``<stage>`` beside it, and ``.progress-<stage>-*`` (its workers' progress reports).  :func:`recover` (called by
 ``run_all`` under the output directory's lock) deletes the first and the last and puts the ``.old-`` one
 back, so the previous complete output is published again.
+
+On an object-store output (``gs://...``, see :mod:`pipeline.outputs` for its publication, where ``stats.json``
+written last commits a stage): the input files' "modification time" is the object's update time (from its
+metadata, as pyarrow reports it); the fingerprint, its listing and the stats are read and written through
+:mod:`pipeline.storage`; :func:`recover` deletes every ``.tmp-<stage>-*`` prefix and every stage directory
+without ``stats.json`` (a publication cut short: the stage is redone); and there is **no lock**
+(:func:`run_lock` does nothing there: object stores have no ``flock``, and a lock object would outlive a killed
+run).  Do not start two runs on one object-store output at once.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import re
 import shutil
 from pathlib import Path
 
-from pipeline import __version__
+from pipeline import __version__, storage
 from pipeline.config import Config
 
 FINGERPRINT = "fingerprint.json"
@@ -55,7 +63,11 @@ class OutputBusy(RuntimeError):
 @contextlib.contextmanager
 def run_lock(output: str | Path):
     """Hold ``OUTPUT/.lock`` (``flock``, released by the kernel when the process dies, even by SIGKILL) so two
-    runs never write (or clean up) the same output directory at once."""
+    runs never write (or clean up) the same output directory at once.  Nothing on an object store (see the
+    module's docstring)."""
+    if storage.is_remote(output):
+        yield
+        return
     root = Path(output)
     root.mkdir(parents=True, exist_ok=True)
     with open(root / LOCK, "a+b") as handle:
@@ -71,6 +83,8 @@ def run_lock(output: str | Path):
 
 def recover(output: str | Path, log=print) -> list[str]:
     """Clean up what a killed run left in ``output``; returns what was done, one line per directory."""
+    if storage.is_remote(output):
+        return _recover_remote(str(output).rstrip("/"), log)
     root = Path(output)
     done = []
     if not root.is_dir():
@@ -92,12 +106,33 @@ def recover(output: str | Path, log=print) -> list[str]:
     return done
 
 
+def _recover_remote(root: str, log) -> list[str]:
+    done = []
+    for name in storage.listdir(root):
+        path = storage.join(root, name)
+        if LEFTOVER.match(name):
+            storage.delete_dir(path)
+            done.append(f"removed {name}")
+        elif name in UPSTREAM or name == "ingest":
+            if not storage.is_file(storage.join(path, "stats.json")) and storage.walk(path):
+                storage.delete_dir(path)       # a publication cut short: not committed, redone
+                done.append(f"removed {path} (no stats.json: its publication did not finish)")
+    for line in done:
+        log(f"recover: {line} (left by an interrupted run)")
+    return done
+
+
 def _canonical(value) -> bytes:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def _files(path: str | Path) -> dict:
     """Name, size and modification time of a file, or of every file under a directory."""
+    if storage.is_remote(path):
+        if storage.is_file(path):
+            return {"path": str(path), "size": storage.size(path), "mtime_ns": storage.mtime_ns(path)}
+        found = [list(item) for item in storage.walk(path)]
+        return {"path": str(path), "files": found} if found else {"path": str(path), "missing": True}
     path = Path(path)
     if path.is_file():
         st = path.stat()
@@ -114,7 +149,7 @@ def _files(path: str | Path) -> dict:
 def published_digest(config: Config, stage: str) -> str | None:
     """The digest of a stage's published fingerprint, or None."""
     try:
-        return json.loads((config.stage_dir(stage) / FINGERPRINT).read_text(encoding="utf-8"))["digest"]
+        return json.loads(storage.read_text(storage.join(config.stage_dir(stage), FINGERPRINT)))["digest"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -130,7 +165,7 @@ def made_from(config: Config, stage: str) -> dict | None:
         if stage == "ingest":
             what["inputs"] = [{"spec": vars(spec),
                                "files": [[f.path, f.relpath, f.source, f.format, f.size,
-                                          os.stat(f.path).st_mtime_ns]
+                                          storage.mtime_ns(f.path)]
                                          for f in expand(spec.path, spec.source, spec.format)]}
                               for spec in config.input_specs()]
             return what
@@ -157,7 +192,9 @@ def digest(what: dict) -> str:
     return hashlib.sha256(_canonical(what)).hexdigest()
 
 
-def _listing(directory: Path) -> dict[str, int]:
+def _listing(directory) -> dict[str, int]:
+    if storage.is_remote(directory):
+        return {rel: size for rel, size, _ in storage.walk(directory) if rel != FINGERPRINT}
     return {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*"))
             if p.is_file() and p.name != FINGERPRINT}
 
@@ -168,10 +205,10 @@ def up_to_date(config: Config, stage: str, what: dict | None) -> dict | None:
         return None
     directory = config.stage_dir(stage)
     try:
-        recorded = json.loads((directory / FINGERPRINT).read_text(encoding="utf-8"))
+        recorded = json.loads(storage.read_text(storage.join(directory, FINGERPRINT)))
         if recorded.get("digest") != digest(what) or recorded.get("outputs") != _listing(directory):
             return None
-        return json.loads((directory / "stats.json").read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(storage.join(directory, "stats.json")))
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -182,6 +219,10 @@ def record(config: Config, stage: str, what: dict | None) -> None:
         return
     directory = config.stage_dir(stage)
     body = {"digest": digest(what), "made_from": what, "outputs": _listing(directory)}
+    if storage.is_remote(directory):
+        storage.write_text(storage.join(directory, FINGERPRINT),
+                           json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        return
     tmp = directory / f".{FINGERPRINT}.{os.getpid()}.tmp"
     tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, directory / FINGERPRINT)

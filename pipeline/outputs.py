@@ -1,9 +1,34 @@
-"""Stage output directories: written to a temporary place, published by rename.
+"""Stage output directories: written to a temporary place, published by rename (or, on an object store, by
+copy with ``stats.json`` last).
 
 A stage writes its tables under ``OUTPUT/.tmp-<stage>-<token>/<table>/`` and
 its ``stats.json`` beside them; only when everything is written is the
 directory renamed to ``OUTPUT/<stage>``, so a later stage never reads a
 half-written output.  A failed stage leaves the previous output in place.
+
+On an object store (``OUTPUT`` is a ``gs://`` or other ``pyarrow.fs`` URI, see
+:mod:`pipeline.storage`) there is no rename, of directories or of objects.  The
+commit protocol there is **``stats.json`` written last is the commit marker**:
+
+1. the tasks write their parts under ``OUTPUT/.tmp-<stage>-<token>/``, each
+   under a hidden temporary name first and then copied (server-side) to its
+   final name, as locally they are renamed: a retried task replaces a part
+   whole, and a failed attempt never leaves a partial part under a final name;
+2. on success the driver deletes ``OUTPUT/<stage>/stats.json`` first (from then
+   on the old output counts as absent), deletes the rest of the old output,
+   copies the temporary tree to ``OUTPUT/<stage>/`` (server-side copies) and
+   writes ``stats.json`` there last, then deletes the temporary tree.
+
+Readers treat a stage directory without ``stats.json`` as absent
+(:func:`committed`), and so does the up-to-date check (it reads ``stats.json``);
+``wwm run`` deletes such a directory, and every ``.tmp-*``, before it starts
+(``pipeline.fingerprint.recover``).  A run killed at any point therefore leaves
+either the old output, the new one, or nothing (and the stage is redone), never
+a mix that a later stage would read.  This was chosen over a pointer object
+naming the finished attempt because it keeps one layout (``OUTPUT/<stage>/...``)
+for local and remote outputs, which the runner, the report and users read by
+path; the price is one copy of the stage's bytes inside the bucket (server-side,
+no download) and a window during publication in which the stage is absent.
 """
 
 from __future__ import annotations
@@ -19,7 +44,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import schema
+from pipeline import schema, storage
 from pipeline.records import to_row
 
 ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -27,6 +52,9 @@ ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 def parquet_files(table_dir: str | Path) -> list[str]:
     """Data files of a table directory (names starting with '.' or '_' are not data)."""
+    if storage.is_remote(table_dir):
+        return [storage.join(table_dir, rel) for rel, _, _ in storage.walk(table_dir)
+                if "/" not in rel and rel.endswith(".parquet") and not rel.startswith((".", "_"))]
     table_dir = Path(table_dir)
     if not table_dir.is_dir():
         return []
@@ -34,9 +62,21 @@ def parquet_files(table_dir: str | Path) -> list[str]:
                   if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
 
 
+def parquet_file(path: str) -> pq.ParquetFile:
+    """A Parquet file to read from, local or on an object store (random-access reads: footer, row groups)."""
+    if storage.is_remote(path):
+        return pq.ParquetFile(storage.open_input_file(path))
+    return pq.ParquetFile(path)
+
+
 def table_rows(table_dir: str | Path) -> int:
     """Row count of a table directory, from the Parquet footers."""
-    return sum(pq.ParquetFile(f).metadata.num_rows for f in parquet_files(table_dir))
+    return sum(parquet_file(f).metadata.num_rows for f in parquet_files(table_dir))
+
+
+def table_bytes(table_dir: str | Path) -> int:
+    """Bytes of a table directory's Parquet files."""
+    return sum(storage.size(f) for f in parquet_files(table_dir))
 
 
 def read_table(table_dir: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
@@ -44,7 +84,7 @@ def read_table(table_dir: str | Path, name: str, columns: list[str] | None = Non
     target = schema.load(name)
     if columns:
         target = pa.schema([target.field(c) for c in columns])
-    parts = [pq.read_table(f, columns=target.names).select(target.names).cast(target)
+    parts = [parquet_file(f).read(columns=target.names).select(target.names).cast(target)
              for f in parquet_files(table_dir)]
     if not parts:
         return target.empty_table()
@@ -59,8 +99,26 @@ def count_by(table_dir: str | Path, name: str, column: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def documents_dir(path: str | Path) -> Path:
+def committed(stage_dir: str | Path) -> bool:
+    """Whether a published stage directory is whole: always locally (published by rename); on an object store
+    only once its ``stats.json`` (written last) is there."""
+    if storage.is_remote(stage_dir):
+        return storage.is_file(storage.join(stage_dir, "stats.json"))
+    return Path(stage_dir).is_dir()
+
+
+def table_exists(table_dir: str | Path) -> bool:
+    """A table directory that is there (on an object store, where an empty prefix is nothing: one with files)."""
+    if storage.is_remote(table_dir):
+        return bool(storage.walk(table_dir))
+    return Path(table_dir).is_dir()
+
+
+def documents_dir(path: str | Path) -> str | Path:
     """A documents table given either the table directory or the stage directory holding it."""
+    if storage.is_remote(path):
+        inner = storage.join(path, "documents")
+        return inner if storage.walk(inner) else str(path)
     path = Path(path)
     if (path / "documents").is_dir():
         return path / "documents"
@@ -103,38 +161,54 @@ def _sweep_temporary_files(directory: Path) -> None:
 
 
 class StageOutput:
-    """The temporary directory a stage writes into, and its publication."""
+    """The temporary directory a stage writes into, and its publication (see the module's docstring for object
+    stores)."""
 
     def __init__(self, output_root: str | Path, stage: str) -> None:
-        self.root = Path(output_root)
+        self.remote = storage.is_remote(output_root)
         self.stage = stage
-        self.final = self.root / stage
         token = uuid.uuid4().hex[:12]
-        self.tmp = self.root / f".tmp-{stage}-{token}"
+        if self.remote:
+            self.root = str(output_root).rstrip("/")
+            self.final = storage.join(self.root, stage)
+            self.tmp = storage.join(self.root, f".tmp-{stage}-{token}")
+        else:
+            self.root = Path(output_root)
+            self.final = self.root / stage
+            self.tmp = self.root / f".tmp-{stage}-{token}"
         # where workers report their progress (set by the stage runner when progress is on); outside tmp,
         # so it is never published
         self.progress_dir: str | None = None
-        self._progress_root = self.root / f".progress-{stage}-{token}"
+        self._progress_root = None if self.remote else self.root / f".progress-{stage}-{token}"
 
     def report_progress(self, on: bool) -> str | None:
-        """Turn workers' progress reports on (returns their directory) or off."""
-        self.progress_dir = str(self._progress_root) if on else None
+        """Turn workers' progress reports on (returns their directory) or off.  Always off for an object-store
+        output: the reports are small files rewritten every two seconds, which object stores are not for (the
+        engine's own job page shows progress there)."""
+        self.progress_dir = str(self._progress_root) if on and not self.remote else None
         return self.progress_dir
 
     def __enter__(self) -> "StageOutput":
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp.mkdir()
+        if not self.remote:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.tmp.mkdir()
         return self
 
     def table(self, name: str) -> str:
         """Directory for table ``name`` inside the temporary output."""
-        return str(self.tmp / name)
+        return storage.join(self.tmp, name) if self.remote else str(self.tmp / name)
 
-    def publish(self, stats: dict) -> Path:
+    def path(self, name: str) -> str:
+        """A file or directory inside the temporary output."""
+        return storage.join(self.tmp, name)
+
+    def publish(self, stats: dict) -> str | Path:
         """Write stats.json and move the finished output to its final place."""
+        text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
+        if self.remote:
+            return self._publish_remote(text)
         _sweep_temporary_files(self.tmp)
-        (self.tmp / "stats.json").write_text(json.dumps(stats, indent=2, ensure_ascii=False) + "\n",
-                                             encoding="utf-8")
+        (self.tmp / "stats.json").write_text(text, encoding="utf-8")
         if self.final.exists() or self.final.is_symlink():
             if _exchange(self.tmp, self.final):      # self.tmp now holds the old output
                 _remove(self.tmp)
@@ -147,17 +221,36 @@ class StageOutput:
         os.replace(self.tmp, self.final)
         return self.final
 
+    def _publish_remote(self, stats_text: str) -> str:
+        """Object stores: uncommit the old output (its stats.json first), replace it by a copy of the temporary
+        tree, commit with stats.json last."""
+        storage.delete_file(storage.join(self.final, "stats.json"))
+        storage.delete_dir(self.final)
+        storage.copy_tree(self.tmp, self.final, skip=lambda rel: any(
+            part.startswith(".") for part in rel.split("/")) or rel == "stats.json")
+        storage.write_text(storage.join(self.final, "stats.json"), stats_text)
+        storage.delete_dir(self.tmp)
+        return self.final
+
     def __exit__(self, exc_type, exc, tb) -> None:
+        if self.remote:
+            storage.delete_dir(self.tmp)
+            return
         for path in (self.tmp, self._progress_root):
             if path.exists():
                 shutil.rmtree(path, ignore_errors=True)
 
 
-def write_json(path: str | Path, value) -> Path:
-    """A JSON file written under a temporary name and renamed: readers see the old file or the new one."""
+def write_json(path: str | Path, value) -> str | Path:
+    """A JSON file written under a temporary name and renamed: readers see the old file or the new one (on an
+    object store the object is replaced whole)."""
+    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
+    if storage.is_remote(path):
+        storage.write_text(path, text)
+        return str(path)
     path = Path(path)
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
     return path
 
@@ -178,15 +271,23 @@ class TableWriter:
     The file is written under a temporary name and renamed to ``<part>.parquet``
     on :meth:`close`, so a retried task that writes the same part replaces it
     whole and a crashed one leaves nothing a reader would take for data.  No
-    file is written for a part that received no record.
+    file is written for a part that received no record.  On an object store
+    the "rename" is a server-side copy and a delete (``storage.commit``);
+    ``direct=True`` writes the final name straight away (for callers whose part
+    names are already unique to the attempt, like Beam's bundles).
     """
 
     def __init__(self, table_dir: str | Path, table: str, part: str,
-                 row_group_bytes: int = ROW_GROUP_BYTES) -> None:
-        self.dir = Path(table_dir)
+                 row_group_bytes: int = ROW_GROUP_BYTES, direct: bool = False) -> None:
+        self.remote = storage.is_remote(table_dir)
+        self.dir = str(table_dir) if self.remote else Path(table_dir)
         self.schema = schema.load(table)
-        self.final = self.dir / f"{part}.parquet"
-        self.tmp = self.dir / f".{part}.{uuid.uuid4().hex[:12]}.tmp"
+        if self.remote:
+            self.final = storage.join(self.dir, f"{part}.parquet")
+            self.tmp = self.final if direct else storage.temporary_name(self.final)
+        else:
+            self.final = self.dir / f"{part}.parquet"
+            self.tmp = self.dir / f".{part}.{uuid.uuid4().hex[:12]}.tmp"
         self.row_group_bytes = row_group_bytes
         self.rows: list[dict] = []
         self.pending = 0
@@ -204,8 +305,12 @@ class TableWriter:
         if not self.rows:
             return
         if self._writer is None:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            self._writer = pq.ParquetWriter(str(self.tmp), self.schema, compression="snappy")
+            if self.remote:
+                self._sink = storage.open_output_stream(self.tmp)
+                self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
+            else:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._writer = pq.ParquetWriter(str(self.tmp), self.schema, compression="snappy")
         self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
         self.written += len(self.rows)
         self.rows, self.pending = [], 0
@@ -215,21 +320,28 @@ class TableWriter:
         self._flush()
         if self._writer is not None:
             self._writer.close()
-            os.replace(self.tmp, self.final)
+            if self.remote:
+                self._sink.close()
+                if self.tmp != self.final:
+                    storage.commit(self.tmp, self.final)
+            else:
+                os.replace(self.tmp, self.final)
         return self.written
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.close()
-        self.tmp.unlink(missing_ok=True)
+            if self.remote:
+                self._sink.close()
+        storage.delete_file(self.tmp)
 
 
 def row_groups(table_dir: str | Path) -> list[tuple[str, int]]:
     """(file, row group index) of every row group of a table, for splitting reads."""
-    return [(f, i) for f in parquet_files(table_dir) for i in range(pq.ParquetFile(f).num_row_groups)]
+    return [(f, i) for f in parquet_files(table_dir) for i in range(parquet_file(f).num_row_groups)]
 
 
 def read_row_group(path: str, index: int, name: str, columns: list[str] | None = None) -> list[dict]:
     """One row group of a table file as rows (all columns of the schema, or just ``columns``)."""
     names = columns or schema.load(name).names
-    return pq.ParquetFile(path).read_row_group(index, columns=names).select(names).to_pylist()
+    return parquet_file(path).read_row_group(index, columns=names).select(names).to_pylist()

@@ -11,15 +11,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline import __version__, fingerprint, schema
+from pipeline import __version__, fingerprint, schema, storage
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
-from pipeline.outputs import StageOutput, count_by, documents_dir, read_table, table_rows, write_json
+from pipeline.outputs import (StageOutput, committed, count_by, documents_dir, read_table, table_bytes, table_exists,
+                              table_rows, write_json)
 from pipeline.progress import StageMonitor
 from pipeline.segment.segmenters import make_segmenter
 
@@ -54,10 +54,21 @@ def engine(name: str):
     return importlib.import_module(modules[name])
 
 
-def _stage_input(config: Config, stage: str, input_dir: str | None) -> Path:
-    path = documents_dir(input_dir) if input_dir else config.stage_dir(PREVIOUS[stage]) / "documents"
-    if not path.is_dir():
-        raise FileNotFoundError(f"{stage}: input {path} does not exist (run {PREVIOUS[stage]} first, or pass "
+def _published_table(config: Config, stage: str, table: str):
+    """``OUTPUT/<stage>/<table>`` (a table or a file); on an object store, None unless that stage's output is
+    committed (has its stats.json, written last)."""
+    stage_dir = config.stage_dir(stage)
+    if storage.is_remote(stage_dir) and not committed(stage_dir):
+        return None
+    return storage.join(stage_dir, table) if storage.is_remote(stage_dir) else stage_dir / table
+
+
+def _stage_input(config: Config, stage: str, input_dir: str | None):
+    path = documents_dir(input_dir) if input_dir else _published_table(config, PREVIOUS[stage], "documents")
+    # a committed object-store stage whose documents table is empty has no object under it: still an input
+    if path is None or not (table_exists(path) or (storage.is_remote(path) and not input_dir)):
+        shown = path or storage.join(config.stage_dir(PREVIOUS[stage]), "documents")
+        raise FileNotFoundError(f"{stage}: input {shown} does not exist (run {PREVIOUS[stage]} first, or pass "
                                 f"--input)")
     return path
 
@@ -134,7 +145,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             source = _stage_input(config, stage, input_dir)
             read = table_rows(source)
             input_info = {"documents": str(source), "rows": read,
-                          "bytes": sum(p.stat().st_size for p in source.glob("*.parquet"))}
+                          "bytes": table_bytes(source)}
             with _monitor(config, out, total_docs=read) as monitor:
                 counters = getattr(adapter, stage)(config, str(source), out)
         seconds = time.time() - started
@@ -181,14 +192,16 @@ def _run_vocab(config: Config, input_dir: str | None = None, log=print) -> dict:
     from pipeline.vocab.stage import finish, segmented_dir
 
     options = config.vocab
-    table = segmented_dir(input_dir) if input_dir else config.stage_dir("segment") / "segmented"
-    if not options.vocab and not table.is_dir():
+    table = segmented_dir(input_dir) if input_dir else _published_table(config, "segment", "segmented")
+    if table is None:
+        table = storage.join(config.stage_dir("segment"), "segmented")
+    has_table = table_exists(table)
+    if not options.vocab and not has_table:
         raise FileNotFoundError(f"vocab: input {table} does not exist (run segment first, pass --input, or give an "
                                 f"existing vocab with --vocab-vocab FILE)")
-    has_table = table.is_dir()
     read = table_rows(table) if has_table else 0
     input_info = {"segmented": str(table) if has_table else None, "rows": read,
-                  "bytes": sum(p.stat().st_size for p in table.glob("*.parquet")) if has_table else 0}
+                  "bytes": table_bytes(table) if has_table else 0}
     startup = counting = 0.0
     counts, counters = {}, {}
     with StageOutput(config.output, "vocab") as out:
@@ -234,23 +247,39 @@ def _run_vocab(config: Config, input_dir: str | None = None, log=print) -> dict:
     how = (f"given: {options.vocab}" if options.vocab
            else f"trained on {counted:,} documents, {held_out:,} held out")
     log(f"vocab: {stats['size']:,} entries ({how}), sha256 {stats['vocab_sha256'][:12]} ({seconds:.1f} s) -> "
-        f"{final / 'vocab.txt'}")
+        f"{storage.join(final, 'vocab.txt')}")
     if stats.get("short_by"):
         log(f"vocab: warning: the corpus gave {stats['size']:,} entries, {stats['short_by']:,} short of "
             f"{stats['requested_size']:,} (too little text for the requested size)")
     return stats
 
 
-def shards_vocab(config: Config) -> Path:
+def shards_vocab(config: Config):
     """The vocab the shards stage reads: ``--shards-vocab``, else the vocab stage's output."""
-    path = Path(config.shards.vocab) if config.shards.vocab else config.stage_dir("vocab") / "vocab.txt"
-    if not path.is_file():
+    if config.shards.vocab:
+        path = config.shards.vocab if storage.is_remote(config.shards.vocab) else Path(config.shards.vocab)
+    else:
+        path = _published_table(config, "vocab", "vocab.txt")
+        if path is None:
+            raise FileNotFoundError(f"shards: vocab {storage.join(config.stage_dir('vocab'), 'vocab.txt')} is not "
+                                    f"committed (no stats.json beside it): run the vocab stage")
+    if not storage.is_file(path):
         raise FileNotFoundError(f"shards: vocab {path} does not exist (run the vocab stage, or pass --shards-vocab "
                                 f"FILE, e.g. Google's Chinese vocab.txt)")
     return path
 
 
-def _segmented_input(config: Config, input_dir: str | None) -> Path:
+def _segmented_input(config: Config, input_dir: str | None):
+    if storage.is_remote(input_dir or config.output):
+        path = input_dir or _published_table(config, "segment", "segmented")
+        if path is None:
+            raise FileNotFoundError(f"shards: input {storage.join(config.stage_dir('segment'), 'segmented')} "
+                                    f"does not exist (run segment first, or pass --input)")
+        if table_exists(storage.join(path, "segmented")):
+            path = storage.join(path, "segmented")
+        if not table_exists(path) and input_dir:
+            raise FileNotFoundError(f"shards: input {path} does not exist (run segment first, or pass --input)")
+        return path
     path = Path(input_dir) if input_dir else config.stage_dir("segment") / "segmented"
     if (path / "segmented").is_dir():
         path = path / "segmented"
@@ -277,24 +306,24 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
     adapter.start(config)
     startup = time.time() - started
     with StageOutput(config.output, "shards") as out:
-        summaries_dir = out.tmp / ".summaries"
+        summaries_dir = out.path(".summaries")
         started = time.time()
         with _monitor(config, out, total_docs=read) as monitor:
             counters = adapter.shards(config, str(source), out, str(vocab), pools, str(summaries_dir))
         seconds = time.time() - started
         found = {}
-        for path in sorted(summaries_dir.glob("*.json")) if summaries_dir.is_dir() else []:
-            summary = json.loads(path.read_text(encoding="utf-8"))
-            found[summary["shard"]] = summary
-        shutil.rmtree(summaries_dir, ignore_errors=True)
-        shutil.rmtree(out.tmp / ".kept", ignore_errors=True)
-        shutil.rmtree(out.tmp / ".pools", ignore_errors=True)
+        for rel, _, _ in storage.walk(summaries_dir):
+            if "/" not in rel and rel.endswith(".json"):
+                summary = json.loads(storage.read_text(storage.join(summaries_dir, rel)))
+                found[summary["shard"]] = summary
+        for work in (summaries_dir, out.path(".pools")):
+            storage.delete_dir(work)
         total = shard_manifest.shard_count(options, counters.get("shards.document_tokens", 0))
         summaries = []
         for shard in range(total):     # a shard no instance reached is an empty file, still listed
             if shard not in found:
                 empty = shard_manifest.empty_summary(shard, total)
-                (out.tmp / empty["file"]).write_bytes(b"")
+                storage.write_bytes(out.path(empty["file"]), b"")
                 found[shard] = empty
             summaries.append(found[shard])
         tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES["shards"]}
@@ -318,7 +347,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
             "seconds": round(seconds, 3),
             "engine_startup_seconds": round(startup, 3),
             "input": {"documents": str(source), "rows": read, "pools": pools,
-                      "bytes": sum(p.stat().st_size for p in source.glob("*.parquet"))},
+                      "bytes": table_bytes(source)},
             "throughput": {"instances_per_s": round(instances / seconds, 1) if seconds else None,
                            "docs_per_s": round(read / seconds, 1) if seconds else None},
             "accounting": accounting,
@@ -374,5 +403,5 @@ def _run_all(config: Config, stages, log, force: bool) -> dict:
         read, kept = results["ingest"]["accounting"]["read"], results[last]["accounting"]["kept"]
         summary["accounting"] = {"read": read, "kept": kept, **total,
                                  "balanced": read == kept + sum(total.values())}
-    write_json(Path(config.output) / "run.json", summary)
+    write_json(storage.join(config.output, "run.json"), summary)
     return summary

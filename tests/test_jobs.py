@@ -159,10 +159,18 @@ def test_tpu_train_creates_the_vm_and_starts_wwm_pretrain_on_it(capsys):
     assert 'version="0.1.0"' in (ROOT / "setup.py").read_text()
 
 
-def test_real_mode_refuses_to_run_stages_on_gs_paths(capsys):
-    # nothing is run: the refusal comes before the first command (gcloud is not even looked up)
-    assert jobs_main(["dataproc-submit", *BASE]) == 2
-    assert "local paths only" in capsys.readouterr().err
+def test_real_mode_submits_stages_on_gs_paths(tmp_path):
+    # the stages read and write gs:// (tests/test_gcs.py), so nothing refuses INPUT/OUTPUT on the bucket any more:
+    # the target goes straight to its gcloud command (not found here: exit 127)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    done = subprocess.run([sys.executable, "-m", "jobs", "dataproc-submit", *BASE], cwd=tmp_path,
+                          env={"PYTHONPATH": str(ROOT), "PATH": str(empty)}, capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 127, done.stderr
+    assert "gcloud not found" in done.stderr
+    assert done.stdout.startswith("+ gcloud dataproc jobs submit pyspark ")
+    assert "--output gs://bkt/wwm/run" in done.stdout
 
 
 def test_real_mode_runs_the_commands_in_order_and_stops_at_the_first_failure(tmp_path):

@@ -7,10 +7,9 @@ explicitly because Beam's ``DirectRunner`` first tries to download Prism.
 
 from __future__ import annotations
 
+import fnmatch
 import json
-import shutil
 from collections import Counter
-from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
@@ -19,8 +18,10 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards,
                                      CleanDocuments, CountPreTokens, DedupKeys, DroppedIds, ExactSimilarities,
-                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, WriteTable,
+                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, RowGroups, WriteLines,
+                                     WriteTable,
                                      read_tables, tick, write_kept)
+from pipeline import storage
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
@@ -69,10 +70,16 @@ class _CountFn(beam.DoFn):
         yield element
 
 
-def _lines(directory: Path, prefix: str) -> list[str]:
+def _files(directory: str, pattern: str) -> list[str]:
+    """Files directly in ``directory`` whose names match ``pattern``, sorted (local or object store)."""
+    return [storage.join(directory, rel) for rel, _, _ in storage.walk(directory)
+            if "/" not in rel and fnmatch.fnmatchcase(rel, pattern)]
+
+
+def _lines(directory: str, prefix: str) -> list[str]:
     """Lines of the text files a pipeline wrote as ``directory/prefix*.jsonl``."""
-    return [line for path in sorted(directory.glob(f"{prefix}*.jsonl"))
-            for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return [line for path in _files(directory, f"{prefix}*.jsonl")
+            for line in storage.read_text(path).splitlines() if line]
 
 
 def start(config: Config) -> None:
@@ -110,7 +117,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     groups by the dropped ids and writes them as they are.
     """
     options = config.dedup
-    work = Path(out.tmp) / "_work"
+    work = storage.join(out.tmp, "_work")
     counters: dict[str, int] = {}
     dropped = {out.table("duplicates"): Duplicate, out.table("quarantined"): Quarantined}
 
@@ -127,7 +134,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
                  | "EdgeTuples" >> beam.Map(lambda edge: tuple(edge_to_json(edge)))
                  | "UniqueEdges" >> beam.Distinct()
                  | "ToJson" >> beam.Map(lambda edge: json.dumps(list(edge), ensure_ascii=False))
-                 | "WriteEdges" >> beam.io.WriteToText(str(work / "edges"), file_name_suffix=".jsonl"))
+                 | "WriteEdges" >> WriteLines(storage.join(work, "edges"), ".jsonl"))
         counters = merge(counters, _run(config, build_keys))
 
     if options.near:
@@ -136,14 +143,14 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
         def exact_check(candidates):
             nonlocal exact_counts
-            (work / "candidates.jsonl").write_text(
-                "".join(json.dumps(edge_to_json(e), ensure_ascii=False) + "\n" for e in candidates), encoding="utf-8")
+            storage.write_text(storage.join(work, "candidates.jsonl"),
+                               "".join(json.dumps(edge_to_json(e), ensure_ascii=False) + "\n" for e in candidates))
 
             def build_exact_check(p):
                 (read_tables(p, "ReadDocuments", documents_dir, ["id", "text"])
-                 | "Similarities" >> ExactSimilarities(options, str(work / "candidates.jsonl"))
+                 | "Similarities" >> ExactSimilarities(options, storage.join(work, "candidates.jsonl"))
                  | "ToJson" >> beam.Map(lambda kv: json.dumps(list(kv), ensure_ascii=False))
-                 | "Write" >> beam.io.WriteToText(str(work / "similarities"), file_name_suffix=".jsonl"))
+                 | "Write" >> WriteLines(storage.join(work, "similarities"), ".jsonl"))
             exact_counts = _run(config, build_exact_check)
             return dict(json.loads(line) for line in _lines(work, "similarities"))
 
@@ -153,14 +160,14 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
             writer.add(duplicate)
         writer.close()
         counters = merge(counters, exact_counts, local.as_dict())
-        shutil.rmtree(work, ignore_errors=True)
+        storage.delete_dir(work)
 
     def build_kept(p):
         tables = read_tables(p, "ReadDocuments", documents_dir)
         # without exact dedup nothing else counted what was read
         write_kept(tables, p | "Dropped" >> DroppedIds(dropped), out.table("documents"), count_read=not options.exact)
     for table in ("duplicates", "quarantined"):
-        Path(out.table(table)).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(out.table(table))
     return merge(counters, _run(config, build_kept))
 
 
@@ -179,24 +186,26 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
     The sums are written as ``token<TAB>count`` text files under the stage's
     temporary directory and read back on the driver (distinct pre-tokens: small).
     """
-    work = Path(out.tmp) / "_work"
+    work = storage.join(out.tmp, "_work")
 
     def build(p):
         (p
          | "CountPreTokens" >> CountPreTokens(segmented_dir, config.vocab, out.progress_dir)
          | "ToLine" >> beam.MapTuple(lambda token, n: f"{token}\t{n}")
-         | "WriteCounts" >> beam.io.WriteToText(str(work / "counts"), file_name_suffix=".tsv"))
+         | "WriteCounts" >> WriteLines(storage.join(work, "counts"), ".tsv"))
     counters = _run(config, build)
     counts: Counter = Counter()
-    for path in sorted(work.glob("counts*.tsv")):
+    for path in _files(work, "counts*.tsv"):
         counts.update(read_counts(path))
-    shutil.rmtree(work, ignore_errors=True)
+    storage.delete_dir(work)
     return counts, counters
 
 
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
     def build(p):
-        if parquet_files(segmented_dir):
+        if parquet_files(segmented_dir) and storage.is_remote(segmented_dir):
+            rows = p | "ReadSegmented" >> RowGroups(segmented_dir, "segmented", SHARD_COLUMNS, as_table=True)
+        elif parquet_files(segmented_dir):
             rows = p | "ReadSegmented" >> beam.io.ReadFromParquetBatched(f"{segmented_dir}/*.parquet",
                                                                          columns=SHARD_COLUMNS)
         else:

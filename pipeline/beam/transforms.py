@@ -4,13 +4,25 @@ The transforms only read, group and write; every decision is made by the core
 (``read_file``, ``Cleaner.process``, ``ExactKey`` / ``resolve_group``).
 Counters go to Beam metrics (namespace ``wwm``).  Models and converters are
 built in ``DoFn.setup``, once per worker, never pickled.
+
+Local tables are read and written with Beam's own Parquet and text IO.  For an
+object-store path (``gs://``; :mod:`pipeline.storage`) the same transforms read
+row groups and write parts through pyarrow instead (Beam's ``gs://`` file system
+needs the ``apache_beam[gcp]`` extra and cannot be pointed at an emulator).  A
+table is written the way Beam's own file sinks do it: each bundle writes one
+part under a unique name in ``<table>/.parts/`` and emits that name; one
+finalizing step copies the parts of the bundles that committed to
+``part-NNNNN-of-MMMMM.parquet`` (numbered in name order) and deletes
+``.parts/``, with whatever a failed or retried bundle attempt left there (its
+names were never emitted).  No record goes through a shuffle to be written.
 """
 
 from __future__ import annotations
 
 import json
 import typing
-from pathlib import Path
+import uuid
+import zlib
 from collections import Counter
 
 import apache_beam as beam
@@ -20,14 +32,14 @@ from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
 from apache_beam.utils.windowed_value import WindowedValue
 
-from pipeline import faults, schema
+from pipeline import faults, schema, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
 from pipeline.dedup.minhash import (BATCH_MEMBERS, MinHasher, band_batches, edge_from_json, edge_key, exact_similarity,
                                     fold_digits, group_edges)
 from pipeline.ingest.readers import read_file
-from pipeline.outputs import parquet_files
+from pipeline.outputs import TableWriter, parquet_file, parquet_files, read_row_group, row_groups
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
 from pipeline.segment.stage import Segmentation
@@ -40,6 +52,110 @@ NAMESPACE = "wwm"
 # Row groups are read back whole (and turned into Python records) by the next stage, so their size
 # bounds that stage's memory; 16 MB keeps it flat without making files of tiny groups.
 ROW_GROUP_BYTES = 16 * 1024 * 1024
+WRITE_PARTS = 16     # files per small text output (dedup's edges, vocab's counts) written to an object store
+PARTS = ".parts"     # where the bundles of a table written to an object store put their parts first
+
+
+def _part_of(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8", "surrogatepass")) % WRITE_PARTS
+
+
+class _WriteBundleFn(beam.DoFn):
+    """Records -> one Parquet part per bundle, ``<directory>/.parts/<unique>.parquet``; its path out."""
+
+    def __init__(self, directory: str, table: str) -> None:
+        self.directory, self.table = directory, table
+
+    def start_bundle(self):
+        self.writer = None
+
+    def process(self, record):
+        if self.writer is None:
+            self.writer = TableWriter(storage.join(self.directory, PARTS), self.table, uuid.uuid4().hex,
+                                      row_group_bytes=ROW_GROUP_BYTES, direct=True)   # a name per attempt
+        self.writer.add(record)
+
+    def finish_bundle(self):
+        if self.writer is not None:
+            self.writer.close()
+            yield WindowedValue(str(self.writer.final), MIN_TIMESTAMP, [GlobalWindow()])
+            self.writer = None
+
+    def teardown(self):
+        if getattr(self, "writer", None) is not None:
+            self.writer.abort()
+
+
+class _FinalizePartsFn(beam.DoFn):
+    """The committed bundles' parts -> ``<directory>/part-NNNNN-of-MMMMM.parquet``; ``.parts/`` deleted."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def process(self, paths):
+        paths = sorted(paths)
+        fs, _ = storage.resolve(self.directory)
+        for index, path in enumerate(paths):
+            final = storage.join(self.directory, f"part-{index:05d}-of-{len(paths):05d}.parquet")
+            if storage.exists(path):           # else a retry of this step after it had copied and deleted it
+                fs.copy_file(storage.resolve(path)[1], storage.resolve(final)[1])
+        storage.delete_dir(storage.join(self.directory, PARTS))
+        return []
+
+
+class _WriteLinesFn(beam.DoFn):
+    """(part, lines) -> ``<prefix>-PPPPP-of-NNNNN<suffix>`` through pyarrow (object stores)."""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        self.prefix, self.suffix = prefix, suffix
+
+    def process(self, group):
+        part, lines = group
+        storage.write_text(f"{self.prefix}-{part:05d}-of-{WRITE_PARTS:05d}{self.suffix}",
+                           "".join(line + "\n" for line in lines))
+        return []
+
+
+class WriteLines(beam.PTransform):
+    """Text lines -> files ``<prefix>-SSSSS-of-NNNNN<suffix>`` (Beam's ``WriteToText`` locally)."""
+
+    def __init__(self, prefix: str, suffix: str) -> None:
+        super().__init__()
+        self.prefix, self.suffix = str(prefix), suffix
+
+    def expand(self, lines):
+        if not storage.is_remote(self.prefix):
+            return lines | "Write" >> beam.io.WriteToText(self.prefix, file_name_suffix=self.suffix)
+        return (lines
+                | "Part" >> beam.Map(lambda line: (_part_of(line), line))
+                | "GroupParts" >> beam.GroupByKey()
+                | "WriteParts" >> beam.ParDo(_WriteLinesFn(self.prefix, self.suffix)))
+
+
+def _read_lines(path: str):
+    return [line for line in storage.read_text(path).split("\n") if line]
+
+
+class RowGroups(beam.PTransform):
+    """A table directory on an object store -> one element per row group: an Arrow table of ``columns``
+    (``as_table``), else its rows as dicts (all columns of table ``name``, or ``columns``)."""
+
+    def __init__(self, directory: str, name: str, columns: list[str] | None = None, as_table: bool = False) -> None:
+        super().__init__()
+        self.directory, self.name, self.columns, self.as_table = directory, name, columns, as_table
+
+    def expand(self, pbegin):
+        name, columns, as_table = self.name, self.columns, self.as_table
+
+        def read(item):
+            path, index = item
+            if as_table:
+                return [parquet_file(path).read_row_group(index, columns=columns)]
+            return read_row_group(path, index, name, columns)
+
+        return (pbegin
+                | "RowGroups" >> beam.Create(row_groups(self.directory), reshuffle=True)
+                | "ReadRowGroup" >> beam.FlatMap(read))
 
 
 class BeamCount:
@@ -177,8 +293,12 @@ class CountPreTokens(beam.PTransform):
     def expand(self, pbegin):
         if not parquet_files(self.directory):
             return pbegin | "Empty" >> beam.Create([])
-        return (pbegin
-                | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet", columns=["id", "sentences"])
+        if storage.is_remote(self.directory):
+            rows = pbegin | "Read" >> RowGroups(self.directory, "segmented", ["id", "sentences"])
+        else:
+            rows = pbegin | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet",
+                                                              columns=["id", "sentences"])
+        return (rows
                 | "Progress" >> tick("vocab", self.progress_dir)
                 | "Count" >> beam.ParDo(_CountPreTokensFn(self.options))
                 | "Sum" >> beam.CombinePerKey(sum))
@@ -256,8 +376,8 @@ class _WriteShardFn(beam.DoFn):
         summary = shard_builder.write_shard(self.directory, shard, shards, list(parts))
         if shard == self.first:
             faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
-        Path(self.summaries).mkdir(parents=True, exist_ok=True)
-        (Path(self.summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
+        storage.makedirs(self.summaries)
+        storage.write_text(storage.join(self.summaries, f"{shard:05d}.json"), json.dumps(summary))
         yield summary
 
 
@@ -272,7 +392,7 @@ class BuildShards(beam.PTransform):
 
     def expand(self, rows):
         options = self.options
-        pools_dir = str(Path(self.summaries).parent / ".pools")   # instance bytes go through files, not the runner
+        pools_dir = storage.join(storage.parent(self.summaries), ".pools")   # instance bytes go through files
         tokenized = rows | "Tokenize" >> beam.ParDo(
             _TokenizeFn(options, self.vocab, self.pools, pools_dir)).with_outputs("rejected", "quarantined", main="docs")
         docs = tokenized.docs
@@ -533,8 +653,12 @@ class ExactSimilarities(beam.PTransform):
         self.edges_pattern = edges_pattern
 
     def expand(self, tables):
-        incident = (tables.pipeline
-                    | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+        if storage.is_remote(self.edges_pattern):
+            candidates = (tables.pipeline | "Candidates" >> beam.Create([self.edges_pattern])
+                          | "ReadCandidates" >> beam.FlatMap(_read_lines))
+        else:
+            candidates = tables.pipeline | "ReadCandidates" >> beam.io.ReadFromText(self.edges_pattern)
+        incident = (candidates
                     | "Incident" >> beam.FlatMap(_incident_pairs)
                     | "GroupIncident" >> beam.GroupByKey()
                     | "KeyList" >> beam.MapTuple(lambda doc_id, keys: (doc_id, sorted(keys))))
@@ -589,13 +713,20 @@ def read_tables(pbegin, label: str, directory: str, columns: list[str] | None = 
     """The Parquet row groups of a table directory as Arrow tables (none when it has no files)."""
     if not parquet_files(directory):
         return pbegin | label >> beam.Create([])
+    if storage.is_remote(directory):
+        return pbegin | label >> RowGroups(directory, "documents", columns, as_table=True)
     return pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns)
 
 
 def write_kept(tables, dropped, directory: str, count_read: bool = False):
     """Documents tables minus the ids of the ``dropped`` PCollection, written as the documents table."""
-    return (tables
-            | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped))
+    kept = tables | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped))
+    if storage.is_remote(directory):
+        return (kept
+                | "Rows" >> beam.FlatMap(lambda table: table.to_pylist())
+                | "FromRow" >> beam.Map(lambda row: from_row(Document, row))
+                | "Write" >> WriteTable(directory, "documents"))
+    return (kept
             | "Write" >> beam.io.WriteToParquetBatched(f"{directory}/part", schema.load("documents"),
                                                        codec="snappy", file_name_suffix=".parquet"))
 
@@ -609,6 +740,11 @@ class WriteTable(beam.PTransform):
         self.table = table
 
     def expand(self, records):
+        if storage.is_remote(self.directory):
+            return (records
+                    | "WriteParts" >> beam.ParDo(_WriteBundleFn(self.directory, self.table))
+                    | "AllParts" >> beam.combiners.ToList()
+                    | "Finalize" >> beam.ParDo(_FinalizePartsFn(self.directory)))
         return (records
                 | "ToRow" >> beam.Map(to_row)
                 | "Write" >> beam.io.WriteToParquet(
@@ -628,10 +764,15 @@ class ReadTable(beam.PTransform):
         record_type = self.record_type
         if not parquet_files(self.directory):
             return pbegin | "Empty" >> beam.Create([])
+        if storage.is_remote(self.directory):
+            return (pbegin
+                    | "Read" >> RowGroups(self.directory, record_type.TABLE)
+                    | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
         return (pbegin
                 | "Read" >> beam.io.ReadFromParquet(f"{self.directory}/*.parquet")
                 | "FromRow" >> beam.Map(lambda row: from_row(record_type, row)))
 
 
 __all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "DroppedIds",
-           "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS", "CountPreTokens", "WriteTable", "ReadTable"]
+           "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS",
+           "CountPreTokens", "WriteTable", "ReadTable", "RowGroups", "WriteLines"]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from pipeline import storage
+
 COMPRESSED = {".bz2": bz2.BZ2File, ".gz": gzip.GzipFile, ".xz": lzma.LZMAFile}
 
 
@@ -34,7 +36,7 @@ class OpenedFile:
     """
 
     def __init__(self, path: str) -> None:
-        self.raw = open(path, "rb")
+        self.raw = storage.open_input_stream(path)    # local: open(); gs:// etc.: a pyarrow input stream
         wrapper = COMPRESSED.get(Path(path).suffix.lower())
         self.stream: BinaryIO = wrapper(self.raw) if wrapper else self.raw
 
@@ -78,6 +80,8 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
     ``FileNotFoundError``.
     """
     source = source or default_source(path)
+    if storage.is_remote(path):
+        return _expand_remote(path, source, fmt)
     found: list[tuple[str, str]] = []
     unlisted: list[tuple[str, str, str]] = []
 
@@ -114,3 +118,20 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
     files += [InputFile(path=full, relpath=rel.replace(os.sep, "/"), source=source, format=fmt, size=0, error=error)
               for full, rel, error in unlisted if not _is_hidden(rel)]
     return files
+
+
+def _expand_remote(path: str, source: str, fmt: str) -> list[InputFile]:
+    """``expand`` for an object-store URI: one object, every object under a prefix (hidden names skipped), or
+    a wildcard pattern (``fnmatch``: ``*`` also matches ``/``)."""
+    found: list[tuple[str, str, int]] = []
+    if any(c in path for c in "*?["):
+        cut = min(path.find(c) for c in "*?[" if c in path)
+        base = path[:cut].rsplit("/", 1)[0]
+        found = [(full, full[len(base) + 1:], storage.size(full)) for full in storage.glob(path)]
+    elif storage.is_file(path):
+        found = [(path, storage.name(path), storage.size(path))]
+    else:
+        found = [(storage.join(path, rel), rel, size) for rel, size, _ in storage.walk(path) if not _is_hidden(rel)]
+    if not found:
+        raise FileNotFoundError(f"input {path!r} matches no file")
+    return [InputFile(path=full, relpath=rel, source=source, format=fmt, size=size) for full, rel, size in found]

@@ -24,7 +24,6 @@ The engines run three steps around this module:
 from __future__ import annotations
 
 import hashlib
-import os
 import random
 import uuid
 from hashlib import blake2b
@@ -33,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from pipeline import storage
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
@@ -85,9 +85,12 @@ class ShardBuilder:
     def shared(cls, options, vocab_path: str) -> ShardBuilder:
         """One builder per process for these settings and vocab file: Spark tasks and Beam DoFns of one worker
         process reuse it instead of loading the vocab and building the tokenizer each time."""
-        path = Path(vocab_path)
-        stat = path.stat()
-        key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if storage.is_remote(vocab_path):
+            key = (repr(options), str(vocab_path), storage.size(vocab_path), storage.mtime_ns(vocab_path))
+        else:
+            path = Path(vocab_path)
+            stat = path.stat()
+            key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         builder = _SHARED.get(key)
         if builder is None:
             _SHARED.clear()                 # one set of settings at a time is what a worker runs
@@ -301,7 +304,7 @@ def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Pat
     order = np.argsort(first, kind="stable")
     present, starts = np.unique(first[order], return_index=True)
     bounds = [*starts.tolist(), len(order)]
-    final = Path(spill_dir) / f"pool-{pool:06d}.bin"
+    final = storage.join(spill_dir, f"pool-{pool:06d}.bin")
     sections = [Selection([records], np.zeros(bounds[k + 1] - bounds[k], np.int64), order[bounds[k]:bounds[k + 1]])
                 for k in range(len(present))]
     placed = write_sections(final, sections)
@@ -416,10 +419,9 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
     """Write one shard: the records of ``parts`` (``Kept`` references and ``Records`` batches, any order) in
     key order; returns its summary.
 
-    Written under a temporary name and renamed, so a retried task replaces the shard whole.
+    Written under a temporary name and renamed (on an object store copied), so a retried task replaces the
+    shard whole.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     batches: list[Records] = []
     which, index = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for part in parts:
@@ -434,18 +436,15 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
             index.append(np.arange(len(part), dtype=np.int64))
             batches.append(part)
     records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
-    final = directory / shard_name(shard, shards)
-    tmp = directory / f".{final.name}.{uuid.uuid4().hex[:12]}.tmp"
     digest = hashlib.sha256()
     size = 0
-    with open(tmp, "wb") as f:
+    with storage.atomic_output(storage.join(directory, shard_name(shard, shards))) as f:
         for chunk in records.chunks():
             f.write(chunk)
             digest.update(chunk)
             size += memoryview(chunk).nbytes
-    os.replace(tmp, final)
     totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
-    return {"file": final.name, "shard": shard, "instances": len(records), "bytes": size,
+    return {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
 
 
@@ -458,7 +457,7 @@ def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str 
     if not by_pool:
         return []
     pools = sorted(by_pool)
-    path = Path(spill_dir) / f"docs-{uuid.uuid4().hex}.bin"
+    path = storage.join(spill_dir, f"docs-{uuid.uuid4().hex}.bin")
     placed = write_parts(path, [documents_bytes(by_pool[pool]) for pool in pools])
     return [(pool, (str(path), offset, size, len(by_pool[pool]), sum(doc.tokens for doc in by_pool[pool])))
             for pool, (offset, size) in zip(pools, placed)]

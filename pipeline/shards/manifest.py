@@ -11,7 +11,7 @@ import json
 import math
 from pathlib import Path
 
-from pipeline import schema
+from pipeline import schema, storage
 from pipeline.shards.builder import STAT_FIELDS, shard_name
 
 MANIFEST = "manifest.json"
@@ -54,7 +54,7 @@ def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summarie
         "schema_version": schema.spec("manifest")["version"],
         "features": "unmasked" if options.unmasked else "masked",
         "features_schema_version": schema.spec("tfrecord_features")["version"],
-        "vocab": str(Path(vocab_path).resolve()),
+        "vocab": str(vocab_path) if storage.is_remote(vocab_path) else str(Path(vocab_path).resolve()),
         "vocab_sha256": vocab_sha256,
         "vocab_size": vocab_size,
         "settings": dataclasses.asdict(options),
@@ -78,11 +78,11 @@ def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summarie
     }
 
 
-def write(directory: str | Path, manifest: dict) -> Path:
-    path = Path(directory) / MANIFEST
-    path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+def write(directory: str | Path, manifest: dict) -> str:
+    path = storage.join(directory, MANIFEST)
+    storage.write_text(path, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
 def read(directory: str | Path) -> dict:
-    return json.loads((Path(directory) / MANIFEST).read_text(encoding="utf-8"))
+    return json.loads(storage.read_text(storage.join(directory, MANIFEST)))

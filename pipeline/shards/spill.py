@@ -22,12 +22,12 @@ Section layout (all integers little-endian)::
 
 from __future__ import annotations
 
-import os
 import struct
-import uuid
 from pathlib import Path
 
 import numpy as np
+
+from pipeline import storage
 
 MAGIC = b"WWMREC1\n"
 _HEADER = struct.Struct("<4Q")
@@ -220,13 +220,11 @@ def select(records: Records) -> Selection:
     return Selection([records], np.zeros(len(records), np.int64), np.arange(len(records)))
 
 
-def write_sections(path: Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
-    """Write the sections to ``path`` (under a temporary name, then renamed: a retried task writes the same
-    file); returns (offset, size, records) of each."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
+    """Write the sections to ``path`` (under a temporary name, then renamed, or copied on an object store: a
+    retried task writes the same file whole); returns (offset, size, records) of each."""
     placed, offset = [], 0
-    with open(tmp, "wb") as f:
+    with storage.atomic_output(path) as f:
         for section in sections:
             size = 0
             for part in section.parts():
@@ -234,12 +232,11 @@ def write_sections(path: Path, sections: list[Selection]) -> list[tuple[int, int
                 size += memoryview(part).nbytes
             placed.append((offset, size, len(section)))
             offset += size
-    os.replace(tmp, path)
     return placed
 
 
 def read_section(path: str | Path, offset: int, size: int) -> Records:
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         f.seek(offset)
         data = f.read(size)
     if len(data) != size:
@@ -262,7 +259,7 @@ def _read_head(f, path, offset: int, size: int) -> tuple[int, int, int]:
 
 def read_section_keys(path: str | Path, offset: int, size: int) -> np.ndarray:
     """The keys of a section, without reading its records."""
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         n, _, _ = _read_head(f, path, offset, size)
         raw = f.read(8 * n)
     if len(raw) != 8 * n:
@@ -273,7 +270,7 @@ def read_section_keys(path: str | Path, offset: int, size: int) -> np.ndarray:
 def read_section_records(path: str | Path, offset: int, size: int, index: np.ndarray) -> Records:
     """The records at ``index`` of a section (in that order), reading only their bytes and the section's
     arrays."""
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         n, fields, data = _read_head(f, path, offset, size)
         raw = f.read(8 * (n + (n + 1) + n * fields))
         if len(raw) != 8 * (n + (n + 1) + n * fields):
@@ -354,13 +351,11 @@ def documents_from_bytes(buffer, make) -> list:
             for k in range(n)]
 
 
-def write_parts(path: Path, sections: list[list]) -> list[tuple[int, int]]:
-    """Write sections given as lists of bytes-like pieces to ``path`` (temporary name, then renamed);
-    (offset, size) of each."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
+def write_parts(path: str | Path, sections: list[list]) -> list[tuple[int, int]]:
+    """Write sections given as lists of bytes-like pieces to ``path`` (temporary name, then renamed, or copied
+    on an object store); (offset, size) of each."""
     placed, offset = [], 0
-    with open(tmp, "wb") as f:
+    with storage.atomic_output(path) as f:
         for pieces in sections:
             size = 0
             for piece in pieces:
@@ -368,12 +363,11 @@ def write_parts(path: Path, sections: list[list]) -> list[tuple[int, int]]:
                 size += memoryview(piece).nbytes
             placed.append((offset, size))
             offset += size
-    os.replace(tmp, path)
     return placed
 
 
 def read_bytes(path: str | Path, offset: int, size: int) -> bytes:
-    with open(path, "rb") as f:
+    with storage.open_input_file(path) as f:
         f.seek(offset)
         data = f.read(size)
     if len(data) != size:

@@ -6,6 +6,14 @@ records never make the Python-to-JVM round trip.  Each task returns its
 counters as its result: the driver sums what successful tasks returned, so a
 retried task is never counted twice.  Converters are built inside the task,
 once per partition, never pickled.
+
+Paths may be local or object-store URIs (``gs://``; :mod:`pipeline.storage`):
+the tasks read and write through pyarrow either way.  Dedup's kept documents
+are the one table Spark's own Parquet reader and writer handle, locally (a
+left anti join in the JVM); for an object-store output the same step runs in
+the Python tasks instead (the dropped ids broadcast, as near dedup already
+does), so no Hadoop GCS connector is needed and the path is tested here
+against a GCS emulator.
 """
 
 from __future__ import annotations
@@ -13,9 +21,8 @@ from __future__ import annotations
 import contextlib
 import json
 from operator import add
-from pathlib import Path
 
-from pipeline import faults
+from pipeline import faults, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
@@ -23,7 +30,7 @@ from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
 from pipeline.dedup.minhash import (MinHasher, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
                                     near_duplicates)
 from pipeline.ingest.readers import read_file
-from pipeline.outputs import TableWriter, read_row_group, row_groups
+from pipeline.outputs import TableWriter, parquet_file, read_row_group, row_groups, table_rows
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
 from pipeline.segment.stage import Segmentation
@@ -53,7 +60,7 @@ def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[
     """Run ``process(items, count)`` over each partition, writing each record type to its table."""
     dirs = {cls: out.table(cls.TABLE) for cls in outputs}
     for directory in dirs.values():
-        Path(directory).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(directory)
 
     step = out.stage
 
@@ -134,6 +141,14 @@ def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     return _run_parts(rdd, run, out, (Document, Rejected, Quarantined), "part")
 
 
+def _dropped_ids(out) -> frozenset:
+    """Ids written so far to the duplicates and quarantined tables of this stage (read with pyarrow)."""
+    from pipeline.outputs import read_table
+
+    return frozenset(i for t in ("duplicates", "quarantined")
+                     for i in read_table(out.table(t), t, ["id"]).column("id").to_pylist() if i is not None)
+
+
 def _dropped_frame(spark, out):
     """Ids written so far to the duplicates and quarantined tables of this stage, as a DataFrame."""
     frames = [spark.read.schema(spark_schema(t)).parquet(out.table(t)).select("id")
@@ -158,9 +173,10 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
     spark = get_session(config)
     options = config.dedup
     partitions = _partitions(spark, config)
-    frame = spark.read.schema(spark_schema("documents")).parquet(documents_dir)
+    remote = storage.is_remote(documents_dir) or storage.is_remote(out.tmp)
+    frame = None if remote else spark.read.schema(spark_schema("documents")).parquet(documents_dir)
     for cls in (Duplicate, Quarantined):
-        Path(out.table(cls.TABLE)).mkdir(parents=True, exist_ok=True)
+        storage.makedirs(out.table(cls.TABLE))
     counters: dict[str, int] = {}
     key_columns = ["id", "source", "file", "position", "title", "text"]
     report = out.progress_dir
@@ -213,7 +229,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
             grouped = grouped.persist(StorageLevel.MEMORY_AND_DISK)
         counters = _run_parts(grouped, resolve, out, (Duplicate, Quarantined), "part")
     else:
-        counters = {"dedup.read": frame.count()}
+        counters = {"dedup.read": table_rows(documents_dir) if remote else frame.count()}
 
     if near:
         def banded(members):
@@ -257,6 +273,17 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
         writer.close()
         counters = merge(counters, *(value for kind, value in results if kind == "counts"), local.as_dict())
 
+    if remote:
+        gone = spark.sparkContext.broadcast(_dropped_ids(out))
+
+        def kept_documents(items, count):
+            for doc in _documents(items):
+                if doc.id not in gone.value:
+                    yield doc
+
+        _run_parts(_row_group_rdd(spark, documents_dir, partitions), kept_documents, out, (Document,), "kept")
+        gone.unpersist()
+        return counters
     kept = frame.join(_dropped_frame(spark, out), on="id", how="left_anti").select(*schema.field_names("documents"))
     kept.write.mode("overwrite").parquet(out.table("documents"))
     return counters
@@ -313,7 +340,6 @@ def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict
 def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
     """Tokenize (writing rejected/quarantined parts) -> pools -> keyed instances in pool files -> by first shard:
     a reference to the kept part, the surplus records out -> by destination shard -> one file per shard."""
-    import pyarrow.parquet as pq
     from pyspark import StorageLevel
 
     from pipeline.shards import builder as shard_builder
@@ -331,7 +357,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         progress = reporter("shards", report)
         with _table_writers(tables, f"part-{index:05d}") as writers:
             for path, group in items:
-                table = pq.ParquetFile(path).read_row_group(group, columns=SHARD_COLUMNS)
+                table = parquet_file(path).read_row_group(group, columns=SHARD_COLUMNS)
                 progress.update(table.num_rows, table.nbytes)
                 docs = []
                 for result in make.tokenize_table(table, count):
@@ -345,7 +371,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         progress.close()
         yield None, count.as_dict()
 
-    pools_dir = str(Path(summaries).parent / ".pools")    # documents and instance bytes go through files
+    pools_dir = storage.join(storage.parent(summaries), ".pools")    # documents and instance bytes go through files
 
     rdd = _row_group_rdd(spark, segmented_dir, _partitions(spark, config))
     tokenized = rdd.mapPartitionsWithIndex(tokenize).persist(StorageLevel.DISK_ONLY)
@@ -379,8 +405,8 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         faults.task_started("shards.write", shard)
         summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
         faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
-        Path(summaries).mkdir(parents=True, exist_ok=True)
-        (Path(summaries) / f"{shard:05d}.json").write_text(json.dumps(summary), encoding="utf-8")
+        storage.makedirs(summaries)
+        storage.write_text(storage.join(summaries, f"{shard:05d}.json"), json.dumps(summary))
         yield summary
 
     written = (keyed.partitionBy(total_shards, lambda shard: shard).mapPartitionsWithIndex(split)

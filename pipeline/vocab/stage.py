@@ -8,11 +8,11 @@ Writes ``vocab.txt``, ``counts.tsv`` (when trained) and returns the stats
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
-from pipeline.outputs import read_row_group, row_groups
+from pipeline import storage
+from pipeline.outputs import read_row_group, row_groups, table_exists
 from pipeline.vocab.counting import is_held_out
 from pipeline.vocab.stats import entries_by_kind, overlap, tokenization_stats
 from pipeline.vocab.training import VocabError, build_vocab, reserved_layout, write_counts, write_vocab
@@ -21,8 +21,11 @@ from pipeline.vocab.wordpiece import read_vocab, vocab_sha256
 STAGE = "vocab"
 
 
-def segmented_dir(path: str | Path) -> Path:
+def segmented_dir(path: str | Path) -> str | Path:
     """A segmented table given either the table directory or the stage directory holding it."""
+    if storage.is_remote(path):
+        inner = storage.join(path, "segmented")
+        return inner if storage.walk(inner) else str(path)
     path = Path(path)
     return path / "segmented" if (path / "segmented").is_dir() else path
 
@@ -50,27 +53,27 @@ def check_layout(entries: list[str], reserved_unused: int) -> dict:
 
 def finish(counts, options, out_dir: str | Path, table: str | Path | None) -> dict:
     """Train from ``counts`` (or copy ``options.vocab``), write the vocab, return its stats."""
-    out_dir = Path(out_dir)
-    vocab_path = out_dir / "vocab.txt"
+    vocab_path = storage.join(out_dir, "vocab.txt")
     started = time.time()
     if options.vocab:
         try:
             entries = read_vocab(options.vocab)
         except (OSError, ValueError) as exc:
             raise VocabError(f"--vocab-vocab {options.vocab}: {exc}") from None
-        shutil.copyfile(options.vocab, vocab_path)
-        info = {"trained": False, "source": str(Path(options.vocab).resolve()), "size": len(entries),
+        storage.write_bytes(vocab_path, storage.read_bytes(options.vocab))
+        source = options.vocab if storage.is_remote(options.vocab) else str(Path(options.vocab).resolve())
+        info = {"trained": False, "source": source, "size": len(entries),
                 **check_layout(entries, options.reserved_unused)}
     else:
         entries, info = build_vocab(counts, options)
         write_vocab(entries, vocab_path)
-        write_counts(counts, out_dir / "counts.tsv")
+        write_counts(counts, storage.join(out_dir, "counts.tsv"))
         info = {"trained": True, **info}
     training_seconds = time.time() - started
     stats = {"vocab_file": "vocab.txt", "vocab_sha256": vocab_sha256(vocab_path), **info,
              "training_seconds": round(training_seconds, 3), "entries_by_kind": entries_by_kind(entries)}
     started = time.time()
-    if table is not None and Path(table).is_dir():
+    if table is not None and table_exists(table):
         sentences = held_out_sentences(table, options)
         held = {"vocab": tokenization_stats(entries, sentences, options.lowercase)}
         if options.reference:

@@ -28,6 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
+from pipeline import storage
 from pipeline.counters import CountFn, no_count
 from pipeline.vocab.wordpiece import is_cjk
 
@@ -182,19 +183,25 @@ def build_vocab(counts: Mapping[str, int], options, count: CountFn = no_count) -
 
 
 def write_vocab(entries: Iterable[str], path: str | Path) -> None:
-    Path(path).write_text("".join(e + "\n" for e in entries), encoding="utf-8")
+    storage.write_text(path, "".join(e + "\n" for e in entries))
 
 
 def write_counts(counts: Mapping[str, int], path: str | Path) -> None:
     """``token<TAB>count`` lines, most frequent first (ties by token), so training can be rerun."""
     ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    with open(path, "w", encoding="utf-8") as f:
-        for token, n in ordered:
-            f.write(f"{token}\t{n}\n")
+    with storage.open_output_stream(path) as f:
+        for start in range(0, len(ordered), 65536):
+            f.write("".join(f"{token}\t{n}\n" for token, n in ordered[start:start + 65536]).encode("utf-8"))
 
 
 def read_counts(path: str | Path) -> Counter:
     counts: Counter = Counter()
+    if storage.is_remote(path):
+        for line in storage.read_text(path).split("\n"):
+            if line:
+                token, _, n = line.rpartition("\t")
+                counts[token] += int(n)
+        return counts
     with open(path, encoding="utf-8") as f:
         for line in f:
             token, _, n = line.rstrip("\n").rpartition("\t")

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from pipeline import storage
+
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
 # The code point ranges google-research/bert's tokenization.py treats as CJK characters.
@@ -28,7 +30,7 @@ def is_cjk(char: str) -> bool:
 
 def read_vocab(path: str | Path) -> list[str]:
     """The entries of a vocab file, one per line, in id order (a trailing empty line is not an entry)."""
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
+    lines = storage.read_text(path).split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     entries = [line.rstrip("\r") for line in lines]
@@ -47,7 +49,7 @@ def read_vocab(path: str | Path) -> list[str]:
 
 def vocab_sha256(path: str | Path) -> str:
     """The hash later stages record to say which vocab they used."""
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return hashlib.sha256(storage.read_bytes(path)).hexdigest()
 
 
 def bert_tokenizer(vocab: str | Path | list[str], lowercase: bool = True):
