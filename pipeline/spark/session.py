@@ -10,6 +10,8 @@ from pipeline import schema
 from pipeline.config import Config
 from pipeline.runtime import export_worker_environment
 
+DAEMON_MODULE = "pipeline.spark.daemon"
+
 _TYPES = {
     pa.string(): T.StringType(),
     pa.int64(): T.LongType(),
@@ -47,6 +49,10 @@ def get_session(config: Config) -> SparkSession:
     conf = {str(k): str(v) for k, v in config.spark.conf.items()}
     if config.spark.master.startswith("local") and "spark.sql.shuffle.partitions" not in conf:
         conf["spark.sql.shuffle.partitions"] = "8"   # not 200 tiny tasks on a laptop
+    if config.spark.master.startswith(("local", "spark://")):
+        # workers on this machine import this package from PYTHONPATH: start them through our daemon, which
+        # takes pyspark.zip off their path (a re-read of it for every task; see pipeline.spark.daemon)
+        conf.setdefault("spark.python.daemon.module", DAEMON_MODULE)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
