@@ -304,6 +304,10 @@ class TableWriter:
     def _flush(self) -> None:
         if not self.rows:
             return
+        rows, self.rows, self.pending = self.rows, [], 0
+        self._write(pa.Table.from_pylist(rows, schema=self.schema))
+
+    def _write(self, table: pa.Table) -> None:
         if self._writer is None:
             if self.remote:
                 self._sink = storage.open_output_stream(self.tmp)
@@ -311,9 +315,16 @@ class TableWriter:
             else:
                 self.dir.mkdir(parents=True, exist_ok=True)
                 self._writer = pq.ParquetWriter(str(self.tmp), self.schema, compression="snappy")
-        self._writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
-        self.written += len(self.rows)
-        self.rows, self.pending = [], 0
+        self._writer.write_table(table)
+        self.written += table.num_rows
+
+    def add_table(self, table: pa.Table) -> None:
+        """Rows already in Arrow form (the table's columns, in any order), written as one row group after the
+        records added before them."""
+        if not table.num_rows:
+            return
+        self._flush()
+        self._write(table.select(self.schema.names).cast(self.schema))
 
     def close(self) -> int:
         """Publish the file; returns the number of rows written."""
@@ -341,7 +352,12 @@ def row_groups(table_dir: str | Path) -> list[tuple[str, int]]:
     return [(f, i) for f in parquet_files(table_dir) for i in range(parquet_file(f).num_row_groups)]
 
 
+def read_row_group_table(path: str, index: int, name: str, columns: list[str] | None = None) -> pa.Table:
+    """One row group of a table file as an Arrow table (all columns of the schema, or just ``columns``)."""
+    names = columns or schema.load(name).names
+    return parquet_file(path).read_row_group(index, columns=names).select(names)
+
+
 def read_row_group(path: str, index: int, name: str, columns: list[str] | None = None) -> list[dict]:
     """One row group of a table file as rows (all columns of the schema, or just ``columns``)."""
-    names = columns or schema.load(name).names
-    return parquet_file(path).read_row_group(index, columns=names).select(names).to_pylist()
+    return read_row_group_table(path, index, name, columns).to_pylist()

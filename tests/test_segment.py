@@ -136,3 +136,80 @@ def test_pku_gold_small_ltp_model_reaches_the_target_and_jieba_its_published_f1(
     print(json.dumps({"ltp_legacy_small": ltp, "jieba": jieba}, ensure_ascii=False))
     assert ltp["f1"] >= 0.88
     assert 0.78 <= jieba["f1"] <= 0.86          # published jieba F1 on PKU: 0.818
+
+
+def _documents_table(docs):
+    import pyarrow as pa
+
+    from pipeline import schema
+    from pipeline.records import to_row
+
+    return pa.Table.from_pylist([to_row(d) for d in docs], schema=schema.load("documents"))
+
+
+def _docs():
+    texts = [["今天天气很好。", "我们去公园。"], ["北京大学的学生在图书馆里学习。"], [], ["  两头有空格  ", "孤单"]]
+    docs = [Document(id=f"s:{i}", source="s", format="jsonl", text="\n".join(t), file="f", position=i + 1,
+                     sentences=t, title=None if i % 2 else f"题{i}") for i, t in enumerate(texts)]
+    # before clean: no sentence list, the text's non-empty lines are the sentences
+    docs.append(Document(id="s:9", source="s", format="jsonl", text="第一行。\n\n第二行有，逗号。", file="g", position=9))
+    return docs
+
+
+def test_a_table_of_documents_gives_the_rows_and_counts_of_one_document_at_a_time(segmenter):
+    from pipeline.records import to_row
+    from pipeline.segment.stage import COLUMNS, slices
+
+    docs = _docs()
+    one, batch = Counters(), Counters()
+    segmentation = Segmentation(segmenter=segmenter)
+    expected = [to_row(segmentation.process(d, one)) for d in docs]
+    table = _documents_table(docs).select(COLUMNS)
+    pieces = list(slices(table, limit=20))          # small slices: several segmenter calls
+    assert 1 < len(pieces) < len(docs) + 1 and sum(p.num_rows for p in pieces) == len(docs)
+    rows = []
+    for piece in pieces:
+        segmented, quarantined = segmentation.process_table(piece, batch)
+        assert quarantined == []
+        rows += segmented.to_pylist()
+    assert rows == expected
+    assert rows[-1]["sentences"] == ["第一行。", "第二行有，逗号。"]
+    assert batch.as_dict() == one.as_dict() and batch["segment.read"] == len(docs)
+
+
+def test_a_failure_in_a_table_quarantines_only_its_document():
+    from pipeline.segment.stage import COLUMNS
+
+    class BrokenOnBeijing(JiebaSegmenter):
+        def _segment_chunks(self, chunks):
+            if any("北京" in c for c in chunks):
+                raise RuntimeError("engine exploded")
+            return super()._segment_chunks(chunks)
+
+    docs = _docs()
+    count = Counters()
+    segmented, quarantined = Segmentation(segmenter=BrokenOnBeijing()).process_table(
+        _documents_table(docs).select(COLUMNS), count)
+    assert [q.id for q in quarantined] == ["s:1"] and "engine exploded" in quarantined[0].error
+    assert quarantined[0].position == 2 and quarantined[0].excerpt.startswith("北京大学")
+    assert segmented.column("id").to_pylist() == [d.id for d in docs if d.id != "s:1"]
+    for row in segmented.to_pylist():
+        assert ["".join(w) for w in row["words"]] == row["sentences"]
+    assert count["segment.read"] == 5 and count["segment.kept"] == 4 and count["segment.quarantined"] == 1
+
+
+def test_arrow_rows_and_records_go_into_one_part_in_order(tmp_path):
+    import pyarrow as pa
+
+    from pipeline.outputs import TableWriter, read_table
+
+    rows = [Segmented(id=f"s:{i}", source="s", sentences=["好。"], words=[["好", "。"]], file="f", position=i)
+            for i in range(3)]
+    writer = TableWriter(tmp_path / "segmented", "segmented", "part-00000")
+    writer.add(rows[0])
+    arrow = pa.Table.from_pylist([{"position": r.position, "id": r.id, "source": r.source, "title": None,
+                                   "sentences": r.sentences, "words": r.words, "file": r.file} for r in rows[1:]])
+    writer.add_table(arrow)                         # columns in another order, types inferred: conformed
+    writer.add_table(arrow.slice(0, 0))             # nothing
+    assert writer.close() == 3
+    assert read_table(tmp_path / "segmented", "segmented").column("id").to_pylist() == ["s:0", "s:1", "s:2"]

@@ -18,7 +18,8 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards,
                                      CleanDocuments, CountPreTokens, DedupKeys, DroppedIds, ExactSimilarities,
-                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, RowGroups, WriteLines,
+                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, RowGroups, WriteArrowTable,
+                                     WriteLines,
                                      WriteTable,
                                      read_tables, tick, write_kept)
 from pipeline import storage
@@ -173,9 +174,8 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
 def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
-        result = (p | "ReadDocuments" >> ReadTable(documents_dir) | "Progress" >> tick("segment", out.progress_dir)
-                  | "Segment" >> SegmentDocuments(config.segment))
-        result.segmented | "WriteSegmented" >> WriteTable(out.table("segmented"), "segmented")
+        result = p | "Segment" >> SegmentDocuments(documents_dir, config.segment, out.progress_dir)
+        result.segmented | "WriteSegmented" >> WriteArrowTable(out.table("segmented"), "segmented")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
 

@@ -41,8 +41,8 @@ from pipeline.dedup.minhash import (BATCH_MEMBERS, MinHasher, band_batches, edge
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, parquet_file, parquet_files, read_row_group, row_groups
 from pipeline.progress import reporter, text_size
-from pipeline.records import Document, Quarantined, Rejected, excerpt, from_row, to_row
-from pipeline.segment.stage import Segmentation
+from pipeline.records import RECORD_TYPES, Document, Quarantined, Rejected, excerpt, from_row, to_row
+from pipeline.segment.stage import COLUMNS as SEGMENT_COLUMNS, Segmentation, slices, text_bytes
 from pipeline.shards import builder as shard_builder
 from pipeline.shards.manifest import shard_count
 from pipeline.shards.seeds import pool_of
@@ -217,40 +217,60 @@ class _CleanFn(beam.DoFn):
 
 
 class _SegmentFn(beam.DoFn):
-    def __init__(self, options) -> None:
+    """Row groups of a documents table (Arrow tables) -> segmented rows (Arrow tables) and quarantined records."""
+
+    def __init__(self, options, progress_dir: str | None) -> None:
         self.options = options
+        self.progress_dir = progress_dir
 
     def setup(self):
         self.segmentation = Segmentation(self.options)   # the model loads once per worker
         self.count = BeamCount()
+        self.progress = reporter("segment", self.progress_dir)
 
     def start_bundle(self):
         self.first = None
 
-    def process(self, doc):
-        if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first id
-            self.first = doc.id
-            faults.task_started("segment", doc.id)
-        result = self.segmentation.process(doc, self.count)
-        if isinstance(result, Quarantined):
-            yield beam.pvalue.TaggedOutput("quarantined", result)
-        else:
-            yield result
+    def process(self, table):
+        if self.first is None and table.num_rows:    # test-only fault injection (pipeline.faults), keyed by the
+            self.first = table.column("id")[0].as_py()   # bundle's first id
+            faults.task_started("segment", self.first)
+        for piece in slices(table):
+            rows, quarantined = self.segmentation.process_table(piece, self.count)
+            if rows.num_rows:
+                yield rows
+            for record in quarantined:
+                yield beam.pvalue.TaggedOutput("quarantined", record)
+            self.progress.update(piece.num_rows, text_bytes(piece))
 
     def finish_bundle(self):
         if self.first is not None:
             faults.task_ending("segment", self.first)
 
+    def teardown(self):
+        self.progress.close()
+
 
 class SegmentDocuments(beam.PTransform):
-    """Documents -> {'segmented', 'quarantined'}."""
+    """A documents table -> {'segmented': Arrow tables of segmented rows, 'quarantined': records}."""
 
-    def __init__(self, options) -> None:
+    def __init__(self, documents_dir: str, options, progress_dir: str | None = None) -> None:
         super().__init__()
+        self.documents_dir = documents_dir
         self.options = options
+        self.progress_dir = progress_dir
 
-    def expand(self, docs):
-        return docs | "Segment" >> beam.ParDo(_SegmentFn(self.options)).with_outputs("quarantined", main="segmented")
+    def expand(self, pbegin):
+        if parquet_files(self.documents_dir) and storage.is_remote(self.documents_dir):
+            tables = pbegin | "ReadDocuments" >> RowGroups(self.documents_dir, "documents", SEGMENT_COLUMNS,
+                                                           as_table=True)
+        elif parquet_files(self.documents_dir):
+            tables = pbegin | "ReadDocuments" >> beam.io.ReadFromParquetBatched(
+                f"{self.documents_dir}/*.parquet", columns=SEGMENT_COLUMNS)
+        else:
+            tables = pbegin | "NoDocuments" >> beam.Create([])
+        return tables | "Segment" >> beam.ParDo(_SegmentFn(self.options, self.progress_dir)).with_outputs(
+            "quarantined", main="segmented")
 
 
 class _CountPreTokensFn(beam.DoFn):
@@ -752,6 +772,28 @@ class WriteTable(beam.PTransform):
                     codec="snappy", row_group_buffer_size=ROW_GROUP_BYTES))
 
 
+class WriteArrowTable(beam.PTransform):
+    """Arrow tables of a table's rows -> Parquet files ``<directory>/part-SSSSS-of-NNNNN.parquet``, each table a
+    row group."""
+
+    def __init__(self, directory: str, table: str) -> None:
+        super().__init__()
+        self.directory = directory
+        self.table = table
+
+    def expand(self, tables):
+        target = schema.load(self.table)
+        if storage.is_remote(self.directory):      # object stores: records through WriteTable's part writers
+            record_type = next(cls for cls in RECORD_TYPES if cls.TABLE == self.table)
+            return (tables
+                    | "ToRecords" >> beam.FlatMap(lambda t: [from_row(record_type, r) for r in t.to_pylist()])
+                    | "WriteRecords" >> WriteTable(self.directory, self.table))
+        return (tables
+                | "Conform" >> beam.Map(lambda t: t.select(target.names).cast(target))
+                | "Write" >> beam.io.WriteToParquetBatched(
+                    f"{self.directory}/part", target, file_name_suffix=".parquet", codec="snappy"))
+
+
 class ReadTable(beam.PTransform):
     """Parquet files of a table directory -> records of ``record_type``."""
 
@@ -775,4 +817,5 @@ class ReadTable(beam.PTransform):
 
 __all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "DroppedIds",
            "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS",
-           "CountPreTokens", "WriteTable", "ReadTable", "RowGroups", "WriteLines"]
+           "CountPreTokens", "WriteTable", "ReadTable", "RowGroups", "WriteLines",
+           "WriteArrowTable"]

@@ -22,6 +22,8 @@ import contextlib
 import json
 from operator import add
 
+import pyarrow as pa
+
 from pipeline import faults, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
@@ -30,10 +32,10 @@ from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
 from pipeline.dedup.minhash import (MinHasher, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
                                     near_duplicates)
 from pipeline.ingest.readers import read_file
-from pipeline.outputs import TableWriter, parquet_file, read_row_group, row_groups, table_rows
+from pipeline.outputs import TableWriter, parquet_file, read_row_group, read_row_group_table, row_groups, table_rows
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, excerpt, from_row
-from pipeline.segment.stage import Segmentation
+from pipeline.segment.stage import COLUMNS as SEGMENT_COLUMNS, Segmentation, slices, text_bytes
 from pipeline.vocab.counting import PreTokenCounter
 from pipeline.spark.session import get_session, spark_schema
 from pipeline import schema
@@ -69,7 +71,10 @@ def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> dict[
         count = Counters()
         with _table_writers(dirs, f"{part}-{index:05d}") as writers:
             for record in process(items, count):
-                writers[type(record)].add(record)
+                if isinstance(record, pa.Table):      # rows of the first output table, in Arrow form
+                    writers[outputs[0]].add_table(record)
+                else:
+                    writers[type(record)].add(record)
             faults.task_ending(step, index)
         yield count.as_dict()
 
@@ -294,9 +299,15 @@ def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
     options, report = config.segment, out.progress_dir
 
     def run(items, count):
-        segmentation = Segmentation(options)       # the model loads once per task, in the worker
-        for doc in reporter("segment", report).track(_documents(items), text_size):
-            yield segmentation.process(doc, count)
+        segmentation = Segmentation(options)       # the model loads once per worker process
+        progress = reporter("segment", report)
+        for path, index in items:
+            for piece in slices(read_row_group_table(path, index, "documents", SEGMENT_COLUMNS)):
+                rows, quarantined = segmentation.process_table(piece, count)
+                yield rows
+                yield from quarantined
+                progress.update(piece.num_rows, text_bytes(piece))
+        progress.close()
 
     rdd = _row_group_rdd(spark, documents_dir, _partitions(spark, config))
     return _run_parts(rdd, run, out, (Segmented, Quarantined), "part")
