@@ -4,7 +4,7 @@ Spark puts ``$SPARK_HOME/python/lib/pyspark.zip``, py4j's source zip and the
 ``spark-core`` jar first on its Python workers' path, and every task begins
 with ``importlib.invalidate_caches()``.  Python 3.11's zip importer answers
 that by reading the archive's whole central directory again, once for the
-archive and once for every package directory imported from it: about 0.09 s
+archive and once for every package directory imported from it: 0.09-0.28 s
 a task here (pyspark.zip holds 1,328 files, the jar thousands), whatever the
 task does.
 
