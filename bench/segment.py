@@ -92,6 +92,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=20, help="MB of sentence text")
     parser.add_argument("--engines", nargs="*", default=["beam", "spark"], choices=["beam", "spark"])
     parser.add_argument("--spark-cores", type=int, nargs="+", default=[1, 2], help="Spark local[N] runs")
+    parser.add_argument("--segmenters", nargs="+", default=["ltp", "jieba"], choices=["ltp", "jieba"])
     parser.add_argument("--workdir", default=str(ROOT / "build" / "bench-segment"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "segment.json"))
     parser.add_argument("--alone", nargs=2, metavar=("KIND", "MODEL"), help=argparse.SUPPRESS)
@@ -115,7 +116,7 @@ def main() -> None:
                         f"{nbytes / 1e6:.1f} MB ({len(sentences):,} sentences)",
                "ltp_model": PKU_MODEL,
                "command": f"python bench/segment.py --mb {args.mb}", "runs": []}
-    for kind in ("ltp", "jieba"):
+    for kind in args.segmenters:
         _, _, out = run_measured([sys.executable, __file__, "--mb", str(args.mb), "--alone", kind, str(model)], env)
         solo = json.loads(out.strip().splitlines()[-1])
         entry = {"segmenter": kind, "alone": solo}
