@@ -223,16 +223,8 @@ def select(records: Records) -> Selection:
 def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[int, int, int]]:
     """Write the sections to ``path`` (under a temporary name, then renamed, or copied on an object store: a
     retried task writes the same file whole); returns (offset, size, records) of each."""
-    placed, offset = [], 0
-    with storage.atomic_output(path) as f:
-        for section in sections:
-            size = 0
-            for part in section.parts():
-                f.write(part)
-                size += memoryview(part).nbytes
-            placed.append((offset, size, len(section)))
-            offset += size
-    return placed
+    placed = write_parts(path, (section.parts() for section in sections))
+    return [(offset, size, len(section)) for (offset, size), section in zip(placed, sections)]
 
 
 def read_section(path: str | Path, offset: int, size: int) -> Records:
@@ -351,9 +343,9 @@ def documents_from_bytes(buffer, make) -> list:
             for k in range(n)]
 
 
-def write_parts(path: str | Path, sections: list[list]) -> list[tuple[int, int]]:
-    """Write sections given as lists of bytes-like pieces to ``path`` (temporary name, then renamed, or copied
-    on an object store); (offset, size) of each."""
+def write_parts(path: str | Path, sections) -> list[tuple[int, int]]:
+    """Write sections, each an iterable of bytes-like pieces (consumed as they are written), to ``path``
+    (temporary name, then renamed, or copied on an object store); (offset, size) of each."""
     placed, offset = [], 0
     with storage.atomic_output(path) as f:
         for pieces in sections:
