@@ -228,12 +228,7 @@ def write_sections(path: str | Path, sections: list[Selection]) -> list[tuple[in
 
 
 def read_section(path: str | Path, offset: int, size: int) -> Records:
-    with storage.open_input_file(path) as f:
-        f.seek(offset)
-        data = f.read(size)
-    if len(data) != size:
-        raise SpillError(f"{path}: truncated records section")
-    return Records.from_bytes(data)
+    return Records.from_bytes(read_bytes(path, offset, size, "records section"))
 
 
 def _read_head(f, path, offset: int, size: int) -> tuple[int, int, int]:
@@ -358,10 +353,11 @@ def write_parts(path: str | Path, sections) -> list[tuple[int, int]]:
     return placed
 
 
-def read_bytes(path: str | Path, offset: int, size: int) -> bytes:
+def read_bytes(path: str | Path, offset: int, size: int, what: str = "section") -> bytes:
+    """``size`` bytes at ``offset``; ``SpillError`` (naming ``what``) when the file ends before them."""
     with storage.open_input_file(path) as f:
         f.seek(offset)
         data = f.read(size)
     if len(data) != size:
-        raise SpillError(f"{path}: truncated section")
+        raise SpillError(f"{path}: truncated {what}")
     return data
