@@ -18,6 +18,7 @@ from pathlib import Path
 from pipeline import __version__, fingerprint, schema, storage
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
+from pipeline.ingest.ids import make_unique
 from pipeline.outputs import (StageOutput, committed, count_by, documents_dir, read_table, table_bytes, table_exists,
                               table_rows, write_json)
 from pipeline.progress import StageMonitor
@@ -138,6 +139,9 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
                           "inputs": [vars(spec) for spec in specs]}
             with _monitor(config, out, total_bytes=input_info["bytes"]) as monitor:
                 counters = adapter.ingest(config, files, out)
+            renamed = make_unique(out.table("documents"), files)     # two datasets in one source may share ids
+            if renamed:
+                counters["ingest.ids_renamed"] = renamed
             read = counters.get("ingest.read", 0)
         else:
             if stage == "segment":

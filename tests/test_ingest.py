@@ -184,3 +184,68 @@ def test_shared_mediawiki_dump():
     assert docs and not bad
     assert count["ingest.skipped.redirect"] > 0
     assert not any("{{" in d.text or "[[" in d.text for d in docs)
+
+
+# --- ids unique across the files of a source ----------------------------------------------------------------
+
+ARTICLE = ("数学是研究数量、结构以及空间等概念的一门学科。它透过抽象化和逻辑推理，由计数、计算、量度发展而成。"
+           "数学家们拓展这些概念，以公式化新的猜想，并从选定的公理及定义中建立起严谨推导出的定理。")
+
+
+def wiki_line(doc_id: str, title: str, text: str) -> str:
+    return json.dumps({"id": doc_id, "url": f"https://zh.wikipedia.org/wiki?curid={doc_id}", "title": title,
+                       "text": f"{title}\n\n{text}"}, ensure_ascii=False) + "\n"
+
+
+@pytest.mark.parametrize("engine", ["beam", "spark"])
+def test_two_datasets_in_one_source_get_ids_of_their_own(tmp_path, engine):
+    """A wiki2019zh file and a zhwiki <doc> extraction in one source both call the article 数学 13: the first
+    by (file, position) keeps the native id, the other takes its file-and-position id, and dedup then sees the
+    two as what they are (a near-duplicate pair) instead of one document."""
+    from conftest import make_config
+    from pipeline.outputs import read_table
+    from pipeline.stages import run_stage
+
+    source = tmp_path / "wiki"
+    write(source / "a_wiki2019zh.jsonl", wiki_line("13", "数学", ARTICLE) + wiki_line("18", "哲学", "哲学" * 40)
+          + wiki_line("18", "哲学史", "哲学史是研究哲学发展的学科。" * 8))          # a repeated id inside one file
+    write(source / "b_extracted" / "wiki_00",
+          f'<doc id="13" url="https://zh.wikipedia.org/wiki?curid=13" title="数学">\n数学\n\n{ARTICLE}又：数学是科学。\n'
+          '</doc>\n<doc id="21" url="https://zh.wikipedia.org/wiki?curid=21" title="物理">\n物理\n\n'
+          + "物理学研究物质、能量及其相互作用。" * 6 + "\n</doc>\n")
+    config = make_config(tmp_path / "out", [f"wiki={source}"], engine)
+    stats = run_stage("ingest", config, log=lambda *_: None)
+    docs = read_table(tmp_path / "out" / "ingest" / "documents", "documents").to_pylist()
+    by_id = {d["id"]: d for d in docs}
+    assert len(docs) == 5 == len(by_id)
+    assert stats["counters"]["ingest.ids_renamed"] == 2
+    assert by_id["wiki:13"]["file"].endswith("a_wiki2019zh.jsonl")         # first file in path order keeps it
+    assert by_id["wiki:18"]["title"] == "哲学"                               # first line of the file keeps it
+    assert by_id["wiki:a_wiki2019zh.jsonl:000000003"]["title"] == "哲学史"
+    assert by_id["wiki:b_extracted/wiki_00:000000001"]["title"] == "数学"
+    assert by_id["wiki:21"]["title"] == "物理"                               # unshared ids stay native
+    # the renamed copy of 数学 is a near-duplicate of the one that kept the id, and dedup finds it
+    run_stage("clean", config, log=lambda *_: None)
+    run_stage("dedup", config, log=lambda *_: None)
+    pairs = {(d["id"], d["duplicate_of"]) for d in read_table(tmp_path / "out" / "dedup" / "duplicates",
+                                                        "duplicates").to_pylist()}
+    assert ("wiki:b_extracted/wiki_00:000000001", "wiki:13") in pairs or \
+           ("wiki:13", "wiki:b_extracted/wiki_00:000000001") in pairs
+
+
+def test_an_id_already_taken_by_a_renamed_form_gets_a_suffix(tmp_path):
+    from pipeline.ingest.ids import make_unique
+    from pipeline.outputs import TableWriter, read_table
+    from pipeline.records import Document
+
+    table = tmp_path / "documents"
+    first, second = TableWriter(table, "documents", "part-0"), TableWriter(table, "documents", "part-1")
+    first.add(Document(id="s:7", source="s", format="text", text="x", file="/in/f1", position=1))
+    first.add(Document(id="s:f2:000000004", source="s", format="text", text="y", file="/in/f0", position=9))
+    second.add(Document(id="s:7", source="s", format="text", text="z", file="/in/f2", position=4))
+    first.close(), second.close()
+    files = [InputFile(f"/in/f{k}", f"f{k}", "s", "text", 1) for k in range(3)]
+    assert make_unique(str(table), files) == 1
+    ids = sorted(read_table(table, "documents", ["id"]).column("id").to_pylist())
+    assert ids == ["s:7", "s:f2:000000004", "s:f2:000000004#2"]
+    assert make_unique(str(table), files) == 0                                # unique now: nothing rewritten
