@@ -62,6 +62,29 @@ def test_pre_tokens_follow_bert_basic_tokenizer():
     assert RegexPreTokenizer().pre_tokens("\u1fefx") == basic_tokenize("\u1fefx") == ["`", "x"]   # NFD uncovers punct
 
 
+def test_counting_by_code_point_classes_is_counting_the_pre_tokens(monkeypatch):
+    """``raw_counts`` (NumPy over code points) against ``raw_tokens`` (the regex passes): the cases above and
+    the characters where the classes meet: controls inside words, every kind of whitespace, lone surrogates,
+    planes the scan skips, private use, marks, fullwidth forms; and ``count_rows`` in several batches."""
+    import pipeline.vocab.counting as counting
+
+    regex = RegexPreTokenizer()
+    odd = ["ab\u200bcd\x00ef\ufffdgh", "x\x1cy\x0bz\x85w\u2028v\u3000u\xa0t", "a\ud800b\udfffc",
+           "\U000f0001\U00050000q\ue000r", "e\u0301f\u0300", "ＡＢＣ１２３，。！", "\t\r\n", "",
+           "x" * 300 + "中" + "y", "中文123abc中文，English, 混合!"]
+    texts = [text for text, _ in CASES] + odd
+    expected = Counter(t for text in texts for t in regex.raw_tokens(text))
+    assert regex.raw_counts(texts) == expected
+    for text in texts:
+        assert regex.raw_counts([text]) == Counter(regex.raw_tokens(text)), text
+    monkeypatch.setattr(counting, "COUNT_BATCH_CHARS", 7)
+    rows = [{"id": f"d{k}", "sentences": [text, text[::-1]]} for k, text in enumerate(texts)]
+    counted = PreTokenCounter(VocabOptions(held_out_fraction=0)).count_rows(rows)
+    raw = Counter(t for r in rows for t in regex.raw_tokens("\n".join(r["sentences"])))
+    assert counted == Counter({t: n for t, n in regex.normalize_counts(raw).items()
+                               if len(t) <= counting.MAX_PRETOKEN_CHARS})
+
+
 def shared_texts():
     paths = [SHARED_DATA / "corpora" / n for n in CORPORA]
     if not all(p.exists() for p in paths):

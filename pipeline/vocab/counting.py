@@ -13,7 +13,9 @@ Three implementations give the same pre-tokens:
 - :func:`basic_tokenize`: a plain character loop written from that
   description, the reference the tests check the others against;
 - :class:`RegexPreTokenizer`: the same steps as whole-text regular expression
-  substitutions (the loops run in C), the one counting uses;
+  substitutions (the loops run in C); counting uses its ``raw_counts``, which
+  classifies code points with a table read off those expressions and counts
+  CJK characters and punctuation with NumPy;
 - :class:`TokenizersPreTokenizer`: ``tokenizers``' ``BertNormalizer`` and
   ``BertPreTokenizer`` (what :func:`pipeline.vocab.wordpiece.bert_tokenizer`
   applies at shard time), kept to check against and for the benchmark.
@@ -36,6 +38,8 @@ import unicodedata
 from collections import Counter
 from functools import lru_cache
 from typing import Iterable
+
+import numpy as np
 
 from pipeline.counters import CountFn, no_count
 from pipeline.vocab.wordpiece import CJK_RANGES, is_cjk
@@ -107,15 +111,42 @@ def _char_class(test) -> str:
 
 
 @lru_cache(maxsize=1)
+def _classes() -> dict[str, str]:
+    """The character classes (regex, without brackets) the patterns are made of, built once per process (a scan
+    of the assigned planes, about 0.3 s)."""
+    return {"drop": _char_class(lambda c: c == "\0" or c == "\ufffd" or _is_control(c)),
+            "space": _char_class(lambda c: _is_whitespace(c) and c != " "),
+            "marks": _char_class(lambda c: unicodedata.category(c) == "Mn"),
+            "punct": _char_class(_is_punctuation),
+            "cjk": "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in CJK_RANGES)}
+
+
+@lru_cache(maxsize=1)
 def _patterns() -> tuple[re.Pattern, ...]:
-    """The compiled patterns, built once per process (a scan of the assigned planes, about 0.3 s)."""
-    drop = _char_class(lambda c: c == "\0" or c == "\ufffd" or _is_control(c))
-    space = _char_class(lambda c: _is_whitespace(c) and c != " ")
-    marks = _char_class(lambda c: unicodedata.category(c) == "Mn")
-    punct = _char_class(_is_punctuation)
-    cjk = "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in CJK_RANGES)
-    return (re.compile(f"[{drop}]+"), re.compile(f"[{space}]"), re.compile(f"[{marks}]+"),
-            re.compile(f"[{cjk}]|[{punct}]|[^\\s{punct}{cjk}]+"))
+    """The compiled patterns, built once per process."""
+    c = _classes()
+    return (re.compile(f"[{c['drop']}]+"), re.compile(f"[{c['space']}]"), re.compile(f"[{c['marks']}]+"),
+            re.compile(f"[{c['cjk']}]|[{c['punct']}]|[^\\s{c['punct']}{c['cjk']}]+"))
+
+
+# What ``raw_tokens`` does with each code point (``_code_point_table``): removes it, splits on it, makes it a
+# pre-token of its own (CJK and punctuation), or runs it together with its neighbours of the same kind.
+_DROP, _SPLIT, _SINGLE, _RUN = 0, 1, 2, 3
+
+
+@lru_cache(maxsize=1)
+def _code_point_table() -> np.ndarray:
+    """``_DROP``/``_SPLIT``/``_SINGLE``/``_RUN`` for every code point, read off the very patterns ``raw_tokens``
+    applies (matched against a string of all code points), so the two cannot disagree."""
+    c = _classes()
+    every = np.arange(0x110000, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+    table = np.full(0x110000, _RUN, np.uint8)
+    # later assignments win: the order is raw_tokens' (drop first, then whitespace, then the split alternatives)
+    for kind, pattern in ((_SINGLE, f"[{c['punct']}]+"), (_SINGLE, f"[{c['cjk']}]+"), (_SPLIT, r"\s+"),
+                          (_SPLIT, f"[{c['space']}]+"), (_DROP, f"[{c['drop']}]+")):
+        for match in re.finditer(pattern, every):
+            table[match.start():match.end()] = kind
+    return table
 
 
 class RegexPreTokenizer:
@@ -143,6 +174,28 @@ class RegexPreTokenizer:
     def raw_tokens(self, text: str) -> list[str]:
         """Pre-tokens before lowercasing and accent stripping."""
         return self.split.findall(self.space.sub(" ", self.drop.sub("", text)))
+
+    def raw_counts(self, texts: list[str]) -> Counter:
+        """``Counter`` of the ``raw_tokens`` of all the texts, by code point classes in NumPy: CJK characters and
+        punctuation are counted with one ``bincount``, and only the runs between (Latin words, digits) are
+        sliced out as strings."""
+        table = _code_point_table()
+        joined = "\n".join(texts)                      # a newline splits, so no pre-token spans two texts
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), np.uint32)
+        kinds = table[points]
+        kept = kinds != _DROP
+        if not kept.all():
+            points, kinds = points[kept], kinds[kept]
+            joined = points.tobytes().decode("utf-32-le", "surrogatepass")
+        counts: Counter = Counter()
+        singles = np.bincount(points[kinds == _SINGLE])
+        present = np.flatnonzero(singles)
+        counts.update(dict(zip(map(chr, present.tolist()), singles[present].tolist())))
+        run = np.zeros(len(kinds) + 2, np.int8)
+        run[1:-1] = kinds == _RUN
+        edges = np.flatnonzero(np.diff(run))
+        counts.update(joined[a:b] for a, b in zip(edges[::2].tolist(), edges[1::2].tolist()))
+        return counts
 
     def normalize(self, token: str) -> list[str]:
         """One raw pre-token lowercased, accent-stripped and split again (none if only marks were left)."""
@@ -212,6 +265,11 @@ def document_text(sentences: Iterable[str]) -> str:
     return "\n".join(sentences)
 
 
+# Characters of text counted in one ``raw_counts`` call: its arrays (4 bytes a character, a few copies) stay
+# tens of MB whatever a partition holds.
+COUNT_BATCH_CHARS = 1 << 22
+
+
 class PreTokenCounter:
     """Counts the pre-tokens of segmented records (rows with ``id`` and ``sentences``).
 
@@ -235,6 +293,9 @@ class PreTokenCounter:
         """Pre-token counts of many records (a partition, a bundle)."""
         raw: Counter = Counter()
         chars = 0
+        batch: list[str] = []
+        batch_chars = 0
+        by_batch = hasattr(self.pre_tokenizer, "raw_counts")
         for row in rows:
             count("vocab.read")
             if is_held_out(row["id"], self.held_out_fraction):
@@ -242,8 +303,19 @@ class PreTokenCounter:
                 continue
             count("vocab.counted")
             sentences = row["sentences"] or ()
-            chars += sum(len(s) for s in sentences)
-            raw.update(self.pre_tokenizer.raw_tokens(document_text(sentences)))
+            n = sum(len(s) for s in sentences)
+            chars += n
+            text = document_text(sentences)
+            if not by_batch:
+                raw.update(self.pre_tokenizer.raw_tokens(text))
+                continue
+            batch.append(text)
+            batch_chars += n
+            if batch_chars >= COUNT_BATCH_CHARS:
+                raw.update(self.pre_tokenizer.raw_counts(batch))
+                batch, batch_chars = [], 0
+        if batch:
+            raw.update(self.pre_tokenizer.raw_counts(batch))
         counts = self.pre_tokenizer.normalize_counts(raw)
         long = [t for t in counts if len(t) > MAX_PRETOKEN_CHARS]
         if long:
