@@ -8,7 +8,7 @@ markup, sentence and document structure, and is a distinct document that
 neither exact nor near dedup matches).  Copy 0 is the real text.
 
 For each engine: ``wwm run`` in a fresh process (Beam in-process, one core;
-Spark ``local[2]``), its wall time and peak RSS, each stage's time from
+Spark ``local[1]`` and ``local[2]``), its wall time and peak RSS, each stage's time from
 ``run.json``, and MB of raw input per second per core.  Side by side, on the
 same machine: the segmenter alone (one process, one thread) over exactly the
 sentences the segment stage received, which is the target's yardstick (end to
@@ -108,7 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=int, default=50, help="MB of raw input (at least 50 for the target)")
     parser.add_argument("--engines", nargs="+", default=["beam", "spark"], choices=["beam", "spark"])
-    parser.add_argument("--spark-cores", type=int, default=2, help="Spark local[N]")
+    parser.add_argument("--spark-cores", type=int, nargs="+", default=[1, 2],
+                        help="Spark local[N], one run for each N (default: local[1] and local[2])")
     parser.add_argument("--workdir", default=str(ROOT / "build" / "bench-end-to-end"))
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "end_to_end.json"))
     parser.add_argument("--alone", nargs=2, metavar=("MODEL", "DOCUMENTS"), help=argparse.SUPPRESS)
@@ -127,15 +128,17 @@ def main() -> None:
                  f"every CJK ideograph moved k*{STRIDE} places in U+4E00-U+9FFF so that no copy is a duplicate of "
                  f"another (copy 0 is the real text)",
         "ltp_model": PKU_MODEL,
-        "command": f"python bench/end_to_end.py --mb {args.mb} --engines {' '.join(args.engines)}",
+        "command": f"python bench/end_to_end.py --mb {args.mb} --engines {' '.join(args.engines)}"
+                   f" --spark-cores {' '.join(map(str, args.spark_cores))}",
         "input_mb": round(mb, 1),
         "runs": [],
     }
     alone = None
-    runs = [(engine, []) for engine in args.engines] + ([("beam", DYNAMIC)] if "beam" in args.engines else [])
-    for engine, extra in runs:
+    runs = ([("beam", 1, [])] if "beam" in args.engines else []) + \
+        ([("spark", n, []) for n in args.spark_cores] if "spark" in args.engines else []) + \
+        ([("beam", 1, DYNAMIC)] if "beam" in args.engines else [])
+    for engine, cores, extra in runs:
         output = workdir / f"out-{engine}"
-        cores = 1 if engine == "beam" else args.spark_cores
         cmd = [sys.executable, "-m", "pipeline.cli", "run", "--config", str(config), "--engine", engine,
                "--output", str(output), "--no-progress", "--segment-model", str(model), *extra]
         if engine == "spark":
@@ -200,8 +203,8 @@ def main() -> None:
         "clusters": extrapolate(best["input_mb_per_s_per_core_official_ltp"], tokens_per_mb),
     }
     results["note"] = ("per core = MB of raw input / wall seconds of `wwm run` / cores given to the engine; with "
-                       "Spark local[2] on this 2-core machine the JVM and the driver share the cores with the Python "
-                       "workers. Wall time includes each stage's engine start-up and the vocab training on the "
+                       "Spark on this 2-core machine the JVM and the driver share the cores with the Python workers "
+                       "(local[1] leaves them the second core; local[2] gives both cores to the workers). Wall time includes each stage's engine start-up and the vocab training on the "
                        "driver.")
     shutil.rmtree(workdir, ignore_errors=True)
     write_results(args.out, results)
