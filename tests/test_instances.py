@@ -37,7 +37,7 @@ def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: fl
     groups = pool.group_starts.tolist()
     out, c0, m = [], 0, len(bounds) - 1
     while c0 < m:
-        index = len(out)
+        index = c0                  # an instance's draws are named by its chunk's first sentence
         # gather sentences until the target is reached, stopping before one that would pass max_tokens
         i, size = c0, 0
         while i < m:

@@ -21,9 +21,9 @@ random end of the longer side.  Differences, each to avoid a bug or a loss:
 - a chunk stops before the sentence that would take it over the maximum length (google adds it and
   truncates), so an actual-next pair is never truncated;
 - tokens lost to truncation are counted (own tokens and borrowed random-B tokens apart);
-- the draws are counter-based (``seeds.uniform_at``: the copy's seed and a counter naming the instance and
-  the choice) instead of one ``random.Random`` stream per copy, so every copy of every document of a pool
-  is built at once, in rounds (``bert_table``).
+- the draws are counter-based (``seeds.uniform_at``: the copy's seed and a counter naming the chunk, by its
+  first sentence, and the choice) instead of one ``random.Random`` stream per copy, so every copy of every
+  document of a pool is built at once (``bert_table``).
 
 ``roberta`` mode packs whole sentences of the documents of a pool, in a seeded
 order, up to the maximum length, crossing document boundaries with a ``[SEP]``;
@@ -140,13 +140,16 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     comes from any other document of the pool.  Instances are in (copy, document, index) order, ``runs`` one
     per document copy.
 
-    Built in rounds: each round, every document copy that has sentences left makes its next instance, all at
-    once with NumPy.  A chunk is a run of the document's sentences, which lie end to end in the pool array,
-    so a chunk, A and an actual B are each one range, and where a chunk ends is found by bisection on the
-    sentence bounds (the same chunks as adding sentence by sentence).  Draws are ``seeds.uniform_at`` at
-    ``seeds.counter(index, slot)``; an integer in [0, n) is ``seeds.below``."""
+    All at once with NumPy.  A chunk is a run of the document's sentences, which lie end to end in the pool
+    array, so a chunk, A and an actual B are each one range, and where a chunk ends is found by bisection on
+    the sentence bounds (the same chunks as adding sentence by sentence).  An instance's draws are
+    ``seeds.uniform_at`` at ``seeds.counter(c, slot)``, ``c`` its chunk's first sentence in the document (each
+    sentence starts at most one chunk of a copy); an integer in [0, n) is ``seeds.below``.  So where the
+    next chunk starts is known, for every copy, from every sentence that could start one: that is worked out
+    for all of them, each copy's chunks are followed from its first sentence, and the instances of the
+    chunks on that path are built together."""
     docs = len(pool.doc_ids)
-    lanes = len(seeds)
+    lanes = len(seeds)                          # one per (copy, document)
     max_tokens = max_seq_length - 3
     bounds, first = pool.sentence_bounds, pool.first_sentence     # sentence g is bounds[g]:bounds[g + 1]
     seeds = np.asarray(seeds, dtype=np.uint64)
@@ -155,96 +158,108 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     short = uniform_at(seeds, counter(-1, SLOT_SHORT)) < short_seq_prob
     target[short] = 2 + below(uniform_at(seeds[short], counter(-1, SLOT_TARGET)), max_tokens - 1)
 
-    c0, stop = first[lane_doc], first[lane_doc + 1]           # each copy's next sentence, its document's end
-    active = np.flatnonzero(c0 < stop)
-    c0, stop = c0[active], stop[active]
-    parts: list[tuple] = []
-    index = 0
-    while len(active):
-        s, tg = seeds[active], target[active]
-        base = bounds[c0]
-        # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or
-        # before the sentence that would take it over max_tokens (its first sentence is always taken)
-        i = np.minimum(np.minimum(bounds.searchsorted(base + tg, "left"),
-                                  np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1), stop)
-        n_pieces = i - c0
-        random_next = uniform_at(s, counter(index, SLOT_NEXT)) < 0.5
-        cut = np.full(len(active), -1, np.int64)
-        lone = np.flatnonzero(~random_next & (n_pieces == 1))
-        if len(lone):
-            # a one-sentence chunk drawing actual next is cut at a random group start inside its sentence
-            # (not its first token); random next when the sentence is one group
-            lo = pool.group_starts.searchsorted(base[lone] + 1)
-            hi = pool.group_starts.searchsorted(bounds[i[lone]])
-            can = hi > lo
-            at = lone[can]
-            pick = lo[can] + below(uniform_at(s[at], counter(index, SLOT_CUT)), hi[can] - lo[can])
-            cut[at] = pool.group_starts[pick]
-            n_pieces[at] = 2
-            random_next[lone[~can]] = True
-        single = np.zeros(len(active), dtype=bool)
-        if docs == 1:                           # nobody to borrow B from: A alone when the chunk is one sentence
-            single = random_next & (n_pieces == 1)
-            random_next[:] = False
-        a_end = np.ones(len(active), np.int64)
-        many = n_pieces >= 2
-        a_end[many] = 1 + below(uniform_at(s[many], counter(index, SLOT_A_END)), n_pieces[many] - 1)
-        a0 = base.copy()
-        a1 = np.where((cut >= 0) & (a_end == 1), cut, bounds[c0 + a_end])
-        b0, b1 = a1.copy(), bounds[i]
-        own = b1 - a0
-        after = i.copy()                        # where the next chunk starts
-        borrow = np.flatnonzero(random_next)
-        if len(borrow):
-            doc = lane_doc[active[borrow]]
-            partner = below(uniform_at(s[borrow], counter(index, SLOT_PARTNER)), docs - 1)
-            partner += partner >= doc            # any document but its own
-            sentences = first[partner + 1] - first[partner]
-            start = first[partner] + below(uniform_at(s[borrow], counter(index, SLOT_START)), sentences)
-            b_target = np.maximum(tg[borrow] - (a1[borrow] - a0[borrow]), 1)
-            b0[borrow] = bounds[start]
-            b1[borrow] = bounds[np.minimum(bounds.searchsorted(bounds[start] + b_target, "left"), first[partner + 1])]
-            own[borrow] = a1[borrow] - a0[borrow]
-            after[borrow] = c0[borrow] + a_end[borrow]    # the chunk's unused sentences start the next chunk
-        truncated = np.zeros(len(active), np.int64)
-        borrowed = np.zeros(len(active), np.int64)
-        la, lb = a1 - a0, b1 - b0
-        over = np.flatnonzero(la + lb > max_tokens)
-        if len(over):
-            # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from
-            # its front or its back at random.  The sides are known in advance: the longer side until both are
-            # as long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in
-            # one go and counted per side
-            excess = la[over] + lb[over] - max_tokens
-            owner = np.repeat(np.arange(len(over)), excess)
-            k = np.arange(len(owner)) - np.repeat(np.cumsum(excess) - excess, excess)
-            front = uniform_at(s[over][owner], counter(index, SLOT_TRUNCATE + k)) < 0.5
-            lead = np.minimum(excess, np.abs(la[over] - lb[over]))[owner]
-            to_a = np.where(k < lead, (la[over] > lb[over])[owner], (k - lead) % 2 == 1)
-            a_cuts = np.bincount(owner, to_a, len(over)).astype(np.int64)
-            a_front = np.bincount(owner, to_a & front, len(over)).astype(np.int64)
-            b_front = np.bincount(owner, ~to_a & front, len(over)).astype(np.int64)
-            b_cuts = excess - a_cuts
-            a0[over] += a_front
-            a1[over] -= a_cuts - a_front
-            b0[over] += b_front
-            b1[over] -= b_cuts - b_front
-            borrowing = random_next[over]
-            truncated[over] = np.where(borrowing, excess - b_cuts, excess)
-            borrowed[over] = np.where(borrowing, b_cuts, 0)
-        parts.append((active, a0, a1, b0, b1, random_next, own - truncated, truncated, borrowed, single))
-        going = after < stop
-        active, c0, stop = active[going], after[going], stop[going]
-        index += 1
+    # every (copy, sentence) as a possible chunk start, copy by copy, sentences in order
+    sizes = first[lane_doc + 1] - first[lane_doc]
+    lane = np.repeat(np.arange(lanes, dtype=np.int64), sizes)
+    lane_at = np.cumsum(sizes) - sizes          # each copy's first element
+    local = np.arange(len(lane), dtype=np.int64) - lane_at[lane]     # the sentence's index in its document
+    c0 = first[lane_doc[lane]] + local
+    stop = first[lane_doc[lane] + 1]
+    s, tg = seeds[lane], target[lane]
+    base = bounds[c0]
+    # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or before
+    # the sentence that would take it over max_tokens (its first sentence is always taken)
+    i = np.minimum(np.minimum(bounds.searchsorted(base + tg, "left"),
+                              np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1), stop)
+    n_pieces = i - c0
+    random_next = uniform_at(s, counter(local, SLOT_NEXT)) < 0.5
+    if docs == 1:
+        random_next[:] = False
+    many = np.flatnonzero(n_pieces >= 2)
+    a_end = np.ones(len(lane), np.int64)
+    a_end[many] = 1 + below(uniform_at(s[many], counter(local[many], SLOT_A_END)), n_pieces[many] - 1)
+    # a random next gives the chunk's unused sentences to the next chunk; a one-sentence chunk is one
+    # sentence whatever it draws (cut or not)
+    after = np.where(random_next & (n_pieces >= 2), c0 + a_end, i)
 
-    columns = [np.concatenate(column) for column in zip(*parts)] if parts else [np.zeros(0, np.int64)] * 10
-    lane = columns[0]
-    order = np.argsort(lane, kind="stable")      # rounds are in index order: (copy, document, index)
-    a0, a1, b0, b1, random_next, own, truncated, borrowed, single = (column[order] for column in columns[1:])
+    # each copy's chunks: from its first sentence, chunk after chunk
+    taken = np.zeros(len(lane), dtype=bool)
+    at = lane_at[sizes > 0]
+    while len(at):
+        taken[at] = True
+        going = after[at] < stop[at]
+        at = at[going] + (after[at[going]] - c0[at[going]])
+    pick = np.flatnonzero(taken)
+    lane, local, c0, s, tg, base, i, n_pieces, random_next, a_end = (
+        column[pick] for column in (lane, local, c0, s, tg, base, i, n_pieces, random_next, a_end))
+    n = len(pick)
+
+    cut = np.full(n, -1, np.int64)
+    if docs > 1:
+        lone = np.flatnonzero(~random_next & (n_pieces == 1))
+    else:
+        lone = np.flatnonzero(n_pieces == 1)
+    if len(lone):
+        # a one-sentence chunk drawing actual next is cut at a random group start inside its sentence (not its
+        # first token); random next when the sentence is one group
+        lo = pool.group_starts.searchsorted(base[lone] + 1)
+        hi = pool.group_starts.searchsorted(bounds[i[lone]])
+        can = hi > lo
+        if docs == 1:       # random next drawn (then not possible: nobody to borrow from) means no cut
+            can &= uniform_at(s[lone], counter(local[lone], SLOT_NEXT)) >= 0.5
+        where = lone[can]
+        cut[where] = pool.group_starts[lo[can] + below(uniform_at(s[where], counter(local[where], SLOT_CUT)),
+                                                       hi[can] - lo[can])]
+        if docs > 1:
+            random_next[lone[~can]] = True
+    # nobody to borrow B from: A alone when the chunk is one sentence not cut
+    single = (n_pieces == 1) & (cut < 0) if docs == 1 else np.zeros(n, dtype=bool)
+    a0 = base
+    a1 = np.where(cut >= 0, cut, bounds[c0 + a_end])
+    b0, b1 = a1.copy(), bounds[i]
+    own = b1 - a0
+    borrow = np.flatnonzero(random_next)
+    if len(borrow):
+        doc = lane_doc[lane[borrow]]
+        sb, lb_ = s[borrow], local[borrow]
+        partner = below(uniform_at(sb, counter(lb_, SLOT_PARTNER)), docs - 1)
+        partner += partner >= doc                # any document but its own
+        start = first[partner] + below(uniform_at(sb, counter(lb_, SLOT_START)), first[partner + 1] - first[partner])
+        b_target = np.maximum(tg[borrow] - (a1[borrow] - a0[borrow]), 1)
+        b0[borrow] = bounds[start]
+        b1[borrow] = bounds[np.minimum(bounds.searchsorted(bounds[start] + b_target, "left"), first[partner + 1])]
+        own[borrow] = a1[borrow] - a0[borrow]
+    truncated = np.zeros(n, np.int64)
+    borrowed = np.zeros(n, np.int64)
+    la, lb = a1 - a0, b1 - b0
+    over = np.flatnonzero(la + lb > max_tokens)
+    if len(over):
+        # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from its
+        # front or its back at random.  The sides are known in advance: the longer side until both are as
+        # long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in one go
+        # and counted per side
+        excess = la[over] + lb[over] - max_tokens
+        owner = np.repeat(np.arange(len(over)), excess)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(excess) - excess, excess)
+        front = uniform_at(s[over][owner], counter(local[over][owner], SLOT_TRUNCATE + k)) < 0.5
+        lead = np.minimum(excess, np.abs(la[over] - lb[over]))[owner]
+        to_a = np.where(k < lead, (la[over] > lb[over])[owner], (k - lead) % 2 == 1)
+        a_cuts = np.bincount(owner, to_a, len(over)).astype(np.int64)
+        a_front = np.bincount(owner, to_a & front, len(over)).astype(np.int64)
+        b_front = np.bincount(owner, ~to_a & front, len(over)).astype(np.int64)
+        b_cuts = excess - a_cuts
+        a0[over] += a_front
+        a1[over] -= a_cuts - a_front
+        b0[over] += b_front
+        b1[over] -= b_cuts - b_front
+        borrowing = random_next[over]
+        truncated[over] = np.where(borrowing, excess - b_cuts, excess)
+        borrowed[over] = np.where(borrowing, b_cuts, 0)
+    own -= truncated
+
     made = np.bincount(lane, minlength=lanes).tolist()
     runs = [(pool.doc_ids[d], copy, made[copy * docs + d], 0) for copy in range(lanes // max(docs, 1))
             for d in range(docs)]
-    n = len(a0)
     both = np.empty((n, 2, 3), np.int64)
     both[:, 0, 0], both[:, 0, 1], both[:, 0, 2] = a0, a1, 0
     both[:, 1, 0], both[:, 1, 1], both[:, 1, 2] = b0, b1, 1
