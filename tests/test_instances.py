@@ -1,7 +1,7 @@
-"""Bert instance building (``instances.bert_table``, all copies of all documents of a pool at once, in rounds)
-against a plain per-document reference written here: google-research/bert's ``create_instances_from_document``
-as the module describes it, sentence by sentence, truncating token by token, drawing from the same
-counter-based generator."""
+"""Bert instance building (``instances.bert_table``, all copies of all documents of a pool at once) against a
+plain per-document reference written here: google-research/bert's ``create_instances_from_document`` as the
+module describes it, chunk after chunk, sentence by sentence, truncating token by token, drawing from the same
+counter-based generator (each chunk's draws named by its first sentence)."""
 
 from __future__ import annotations
 

@@ -2,8 +2,10 @@
 
 Every random choice of the shards stage is a counter-based draw: a 64-bit seed
 per (document, copy) (``copy_seeds``: a BLAKE2b value of (seed, document id),
-mixed with the copy) and a counter naming the choice (``counter``: the instance
-and what is drawn for it), hashed together by the SplitMix64 finaliser
+mixed with the copy) and a counter naming the choice (``counter``: an index, for
+bert's chunk draws the chunk's first sentence in the document, for the shuffle
+key and mask seed the instance's number, and a slot saying what is drawn),
+hashed together by the SplitMix64 finaliser
 (``mix``, ``uniform_at``).  So what a document yields does not depend on
 partitioning, worker count or engine, and all the draws of a pool are taken at
 once with NumPy.  BLAKE2b gives the same 64-bit value in every process (Python's
@@ -69,8 +71,9 @@ def below(u, n):
 
 
 def counter(index, slot) -> np.ndarray:
-    """The counter of draw ``slot`` (0 <= slot < 2**32) of instance ``index`` of a document copy; index -1 names
-    the draws of the copy itself (its target length)."""
+    """The counter of draw ``slot`` (0 <= slot < 2**32) at ``index`` of a document copy (a chunk's first sentence,
+    an instance's number: see the slots below); index -1 names the draws of the copy itself (its target
+    length)."""
     return (np.asarray(index, dtype=np.int64) + 1).astype(np.uint64) << np.uint64(32) | np.asarray(
         slot, dtype=np.int64).astype(np.uint64)
 
@@ -85,10 +88,11 @@ def copy_seeds(values: np.ndarray, copies) -> np.ndarray:
     return mix(values, np.asarray(copies, dtype=np.uint64) ^ np.uint64(0x636F7079))
 
 
-# Draw slots (``counter``).  Of a copy (index -1): whether it aims at a shorter target, and that target.  Of an
-# instance: random next or not, where a one-sentence chunk is cut, where A ends, the partner document, its
-# start sentence, the shuffle key and the mask seed; then one draw per token truncation removes
-# (``SLOT_TRUNCATE + k``).
+# Draw slots (``counter``).  Of a copy (index -1): whether it aims at a shorter target, and that target.  Of a
+# bert chunk (index: its first sentence in the document): random next or not, where a one-sentence chunk is
+# cut, where A ends, the partner document, its start sentence, then one draw per token truncation removes
+# (``SLOT_TRUNCATE + k``).  Of an instance (index: its number in the copy, both modes): the shuffle key and
+# the mask seed.
 SLOT_SHORT, SLOT_TARGET = 0, 1
 SLOT_NEXT, SLOT_CUT, SLOT_A_END, SLOT_PARTNER, SLOT_START, SLOT_KEY, SLOT_MASK = 0, 1, 2, 3, 4, 5, 6
 SLOT_TRUNCATE = 16
