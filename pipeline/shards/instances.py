@@ -173,14 +173,13 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
                               np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1), stop)
     n_pieces = i - c0
     random_next = uniform_at(s, counter(local, SLOT_NEXT)) < 0.5
-    if docs == 1:
-        random_next[:] = False
     many = np.flatnonzero(n_pieces >= 2)
     a_end = np.ones(len(lane), np.int64)
     a_end[many] = 1 + below(uniform_at(s[many], counter(local[many], SLOT_A_END)), n_pieces[many] - 1)
     # a random next gives the chunk's unused sentences to the next chunk; a one-sentence chunk is one
     # sentence whatever it draws (cut or not)
-    after = np.where(random_next & (n_pieces >= 2), c0 + a_end, i)
+    # (with one document in the pool there is no random next)
+    after = np.where(random_next & (n_pieces >= 2) & (docs > 1), c0 + a_end, i)
 
     # each copy's chunks: from its first sentence, chunk after chunk
     taken = np.zeros(len(lane), dtype=bool)
@@ -195,25 +194,21 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     n = len(pick)
 
     cut = np.full(n, -1, np.int64)
-    if docs > 1:
-        lone = np.flatnonzero(~random_next & (n_pieces == 1))
-    else:
-        lone = np.flatnonzero(n_pieces == 1)
+    lone = np.flatnonzero(~random_next & (n_pieces == 1))
     if len(lone):
         # a one-sentence chunk drawing actual next is cut at a random group start inside its sentence (not its
         # first token); random next when the sentence is one group
         lo = pool.group_starts.searchsorted(base[lone] + 1)
         hi = pool.group_starts.searchsorted(bounds[i[lone]])
         can = hi > lo
-        if docs == 1:       # random next drawn (then not possible: nobody to borrow from) means no cut
-            can &= uniform_at(s[lone], counter(local[lone], SLOT_NEXT)) >= 0.5
         where = lone[can]
         cut[where] = pool.group_starts[lo[can] + below(uniform_at(s[where], counter(local[where], SLOT_CUT)),
                                                        hi[can] - lo[can])]
-        if docs > 1:
-            random_next[lone[~can]] = True
-    # nobody to borrow B from: A alone when the chunk is one sentence not cut
-    single = (n_pieces == 1) & (cut < 0) if docs == 1 else np.zeros(n, dtype=bool)
+        random_next[lone[~can]] = True
+    single = np.zeros(n, dtype=bool)
+    if docs == 1:               # nobody to borrow B from: A alone when the chunk is one sentence (not cut)
+        single = random_next & (n_pieces == 1)
+        random_next[:] = False
     a0 = base
     a1 = np.where(cut >= 0, cut, bounds[c0 + a_end])
     b0, b1 = a1.copy(), bounds[i]
