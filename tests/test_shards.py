@@ -23,8 +23,9 @@ from pipeline.shards import manifest as shard_manifest  # noqa: E402
 from pipeline.shards.builder import (STAT_FIELDS, Kept, ShardBuilder, document_sections,  # noqa: E402
                                      load_documents, load_section, pool_sections,
                                      rebalance, shard_targets, split_shard, write_shard)
-from pipeline.shards.instances import bert_instances, pool_tokens  # noqa: E402
+from pipeline.shards.instances import bert_table, pool_tokens  # noqa: E402
 from pipeline.shards.masking import replacement_ids  # noqa: E402
+from pipeline.shards.seeds import copy_seeds, document_values  # noqa: E402
 from pipeline.shards.spill import (Records, SpillError, read_section, read_section_keys,  # noqa: E402
                                    read_section_records, select, write_sections)
 from pipeline.shards.tfrecord import read_records  # noqa: E402
@@ -299,22 +300,30 @@ def test_random_next_comes_from_another_document():
         sentences = [(array("i", [1000 + d] * n), bytes([START] * n)) for n in lengths]
         docs.append(TokenizedDocument.of_sentences(f"d{d}", sentences))
     pool = pool_tokens(docs)
-    randoms = 0
+    copies = 20
+    seeds = copy_seeds(np.tile(document_values(3, pool.doc_ids), copies), np.repeat(np.arange(copies), len(docs)))
+    table = bert_table(pool, seeds, 32, 0.1)
+    randoms, at, own = 0, 0, [0] * len(docs)
+    counts, random_next, figures = table.range_counts.tolist(), table.is_random_next.tolist(), table.figures.tolist()
+    instance = 0
+    for doc_id, copy, made, _ in table.runs:
+        position = pool.doc_ids.index(doc_id)
+        for _ in range(made):
+            ranges = table.ranges[at:at + counts[instance]].tolist()
+            at += counts[instance]
+            a_start, a_end, _ = ranges[0]
+            assert set(pool.ids[a_start:a_end].tolist()) == {1000 + position}
+            b = pool.ids[ranges[1][0]:ranges[1][1]].tolist() if len(ranges) > 1 else []
+            if random_next[instance]:
+                randoms += 1
+                assert b and 1000 + position not in b
+            else:
+                assert set(b) <= {1000 + position}
+            own[position] += figures[instance][0] + figures[instance][1]
+            instance += 1
+    assert instance == len(table) and at == len(table.ranges)
     for position in range(len(docs)):
-        partners = [p for p in range(len(docs)) if p != position]
-        own = 0
-        for copy in range(20):
-            for inst in bert_instances(pool, position, partners, copy, random.Random(copy * 7 + position), 32, 0.1):
-                a_start, a_end, _ = inst.ranges[0]
-                assert set(pool.ids[a_start:a_end].tolist()) == {1000 + position}
-                b = pool.ids[inst.ranges[1][0]:inst.ranges[1][1]].tolist() if len(inst.ranges) > 1 else []
-                if inst.is_random_next:
-                    randoms += 1
-                    assert b and 1000 + position not in b
-                else:
-                    assert set(b) <= {1000 + position}
-                own += inst.own_tokens + inst.truncated
-        assert own == 20 * sum(len(ids) for ids, _ in docs[position].sentences)    # every token, every copy
+        assert own[position] == copies * sum(len(ids) for ids, _ in docs[position].sentences)  # every token, every copy
     assert randoms > 100
 
 

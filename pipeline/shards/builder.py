@@ -7,9 +7,9 @@ The engines run three steps around this module:
    documents written to a file a section per pool (``document_sections``): the engines
    group references by pool, not documents, so no step holds the whole input;
 2. each pool yields its instances (``ShardBuilder.pool_instances``): for every copy
-   (``dupe_factor``), every document with its own random stream seeded from
-   (seed, document id, copy); the instances come out as ``Records`` (``spill``):
-   framed TFRecords with their shuffle keys and figures, column-wise, written to a
+   (``dupe_factor``), every document with its own counter-based draws seeded from
+   (seed, document id, copy), all copies of all documents at once (``instances.bert_table``);
+   the instances come out as ``Records`` (``spill``): framed TFRecords with their shuffle keys and figures, column-wise, written to a
    pool file a section per first shard (``pool_sections``);
 3. the global shuffle: instances sorted by key; shard ``key % shards`` first, then the
    instances over a shard's even share (``shard_targets``) move, by key order, to the
@@ -24,9 +24,7 @@ The engines run three steps around this module:
 from __future__ import annotations
 
 import hashlib
-import random
 import uuid
-from hashlib import blake2b
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,9 +34,9 @@ from pipeline import storage
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder
-from pipeline.shards.instances import InstanceTable, bert_rows, pool_tokens, roberta_instances
+from pipeline.shards.instances import InstanceTable, bert_table, pool_tokens, roberta_instances
 from pipeline.shards.masking import replacement_ids
-from pipeline.shards.seeds import derive, derive_text
+from pipeline.shards.seeds import SLOT_KEY, SLOT_MASK, copy_seeds, counter, derive, document_values, mix
 from pipeline.shards.spill import (
     Records,
     Selection,
@@ -195,21 +193,11 @@ class ShardBuilder:
         docs = sorted(docs, key=lambda d: d.id)
         pool = pool_tokens(docs)
         everyone = list(range(len(docs)))
+        values = document_values(options.seed, [doc.id for doc in docs])
         if options.mode == "bert":
-            rows: list[tuple] = []
-            runs = []
-            # rng_for(seed, "doc", doc id, copy), the text before the copy built once per document
-            prefixes = [derive_text(options.seed, "doc", doc.id, "") for doc in docs]
-            for copy in range(options.dupe_factor):
-                suffix = b"%d" % copy
-                for position, doc in enumerate(docs):
-                    rng = random.Random(int.from_bytes(blake2b(prefixes[position] + suffix, digest_size=8).digest(),
-                                                       "little"))
-                    partners = everyone[:position] + everyone[position + 1:]
-                    made = bert_rows(pool, position, partners, rng, options.max_seq_length, options.short_seq_prob,
-                                     rows)
-                    runs.append((doc.id, copy, made, 0))
-            table = InstanceTable.of_bert_rows(rows, runs)
+            copies = np.repeat(np.arange(options.dupe_factor), len(docs))
+            seeds = copy_seeds(np.tile(values, options.dupe_factor), copies)
+            table = bert_table(pool, seeds, options.max_seq_length, options.short_seq_prob)
         else:
             instances = []
             for copy in range(options.dupe_factor):
@@ -217,7 +205,7 @@ class ShardBuilder:
                 instances += roberta_instances(pool, order, copy, options.max_seq_length)
             table = InstanceTable.of_instances(instances)
         count("shards.instances", len(table))
-        keys, mask_seeds = instance_keys(options.seed, table.runs)
+        keys, mask_seeds = instance_keys(options.seed, table.runs, dict(zip(pool.doc_ids, values.tolist())))
         step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
         batches = []
         for begin in range(0, len(table), step):
@@ -284,16 +272,23 @@ def _word_starts(words, rows: list[int], per_doc: np.ndarray, sentences: list[st
 ENCODE_CELLS = 1 << 19
 
 
-def instance_keys(seed: int, runs: list[tuple[str, int, int, int]]) -> tuple[np.ndarray, np.ndarray]:
-    """Each instance's shuffle key and mask seed, ``derive_pair(seed, "instance", doc_id, copy, index)``, as
-    two uint64 arrays, for ``runs`` of instances (document id, copy, how many, first index; see
-    ``InstanceTable``): the text before the index is built once per run."""
-    digests = []
-    for doc_id, copy, n, first in runs:
-        prefix = derive_text(seed, "instance", doc_id, copy, "")
-        digests += [blake2b(prefix + b"%d" % index, digest_size=16).digest() for index in range(first, first + n)]
-    pairs = np.frombuffer(b"".join(digests), dtype="<u8").reshape(-1, 2).astype(np.uint64)
-    return pairs[:, 0].copy(), pairs[:, 1].copy()
+def instance_keys(seed: int, runs: list[tuple[str, int, int, int]],
+                  values: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Each instance's shuffle key and mask seed, as two uint64 arrays, for ``runs`` of instances (document id,
+    copy, how many, first index; see ``InstanceTable``): ``seeds.mix`` of its document copy's seed
+    (``seeds.copy_seeds``) and the counters of its index's key and mask seed slots.  ``values``: documents'
+    ``seeds.document_values`` known already (the others are derived here)."""
+    values = dict(values or {})
+    for doc_id in {run[0] for run in runs} - values.keys():
+        values[doc_id] = int(document_values(seed, [doc_id])[0])
+    count = len(runs)
+    run_values = np.fromiter((values[run[0]] for run in runs), np.uint64, count)
+    copies = np.fromiter((run[1] for run in runs), np.int64, count)
+    sizes = np.fromiter((run[2] for run in runs), np.int64, count)
+    firsts = np.fromiter((run[3] for run in runs), np.int64, count)
+    seeds = np.repeat(copy_seeds(run_values, copies), sizes)
+    index = np.arange(int(sizes.sum()), dtype=np.int64) - np.repeat(np.cumsum(sizes) - sizes - firsts, sizes)
+    return mix(seeds, counter(index, SLOT_KEY)), mix(seeds, counter(index, SLOT_MASK))
 
 
 def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Path) -> list[tuple[int, tuple]]:

@@ -20,7 +20,10 @@ random end of the longer side.  Differences, each to avoid a bug or a loss:
   50/50 on corpora of short documents;
 - a chunk stops before the sentence that would take it over the maximum length (google adds it and
   truncates), so an actual-next pair is never truncated;
-- tokens lost to truncation are counted (own tokens and borrowed random-B tokens apart).
+- tokens lost to truncation are counted (own tokens and borrowed random-B tokens apart);
+- the draws are counter-based (``seeds.uniform_at``: the copy's seed and a counter naming the chunk, by its
+  first sentence, and the choice) instead of one ``random.Random`` stream per copy, so every copy of every
+  document of a pool is built at once (``bert_table``).
 
 ``roberta`` mode packs whole sentences of the documents of a pool, in a seeded
 order, up to the maximum length, crossing document boundaries with a ``[SEP]``;
@@ -30,12 +33,23 @@ no token lost.
 
 from __future__ import annotations
 
-import random
-from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from pipeline.shards.seeds import (
+    SLOT_A_END,
+    SLOT_CUT,
+    SLOT_NEXT,
+    SLOT_PARTNER,
+    SLOT_SHORT,
+    SLOT_START,
+    SLOT_TARGET,
+    SLOT_TRUNCATE,
+    below,
+    counter,
+    uniform_at,
+)
 from pipeline.shards.tokens import START, TokenizedDocument
 
 
@@ -47,20 +61,27 @@ class PoolTokens:
     flags: np.ndarray
     sentences: list[list[tuple[int, int]]]
     doc_ids: list[str]
-    bounds: list[list[int]] = field(default_factory=list)      # per document: its sentences' bounds (m + 1)
     group_starts: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))   # where flags are START
+    # every sentence of the pool, end to end: sentence g is sentence_bounds[g]:sentence_bounds[g + 1]; document d
+    # has sentences first_sentence[d]:first_sentence[d + 1]
+    sentence_bounds: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
+    first_sentence: np.ndarray = field(default_factory=lambda: np.zeros(1, np.int64))
 
 
 def pool_tokens(docs: list[TokenizedDocument]) -> PoolTokens:
     ids = np.concatenate([doc.ids for doc in docs]).astype(np.int32) if docs else np.zeros(0, np.int32)
     flags = np.frombuffer(b"".join(doc.flags for doc in docs), dtype=np.uint8)
-    sentences, bounds, at = [], [], 0
+    sentences, all_ends, at = [], [np.zeros(1, np.int64)], 0
     for doc in docs:
-        ends = (doc.ends.astype(np.int64) + at).tolist()
+        ends = doc.ends.astype(np.int64) + at
+        all_ends.append(ends)
+        ends = ends.tolist()
         sentences.append(list(zip([at, *ends[:-1]], ends)))
-        bounds.append([at, *ends])
         at += len(doc.ids)
-    return PoolTokens(ids, flags, sentences, [d.id for d in docs], bounds, np.flatnonzero(flags == START))
+    first = np.zeros(len(docs) + 1, np.int64)
+    np.cumsum([len(doc.ends) for doc in docs], out=first[1:])
+    return PoolTokens(ids, flags, sentences, [d.id for d in docs], np.flatnonzero(flags == START),
+                      np.concatenate(all_ends), first)
 
 
 @dataclass
@@ -104,18 +125,6 @@ class InstanceTable:
                              self.figures[begin:end], [])
 
     @classmethod
-    def of_bert_rows(cls, rows: list[tuple], runs: list[tuple[str, int, int, int]]) -> InstanceTable:
-        """From ``bert_rows`` tuples: A, then B when it is not empty."""
-        table = np.asarray(rows, dtype=np.int64).reshape(-1, len(BERT_COLUMNS))
-        n = len(table)
-        both = np.empty((n, 2, 3), np.int64)
-        both[:, 0, 0], both[:, 0, 1], both[:, 0, 2] = table[:, 0], table[:, 1], 0
-        both[:, 1, 0], both[:, 1, 1], both[:, 1, 2] = table[:, 2], table[:, 3], 1
-        has_b = table[:, 3] > table[:, 2]
-        present = np.stack([np.ones(n, dtype=bool), has_b], axis=1)
-        return cls(both[present], 1 + has_b.astype(np.int64), table[:, 4].copy(), table[:, 5:9].copy(), runs)
-
-    @classmethod
     def of_instances(cls, instances: list[Instance]) -> InstanceTable:
         ranges = np.asarray([r for inst in instances for r in inst.ranges], dtype=np.int64).reshape(-1, 3)
         return cls(ranges, np.asarray([len(inst.ranges) for inst in instances], dtype=np.int64),
@@ -125,115 +134,134 @@ class InstanceTable:
                    [(inst.doc_id, inst.copy, 1, inst.index) for inst in instances])
 
 
-def _cut_sentence(pool: PoolTokens, span: tuple[int, int], rng: random.Random):
-    """A random group start inside a sentence (not its first token); None when the sentence is one group."""
-    lo, hi = pool.group_starts.searchsorted((span[0] + 1, span[1])).tolist()
-    if hi == lo:
-        return None
-    return int(pool.group_starts[lo + rng._randbelow(hi - lo)])
+def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_seq_prob: float) -> InstanceTable:
+    """The instances of ``len(seeds) // documents`` copies of every document of the pool, copy-major, each
+    copy drawing from its seed (``seeds[copy * documents + document]``, see ``seeds.copy_seeds``); a random B
+    comes from any other document of the pool.  Instances are in (copy, document, index) order, ``runs`` one
+    per document copy.
 
-
-# Columns of a bert row (``bert_rows``): A and B as ranges of the pool array (B empty: no B), the next
-# sentence label and the figures of ``Instance``.
-BERT_COLUMNS = ("a_start", "a_end", "b_start", "b_end", "is_random_next", "own_tokens", "truncated",
-                "truncated_borrowed", "single_segment")
-
-
-def bert_rows(pool: PoolTokens, doc: int, partners: list[int], rng: random.Random, max_seq_length: int,
-              short_seq_prob: float, out: list) -> int:
-    """The instances of one copy of pool document ``doc``, appended to ``out`` as tuples (``BERT_COLUMNS``);
-    ``partners`` are the documents random B may come from.  Returns how many.
-
-    A chunk is a run of the document's sentences, which lie end to end in the pool array, so a chunk, A and
-    an actual B are each one range, and where a chunk ends is found by bisection on the sentence bounds
-    (the same chunks as adding sentence by sentence)."""
+    All at once with NumPy.  A chunk is a run of the document's sentences, which lie end to end in the pool
+    array, so a chunk, A and an actual B are each one range, and where a chunk ends is found by bisection on
+    the sentence bounds (the same chunks as adding sentence by sentence).  An instance's draws are
+    ``seeds.uniform_at`` at ``seeds.counter(c, slot)``, ``c`` its chunk's first sentence in the document (each
+    sentence starts at most one chunk of a copy); an integer in [0, n) is ``seeds.below``.  So where the
+    next chunk starts is known, for every copy, from every sentence that could start one: that is worked out
+    for all of them, each copy's chunks are followed from its first sentence, and the instances of the
+    chunks on that path are built together."""
+    docs = len(pool.doc_ids)
+    lanes = len(seeds)                          # one per (copy, document)
     max_tokens = max_seq_length - 3
-    # rng.randint(lo, hi) and rng.randrange(n) are lo + _randbelow(hi - lo + 1) and _randbelow(n) for n > 0:
-    # the same draws, without their argument checks (this loop runs for every instance)
-    randbelow, random_ = rng._randbelow, rng.random
-    target = max_tokens
-    if random_() < short_seq_prob:
-        target = 2 + randbelow(max_tokens - 1)
-    bounds = pool.bounds[doc]                   # sentence k is bounds[k]:bounds[k + 1]
-    m = len(bounds) - 1
-    append = out.append
-    made = 0
-    c0 = 0                                      # the chunk's first sentence
-    while c0 < m:
-        base = bounds[c0]
-        # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or
-        # before the sentence that would take it over max_tokens (its first sentence is always taken)
-        i = min(bisect_left(bounds, base + target, c0 + 1), bisect_right(bounds, base + max_tokens, c0 + 2) - 1, m)
-        n_pieces = i - c0
-        random_next = random_() < 0.5
-        cut = None
-        if not random_next and n_pieces == 1:
-            cut = _cut_sentence(pool, (base, bounds[i]), rng)
-            if cut is None:
-                random_next = True
-            else:
-                n_pieces = 2
-        single = False
-        if random_next and not partners:
-            single = n_pieces == 1
-            random_next = False
-        a_end = 1 + randbelow(n_pieces - 1) if n_pieces >= 2 else 1
-        a0 = base
-        a1 = cut if cut is not None and a_end == 1 else bounds[c0 + a_end]
-        if random_next:
-            other = pool.bounds[partners[randbelow(len(partners))]]
-            b_target = target - (a1 - a0)
-            if b_target < 1:
-                b_target = 1
-            start = randbelow(len(other) - 1)
-            b0 = other[start]
-            last = bisect_left(other, b0 + b_target, start + 1)
-            b1 = other[last] if last < len(other) else other[-1]
-            c0 += a_end                         # the chunk's unused sentences start the next chunk
-            own = a1 - a0
-        else:
-            b0, b1 = a1, bounds[i]
-            own = b1 - a0
-            c0 = i
-        excess = a1 - a0 + b1 - b0 - max_tokens
-        if excess > 0:
-            # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from
-            # its front or its back at random.  The sides are known in advance: the longer side until both are
-            # as long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in
-            # one go and counted per side
-            front = [random_() < 0.5 for _ in range(excess)]
-            la, lb = a1 - a0, b1 - b0
-            lead = min(excess, abs(la - lb))
-            b_front, b_cuts = sum(front[lead::2]), len(front[lead::2])
-            a_front, a_cuts = sum(front[lead + 1::2]), excess - lead - b_cuts
-            if la > lb:
-                a_front += sum(front[:lead])
-                a_cuts += lead
-            else:
-                b_front += sum(front[:lead])
-                b_cuts += lead
-            a0, a1 = a0 + a_front, a1 - (a_cuts - a_front)
-            b0, b1 = b0 + b_front, b1 - (b_cuts - b_front)
-            if random_next:
-                truncated, borrowed = excess - b_cuts, b_cuts
-            else:
-                truncated, borrowed = excess, 0
-        else:
-            truncated = borrowed = 0
-        append((a0, a1, b0, b1, random_next, own - truncated, truncated, borrowed, single))
-        made += 1
-    return made
+    bounds, first = pool.sentence_bounds, pool.first_sentence     # sentence g is bounds[g]:bounds[g + 1]
+    seeds = np.asarray(seeds, dtype=np.uint64)
+    lane_doc = np.arange(lanes, dtype=np.int64) % max(docs, 1)
+    target = np.full(lanes, max_tokens, np.int64)
+    short = uniform_at(seeds, counter(-1, SLOT_SHORT)) < short_seq_prob
+    target[short] = 2 + below(uniform_at(seeds[short], counter(-1, SLOT_TARGET)), max_tokens - 1)
 
+    # every (copy, sentence) as a possible chunk start, copy by copy, sentences in order
+    sizes = first[lane_doc + 1] - first[lane_doc]
+    lane = np.repeat(np.arange(lanes, dtype=np.int64), sizes)
+    lane_at = np.cumsum(sizes) - sizes          # each copy's first element
+    local = np.arange(len(lane), dtype=np.int64) - lane_at[lane]     # the sentence's index in its document
+    c0 = first[lane_doc[lane]] + local
+    stop = first[lane_doc[lane] + 1]
+    s, tg = seeds[lane], target[lane]
+    base = bounds[c0]
+    # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or before
+    # the sentence that would take it over max_tokens (its first sentence is always taken)
+    i = np.minimum(np.minimum(bounds.searchsorted(base + tg, "left"),
+                              np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1), stop)
+    n_pieces = i - c0
+    random_next = uniform_at(s, counter(local, SLOT_NEXT)) < 0.5
+    many = np.flatnonzero(n_pieces >= 2)
+    a_end = np.ones(len(lane), np.int64)
+    a_end[many] = 1 + below(uniform_at(s[many], counter(local[many], SLOT_A_END)), n_pieces[many] - 1)
+    # a random next gives the chunk's unused sentences to the next chunk; a one-sentence chunk is one
+    # sentence whatever it draws (cut or not)
+    # (with one document in the pool there is no random next)
+    after = np.where(random_next & (n_pieces >= 2) & (docs > 1), c0 + a_end, i)
 
-def bert_instances(pool: PoolTokens, doc: int, partners: list[int], copy: int, rng: random.Random,
-                   max_seq_length: int, short_seq_prob: float) -> list[Instance]:
-    """Instances of one copy of pool document ``doc`` (``bert_rows`` as ``Instance`` records)."""
-    rows: list[tuple] = []
-    bert_rows(pool, doc, partners, rng, max_seq_length, short_seq_prob, rows)
-    doc_id = pool.doc_ids[doc]
-    return [Instance([(a0, a1, 0)] + ([(b0, b1, 1)] if b1 > b0 else []), random_next, doc_id, copy, index,
-                     own_tokens=own, truncated=truncated, truncated_borrowed=borrowed, single_segment=single)
-            for index, (a0, a1, b0, b1, random_next, own, truncated, borrowed, single) in enumerate(rows)]
+    # each copy's chunks: from its first sentence, chunk after chunk
+    taken = np.zeros(len(lane), dtype=bool)
+    at = lane_at[sizes > 0]
+    while len(at):
+        taken[at] = True
+        going = after[at] < stop[at]
+        at = at[going] + (after[at[going]] - c0[at[going]])
+    pick = np.flatnonzero(taken)
+    lane, local, c0, s, tg, base, i, n_pieces, random_next, a_end = (
+        column[pick] for column in (lane, local, c0, s, tg, base, i, n_pieces, random_next, a_end))
+    n = len(pick)
+
+    cut = np.full(n, -1, np.int64)
+    lone = np.flatnonzero(~random_next & (n_pieces == 1))
+    if len(lone):
+        # a one-sentence chunk drawing actual next is cut at a random group start inside its sentence (not its
+        # first token); random next when the sentence is one group
+        lo = pool.group_starts.searchsorted(base[lone] + 1)
+        hi = pool.group_starts.searchsorted(bounds[i[lone]])
+        can = hi > lo
+        where = lone[can]
+        cut[where] = pool.group_starts[lo[can] + below(uniform_at(s[where], counter(local[where], SLOT_CUT)),
+                                                       hi[can] - lo[can])]
+        random_next[lone[~can]] = True
+    single = np.zeros(n, dtype=bool)
+    if docs == 1:               # nobody to borrow B from: A alone when the chunk is one sentence (not cut)
+        single = random_next & (n_pieces == 1)
+        random_next[:] = False
+    a0 = base
+    a1 = np.where(cut >= 0, cut, bounds[c0 + a_end])
+    b0, b1 = a1.copy(), bounds[i]
+    own = b1 - a0
+    borrow = np.flatnonzero(random_next)
+    if len(borrow):
+        doc = lane_doc[lane[borrow]]
+        sb, lb_ = s[borrow], local[borrow]
+        partner = below(uniform_at(sb, counter(lb_, SLOT_PARTNER)), docs - 1)
+        partner += partner >= doc                # any document but its own
+        start = first[partner] + below(uniform_at(sb, counter(lb_, SLOT_START)), first[partner + 1] - first[partner])
+        b_target = np.maximum(tg[borrow] - (a1[borrow] - a0[borrow]), 1)
+        b0[borrow] = bounds[start]
+        b1[borrow] = bounds[np.minimum(bounds.searchsorted(bounds[start] + b_target, "left"), first[partner + 1])]
+        own[borrow] = a1[borrow] - a0[borrow]
+    truncated = np.zeros(n, np.int64)
+    borrowed = np.zeros(n, np.int64)
+    la, lb = a1 - a0, b1 - b0
+    over = np.flatnonzero(la + lb > max_tokens)
+    if len(over):
+        # google's truncate_seq_pair: while too long, drop one token of the longer side (B on a tie) from its
+        # front or its back at random.  The sides are known in advance: the longer side until both are as
+        # long, then B, A, B, ... in turn; so the draws (one per token, front below 0.5) are taken in one go
+        # and counted per side
+        excess = la[over] + lb[over] - max_tokens
+        owner = np.repeat(np.arange(len(over)), excess)
+        k = np.arange(len(owner)) - np.repeat(np.cumsum(excess) - excess, excess)
+        front = uniform_at(s[over][owner], counter(local[over][owner], SLOT_TRUNCATE + k)) < 0.5
+        lead = np.minimum(excess, np.abs(la[over] - lb[over]))[owner]
+        to_a = np.where(k < lead, (la[over] > lb[over])[owner], (k - lead) % 2 == 1)
+        a_cuts = np.bincount(owner, to_a, len(over)).astype(np.int64)
+        a_front = np.bincount(owner, to_a & front, len(over)).astype(np.int64)
+        b_front = np.bincount(owner, ~to_a & front, len(over)).astype(np.int64)
+        b_cuts = excess - a_cuts
+        a0[over] += a_front
+        a1[over] -= a_cuts - a_front
+        b0[over] += b_front
+        b1[over] -= b_cuts - b_front
+        borrowing = random_next[over]
+        truncated[over] = np.where(borrowing, excess - b_cuts, excess)
+        borrowed[over] = np.where(borrowing, b_cuts, 0)
+    own -= truncated
+
+    made = np.bincount(lane, minlength=lanes).tolist()
+    runs = [(pool.doc_ids[d], copy, made[copy * docs + d], 0) for copy in range(lanes // max(docs, 1))
+            for d in range(docs)]
+    both = np.empty((n, 2, 3), np.int64)
+    both[:, 0, 0], both[:, 0, 1], both[:, 0, 2] = a0, a1, 0
+    both[:, 1, 0], both[:, 1, 1], both[:, 1, 2] = b0, b1, 1
+    has_b = b1 > b0
+    present = np.stack([np.ones(n, dtype=bool), has_b], axis=1)
+    figures = np.stack([own, truncated, borrowed, single.astype(np.int64)], axis=1).reshape(n, 4)
+    return InstanceTable(both[present], 1 + has_b.astype(np.int64), random_next.astype(np.int64), figures, runs)
 
 
 def roberta_instances(pool: PoolTokens, order: list[int], copy: int, max_seq_length: int) -> list[Instance]:
