@@ -144,9 +144,21 @@ def merge_order(batches: list[Records], which: np.ndarray | None = None,
     ordered = keys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(same):
-        for run in np.split(same, np.flatnonzero(np.diff(same) != 1) + 1):
-            lo, hi = int(run[0]), int(run[-1]) + 2
-            order[lo:hi] = sorted(order[lo:hi].tolist(), key=lambda j: batches[which[j]].record(index[j]))
+        # the records of every run of equal keys, in one sort of (run, record bytes, place): each run by its
+        # records' bytes, equal records in the order they had (what a stable sort of each run by bytes gives)
+        tied = np.zeros(len(order), dtype=bool)
+        tied[same] = True
+        tied[same + 1] = True
+        at = np.flatnonzero(tied)
+        new_run = np.ones(len(at), dtype=bool)
+        new_run[1:] = ordered[at[1:]] != ordered[at[:-1]]
+        picked_which, picked_index = which[order[at]], index[order[at]]
+        starts = _gathered([batch.offsets[:-1] for batch in batches], picked_which, picked_index).tolist()
+        ends = _gathered([batch.offsets[1:] for batch in batches], picked_which, picked_index).tolist()
+        views = [memoryview(batch.data) for batch in batches]
+        data = [bytes(views[k][a:b]) for k, a, b in zip(picked_which.tolist(), starts, ends)]
+        ranked = sorted(zip(np.cumsum(new_run).tolist(), data, at.tolist()))
+        order[at] = order[np.fromiter((place for _, _, place in ranked), np.int64, len(at))]
     return which[order], index[order]
 
 
