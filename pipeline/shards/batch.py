@@ -134,14 +134,28 @@ class BatchEncoder:
         flags[first[flags[first] == CONT]] = START             # what is left of a cut word is a group
         flags_flat[cell] = flags
         ids_flat[start_cell + size] = self.sep
-        # segment ids: 1 over each segment-1 range and its [SEP], as a running sum of +1/-1 marks
-        marks = np.zeros((n, L + 1), np.int8)
-        second = ranges[:, 2] == 1
-        if second.any():
-            np.add.at(marks, (owner[second], offset[second]), 1)
-            np.add.at(marks, (owner[second], offset[second] + size[second] + 1), -1)
-        matrix_segments = np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
-        return matrix_ids, matrix_flags, matrix_segments, lengths
+        return matrix_ids, matrix_flags, self._segments(ranges, owner, offset, size, n), lengths
+
+    def _segments(self, ranges, owner, offset, size, n) -> np.ndarray:
+        """Segment ids (n × L uint8): 1 over each segment-1 range and its [SEP]."""
+        L = self.length
+        second = np.flatnonzero(ranges[:, 2] == 1)
+        who, lo = owner[second], offset[second]
+        hi = lo + size[second]                                # the range's [SEP]
+        joined = who[1:] == who[:-1]
+        if not (lo[1:][joined] == hi[:-1][joined] + 1).all():
+            # an instance whose segment-1 ranges are not one run of cells: a running sum of +1/-1 marks
+            marks = np.zeros((n, L + 1), np.int8)
+            np.add.at(marks, (who, lo), 1)
+            np.add.at(marks, (who, hi + 1), -1)
+            return np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
+        # each instance's segment-1 cells are one run, from its first such range to its last one's [SEP]
+        first, last = np.ones(len(who), dtype=bool), np.ones(len(who), dtype=bool)
+        first[1:], last[:-1] = ~joined, ~joined
+        begin, end = np.full(n, L, np.int64), np.full(n, -1, np.int64)
+        begin[who[first]], end[who[last]] = lo[first], hi[last]
+        column = np.arange(L)
+        return ((column >= begin[:, None]) & (column <= end[:, None])).view(np.uint8)
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
         """Masked ids, positions and labels (n × P), predictions and words masked per instance (the weights are
