@@ -23,11 +23,41 @@ import numpy as np
 
 from pipeline.shards import tfrecord
 from pipeline.shards.instances import InstanceTable, PoolTokens
-from pipeline.shards.seeds import uniform
+from pipeline.shards.seeds import _GOLDEN, _M1, _M2, _splitmix, uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
+
+
+def _mix_in_place(x: np.ndarray) -> np.ndarray:
+    """``seeds._splitmix`` of a uint64 array that may be overwritten, with one temporary."""
+    x += _GOLDEN
+    t = x >> np.uint64(30)
+    x ^= t
+    x *= _M1
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= _M2
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+    return x
+
+
+class _Uniform:
+    """``seeds.uniform`` for indexes under ``size``: the hash of (index, salt) looked up, not computed."""
+
+    def __init__(self, size: int, salts) -> None:
+        self.size = size
+        self.tables = {salt: _splitmix(np.arange(size, dtype=np.uint64) * np.uint64(4) + np.uint64(salt))
+                       for salt in salts}
+
+    def __call__(self, seeds: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
+        if len(index) and int(index.max()) >= self.size:
+            return uniform(seeds, index, salt)
+        mixed = _mix_in_place(np.bitwise_xor(seeds.astype(np.uint64, copy=False), np.take(self.tables[salt], index)))
+        mixed >>= np.uint64(11)
+        return mixed.astype(np.float64) * (1.0 / (1 << 53))
 
 
 def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
@@ -75,6 +105,7 @@ class BatchEncoder:
         self.predictions = options.max_predictions_per_seq
         self.cls, self.sep, self.mask = cls, sep, mask
         self.replacements = np.asarray(replacements, dtype=np.int64)
+        self._uniform = _Uniform(self.length + 1, (_SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE))
         L, P = self.length, self.predictions
         int64_prefix = tfrecord.feature_prefix
         # the bytes before each feature's payload, by payload size (varints take 1 to 3 bytes a value)
@@ -171,7 +202,7 @@ class BatchEncoder:
         per_row = np.bincount(group_row, minlength=n)
         first = _exclusive_cumsum(per_row)
         group_index = np.arange(len(group_at)) - np.repeat(first, per_row)
-        priority = uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
+        priority = self._uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
         wanted = np.minimum(options.max_predictions_per_seq,
                             np.maximum(1, np.round(lengths * options.masked_lm_prob))).astype(np.int64)
         # Only the words first in that order can be reached: sort just the ones whose priority is under a
@@ -242,20 +273,21 @@ class BatchEncoder:
         selected[p_flat] = True
         if options.mask_decision == "word":
             per_cell = np.empty(n * L)
-            per_cell[p_flat] = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
+            per_cell[p_flat] = np.repeat(self._uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION),
+                                        p_len)
         p_flat = np.flatnonzero(selected)                        # the same cells in position order
         p_row, p_col = p_flat // L, p_flat % L
         seed_at = seeds[p_row]
         if options.mask_decision == "word":
             decision = per_cell[p_flat]
         else:
-            decision = uniform(seed_at, p_col, _SALT_TOKEN)
+            decision = self._uniform(seed_at, p_col, _SALT_TOKEN)
         masked = ids.copy()
         flat_masked = masked.reshape(-1)
         flat_masked[p_flat[decision < 0.8]] = self.mask
         to_replace = decision >= 0.9
         if to_replace.any():
-            draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
+            draw = self._uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
             flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
         counts = np.bincount(p_row, minlength=n)
         slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
