@@ -264,22 +264,19 @@ class BatchEncoder:
                     if not left:
                         break
             picked.append(np.asarray(extra, dtype=np.int64))
-        picked = np.concatenate(picked)
+        # the picked words in position order (groups are numbered in cell order and do not overlap), so their
+        # tokens come out as cells in position order
+        in_pick = np.zeros(len(group_at), dtype=bool)
+        in_pick[np.concatenate(picked)] = True
+        picked = np.flatnonzero(in_pick)
         words = np.bincount(group_row[picked], minlength=n)
         p_len = group_len[picked]
         p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
                   + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
-        selected = np.zeros(n * L, dtype=bool)
-        selected[p_flat] = True
-        if options.mask_decision == "word":
-            per_cell = np.empty(n * L)
-            per_cell[p_flat] = np.repeat(self._uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION),
-                                        p_len)
-        p_flat = np.flatnonzero(selected)                        # the same cells in position order
         p_row, p_col = p_flat // L, p_flat % L
         seed_at = seeds[p_row]
         if options.mask_decision == "word":
-            decision = per_cell[p_flat]
+            decision = np.repeat(self._uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
         else:
             decision = self._uniform(seed_at, p_col, _SALT_TOKEN)
         masked = ids.copy()
