@@ -295,7 +295,8 @@ class BatchEncoder:
         labels[p_row, slot] = ids.reshape(-1)[p_flat]
         return masked, positions, labels, counts, words
 
-    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray, data: list, valid: list) -> np.ndarray:
+    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray, data: list,
+                 valid: list) -> np.ndarray:
         """Append the feature prefix (by payload size) and the packed varints of each row of ``matrix``; returns
         the bytes of both per row."""
         n = len(matrix)
