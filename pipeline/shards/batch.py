@@ -23,11 +23,41 @@ import numpy as np
 
 from pipeline.shards import tfrecord
 from pipeline.shards.instances import InstanceTable, PoolTokens
-from pipeline.shards.seeds import uniform
+from pipeline.shards.seeds import _GOLDEN, _M1, _M2, _splitmix, uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
+
+
+def _mix_in_place(x: np.ndarray) -> np.ndarray:
+    """``seeds._splitmix`` of a uint64 array that may be overwritten, with one temporary."""
+    x += _GOLDEN
+    t = x >> np.uint64(30)
+    x ^= t
+    x *= _M1
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= _M2
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+    return x
+
+
+class _Uniform:
+    """``seeds.uniform`` for indexes under ``size``: the hash of (index, salt) looked up, not computed."""
+
+    def __init__(self, size: int, salts) -> None:
+        self.size = size
+        self.tables = {salt: _splitmix(np.arange(size, dtype=np.uint64) * np.uint64(4) + np.uint64(salt))
+                       for salt in salts}
+
+    def __call__(self, seeds: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
+        if len(index) and int(index.max()) >= self.size:
+            return uniform(seeds, index, salt)
+        mixed = _mix_in_place(np.bitwise_xor(seeds.astype(np.uint64, copy=False), np.take(self.tables[salt], index)))
+        mixed >>= np.uint64(11)
+        return mixed.astype(np.float64) * (1.0 / (1 << 53))
 
 
 def _exclusive_cumsum(values: np.ndarray) -> np.ndarray:
@@ -45,6 +75,11 @@ def _padded(rows: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
         data[k, :len(row)] = np.frombuffer(row, np.uint8)
         valid[k, :len(row)] = True
     return data, valid
+
+
+def _prefix_table(rows: list[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``_padded`` rows and their sizes."""
+    return (*_padded(rows), np.asarray([len(row) for row in rows], np.int64))
 
 
 def _varint_table(size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -70,6 +105,7 @@ class BatchEncoder:
         self.predictions = options.max_predictions_per_seq
         self.cls, self.sep, self.mask = cls, sep, mask
         self.replacements = np.asarray(replacements, dtype=np.int64)
+        self._uniform = _Uniform(self.length + 1, (_SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE))
         L, P = self.length, self.predictions
         int64_prefix = tfrecord.feature_prefix
         # the bytes before each feature's payload, by payload size (varints take 1 to 3 bytes a value)
@@ -92,10 +128,11 @@ class BatchEncoder:
             raise ValueError("vocabularies of 2**21 entries and more are not supported")
         # the same pieces as padded byte matrices, gathered by size, count or length for a whole batch
         self._varint_data, self._varint_valid = _varint_table(max(vocab_size, L + 1))
-        self._id_table = _padded(self._id_prefixes)
-        self._extra_tables = ([_padded(self._word_prefixes)] if options.unmasked
-                              else [_padded(self._position_prefixes), _padded(self._label_prefixes)])
+        self._id_table = _prefix_table(self._id_prefixes)
+        self._extra_tables = ([_prefix_table(self._word_prefixes)] if options.unmasked
+                              else [_prefix_table(self._position_prefixes), _prefix_table(self._label_prefixes)])
         self._tail_table = _padded(self._tails)
+        self._tail_sizes = np.asarray([len(tail) for tail in self._tails], np.int64)
         self._mask_prefix = np.frombuffer(mask_prefix, np.uint8)
         self._segment_prefix = np.frombuffer(self.segment_prefix, np.uint8)
 
@@ -128,14 +165,28 @@ class BatchEncoder:
         flags[first[flags[first] == CONT]] = START             # what is left of a cut word is a group
         flags_flat[cell] = flags
         ids_flat[start_cell + size] = self.sep
-        # segment ids: 1 over each segment-1 range and its [SEP], as a running sum of +1/-1 marks
-        marks = np.zeros((n, L + 1), np.int8)
-        second = ranges[:, 2] == 1
-        if second.any():
-            np.add.at(marks, (owner[second], offset[second]), 1)
-            np.add.at(marks, (owner[second], offset[second] + size[second] + 1), -1)
-        matrix_segments = np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
-        return matrix_ids, matrix_flags, matrix_segments, lengths
+        return matrix_ids, matrix_flags, self._segments(ranges, owner, offset, size, n), lengths
+
+    def _segments(self, ranges, owner, offset, size, n) -> np.ndarray:
+        """Segment ids (n × L uint8): 1 over each segment-1 range and its [SEP]."""
+        L = self.length
+        second = np.flatnonzero(ranges[:, 2] == 1)
+        who, lo = owner[second], offset[second]
+        hi = lo + size[second]                                # the range's [SEP]
+        joined = who[1:] == who[:-1]
+        if not (lo[1:][joined] == hi[:-1][joined] + 1).all():
+            # an instance whose segment-1 ranges are not one run of cells: a running sum of +1/-1 marks
+            marks = np.zeros((n, L + 1), np.int8)
+            np.add.at(marks, (who, lo), 1)
+            np.add.at(marks, (who, hi + 1), -1)
+            return np.cumsum(marks[:, :L], axis=1, dtype=np.int8).astype(np.uint8)
+        # each instance's segment-1 cells are one run, from its first such range to its last one's [SEP]
+        first, last = np.ones(len(who), dtype=bool), np.ones(len(who), dtype=bool)
+        first[1:], last[:-1] = ~joined, ~joined
+        begin, end = np.full(n, L, np.int64), np.full(n, -1, np.int64)
+        begin[who[first]], end[who[last]] = lo[first], hi[last]
+        column = np.arange(L)
+        return ((column >= begin[:, None]) & (column <= end[:, None])).view(np.uint8)
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
         """Masked ids, positions and labels (n × P), predictions and words masked per instance (the weights are
@@ -151,7 +202,7 @@ class BatchEncoder:
         per_row = np.bincount(group_row, minlength=n)
         first = _exclusive_cumsum(per_row)
         group_index = np.arange(len(group_at)) - np.repeat(first, per_row)
-        priority = uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
+        priority = self._uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
         wanted = np.minimum(options.max_predictions_per_seq,
                             np.maximum(1, np.round(lengths * options.masked_lm_prob))).astype(np.int64)
         # Only the words first in that order can be reached: sort just the ones whose priority is under a
@@ -213,29 +264,27 @@ class BatchEncoder:
                     if not left:
                         break
             picked.append(np.asarray(extra, dtype=np.int64))
-        picked = np.concatenate(picked)
+        # the picked words in position order (groups are numbered in cell order and do not overlap), so their
+        # tokens come out as cells in position order
+        in_pick = np.zeros(len(group_at), dtype=bool)
+        in_pick[np.concatenate(picked)] = True
+        picked = np.flatnonzero(in_pick)
         words = np.bincount(group_row[picked], minlength=n)
         p_len = group_len[picked]
         p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
                   + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
-        selected = np.zeros(n * L, dtype=bool)
-        selected[p_flat] = True
-        if options.mask_decision == "word":
-            per_cell = np.empty(n * L)
-            per_cell[p_flat] = np.repeat(uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
-        p_flat = np.flatnonzero(selected)                        # the same cells in position order
         p_row, p_col = p_flat // L, p_flat % L
         seed_at = seeds[p_row]
         if options.mask_decision == "word":
-            decision = per_cell[p_flat]
+            decision = np.repeat(self._uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
         else:
-            decision = uniform(seed_at, p_col, _SALT_TOKEN)
+            decision = self._uniform(seed_at, p_col, _SALT_TOKEN)
         masked = ids.copy()
         flat_masked = masked.reshape(-1)
         flat_masked[p_flat[decision < 0.8]] = self.mask
         to_replace = decision >= 0.9
         if to_replace.any():
-            draw = uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
+            draw = self._uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
             flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
         counts = np.bincount(p_row, minlength=n)
         slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
@@ -246,14 +295,17 @@ class BatchEncoder:
         labels[p_row, slot] = ids.reshape(-1)[p_flat]
         return masked, positions, labels, counts, words
 
-    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray], matrix: np.ndarray, data: list, valid: list) -> None:
-        """Append the feature prefix (by payload size) and the packed varints of each row of ``matrix``."""
+    def _varints(self, prefixes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray, data: list,
+                 valid: list) -> np.ndarray:
+        """Append the feature prefix (by payload size) and the packed varints of each row of ``matrix``; returns
+        the bytes of both per row."""
         n = len(matrix)
-        payload = self._varint_data[matrix].view(np.uint8).reshape(n, -1)
-        present = self._varint_valid[matrix].view(bool).reshape(n, -1)
-        size = present.sum(axis=1)
-        data += (prefixes[0][size], payload)
-        valid += (prefixes[1][size], present)
+        payload = np.take(self._varint_data, matrix).view(np.uint8).reshape(n, -1)
+        present = np.take(self._varint_valid, matrix).view(bool).reshape(n, -1)
+        size = np.count_nonzero(present, axis=1)
+        data += (np.take(prefixes[0], size, axis=0), payload)
+        valid += (np.take(prefixes[1], size, axis=0), present)
+        return size + np.take(prefixes[2], size)
 
     def encode(self, pool: PoolTokens, instances: InstanceTable, seeds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Framed TFRecords of the instances laid end to end (uint8), their offsets (n + 1), and per instance
@@ -277,7 +329,7 @@ class BatchEncoder:
             extra = [positions, labels]
         data: list[np.ndarray] = [None]          # the TFRecord head goes first, once the body sizes are known
         valid: list[np.ndarray] = [None]
-        self._varints(self._id_table, shown, data, valid)
+        body = self._varints(self._id_table, shown, data, valid)
         mask = np.empty((n, len(self._mask_prefix) + L), np.uint8)
         mask[:, :len(self._mask_prefix)] = self._mask_prefix
         mask[:, len(self._mask_prefix):] = np.arange(L) < lengths[:, None]
@@ -286,20 +338,21 @@ class BatchEncoder:
         segment[:, len(self._segment_prefix):] = segments
         data += (mask, segment)
         valid.append(np.broadcast_to(np.True_, (n, mask.shape[1] + segment.shape[1])))
+        body += mask.shape[1] + segment.shape[1]
         for table, matrix in zip(self._extra_tables, extra):
-            self._varints(table, matrix, data, valid)
+            body += self._varints(table, matrix, data, valid)
         tail = 2 * counts + instances.is_random_next
-        data.append(self._tail_table[0][tail])
-        valid.append(self._tail_table[1][tail])
-        body = sum(v.sum(axis=1) for v in valid[1:3]) + mask.shape[1] + segment.shape[1] + sum(
-            v.sum(axis=1) for v in valid[4:])
+        data.append(np.take(self._tail_table[0], tail, axis=0))
+        valid.append(np.take(self._tail_table[1], tail, axis=0))
+        body += np.take(self._tail_sizes, tail)
         sizes, which = np.unique(body, return_inverse=True)
         heads = [self._head(int(size)) for size in sizes.tolist()]
         head_data, head_valid = _padded([head for head, _ in heads])
         data[0], valid[0] = head_data[which], head_valid[which]
         data.append(np.zeros((n, 4), np.uint8))                  # the record's CRC, filled in below
         valid.append(np.broadcast_to(np.True_, (n, 4)))
-        out = np.concatenate(data, axis=1)[np.concatenate(valid, axis=1)]
+        # (np.compress over the flat matrices: a 2-D boolean index is several times slower on such masks)
+        out = np.compress(np.concatenate(valid, axis=1).ravel(), np.concatenate(data, axis=1).ravel())
         head_size = np.asarray([len(head) for head, _ in heads], np.int64)[which]
         ends = np.zeros(n + 1, np.int64)
         np.cumsum(head_size + body + 4, out=ends[1:])

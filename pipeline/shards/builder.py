@@ -419,8 +419,10 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
     """
     batches: list[Records] = []
     which, index = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
+    kept = False
     for part in parts:
         if isinstance(part, Kept):
+            kept = True
             loaded = [load_section(section) for section in part.sections]
             kept_which, kept_index = merge_order(loaded)
             which.append(kept_which[:part.keep] + len(batches))
@@ -430,7 +432,10 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
             which.append(np.full(len(part), len(batches), np.int64))
             index.append(np.arange(len(part), dtype=np.int64))
             batches.append(part)
-    records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
+    if len(which) == 2 and kept:                 # the one part is a Kept prefix, in key order already
+        records = Selection(batches, which[1], index[1])
+    else:
+        records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
     digest = hashlib.sha256()
     size = 0
     with storage.atomic_output(storage.join(directory, shard_name(shard, shards))) as f:

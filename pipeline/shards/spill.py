@@ -117,6 +117,17 @@ class Records:
                    figures.astype(np.int64))
 
 
+def _gathered(arrays: list[np.ndarray], which: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``arrays[which[i]][index[i]]`` for every i: one gather from the arrays joined, not a pass per array."""
+    if len(arrays) == 1:
+        return arrays[0][index]
+    if not len(index) or not arrays:
+        return np.zeros(0, arrays[0].dtype if arrays else np.int64)
+    first = np.zeros(len(arrays), np.int64)
+    np.cumsum([len(a) for a in arrays[:-1]], out=first[1:])
+    return np.concatenate(arrays)[first[which] + index]
+
+
 def merge_order(batches: list[Records], which: np.ndarray | None = None,
                 index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(batch, index) of every record of the batches (or of the ones ``which`` and ``index`` name) in shuffle
@@ -128,17 +139,26 @@ def merge_order(batches: list[Records], which: np.ndarray | None = None,
         index = np.arange(sum(sizes)) - np.repeat(np.cumsum(sizes) - sizes, sizes)
     if not len(which):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    keys = np.empty(len(which), np.uint64)
-    for k, batch in enumerate(batches):
-        mine = np.flatnonzero(which == k) if len(batches) > 1 else slice(None)
-        keys[mine] = batch.keys[index[mine]]
+    keys = _gathered([batch.keys for batch in batches], which, index)
     order = np.argsort(keys, kind="stable")
     ordered = keys[order]
     same = np.flatnonzero(ordered[1:] == ordered[:-1])
     if len(same):
-        for run in np.split(same, np.flatnonzero(np.diff(same) != 1) + 1):
-            lo, hi = int(run[0]), int(run[-1]) + 2
-            order[lo:hi] = sorted(order[lo:hi].tolist(), key=lambda j: batches[which[j]].record(index[j]))
+        # the records of every run of equal keys, in one sort of (run, record bytes, place): each run by its
+        # records' bytes, equal records in the order they had (what a stable sort of each run by bytes gives)
+        tied = np.zeros(len(order), dtype=bool)
+        tied[same] = True
+        tied[same + 1] = True
+        at = np.flatnonzero(tied)
+        new_run = np.ones(len(at), dtype=bool)
+        new_run[1:] = ordered[at[1:]] != ordered[at[:-1]]
+        picked_which, picked_index = which[order[at]], index[order[at]]
+        starts = _gathered([batch.offsets[:-1] for batch in batches], picked_which, picked_index).tolist()
+        ends = _gathered([batch.offsets[1:] for batch in batches], picked_which, picked_index).tolist()
+        views = [memoryview(batch.data) for batch in batches]
+        data = [bytes(views[k][a:b]) for k, a, b in zip(picked_which.tolist(), starts, ends)]
+        ranked = sorted(zip(np.cumsum(new_run).tolist(), data, at.tolist()))
+        order[at] = order[np.fromiter((place for _, _, place in ranked), np.int64, len(at))]
     return which[order], index[order]
 
 
@@ -148,12 +168,8 @@ class Selection:
 
     def __init__(self, batches: list[Records], which: np.ndarray, index: np.ndarray) -> None:
         self.batches, self.which, self.index = batches, which, index
-        self.starts = np.zeros(len(index), np.int64)
-        self.ends = np.zeros(len(index), np.int64)
-        for k, batch in enumerate(batches):
-            mine = np.flatnonzero(which == k) if len(batches) > 1 else slice(None)
-            self.starts[mine] = batch.offsets[index[mine]]
-            self.ends[mine] = batch.offsets[index[mine] + 1]
+        self.starts = _gathered([batch.offsets[:-1] for batch in batches], which, index)
+        self.ends = _gathered([batch.offsets[1:] for batch in batches], which, index)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -161,13 +177,7 @@ class Selection:
     def _gather(self, attribute: str, empty: np.ndarray) -> np.ndarray:
         if not len(self.index):
             return empty
-        if len(self.batches) == 1:
-            return getattr(self.batches[0], attribute)[self.index]
-        out = np.empty((len(self.index), *empty.shape[1:]), empty.dtype)
-        for k, batch in enumerate(self.batches):
-            mine = np.flatnonzero(self.which == k)
-            out[mine] = getattr(batch, attribute)[self.index[mine]]
-        return out
+        return _gathered([getattr(batch, attribute) for batch in self.batches], self.which, self.index)
 
     def keys(self) -> np.ndarray:
         return self._gather("keys", np.zeros(0, np.uint64))
