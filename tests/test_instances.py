@@ -166,6 +166,26 @@ def test_bert_table_labels_and_truncation_on_a_larger_pool():
     assert truncated > 0 and borrowed > 0 and single == 0
 
 
+def test_instance_table_take():
+    """``take`` keeps each instance's ranges, label and figures, in the order asked (repeats and none too)."""
+    rng = random.Random(9)
+    documents = [TokenizedDocument.of_sentences(f"doc{d}", [([1] * n, bytes([START] * n)) for n in
+                                                            [rng.randint(2, 30) for _ in range(rng.randint(1, 8))]])
+                 for d in range(12)]
+    pool = pool_tokens(documents)
+    table = bert_table(pool, copy_seeds(np.tile(document_values(3, pool.doc_ids), 2), np.repeat(np.arange(2), 12)),
+                       48, 0.2)
+    first = np.concatenate([[0], np.cumsum(table.range_counts)])
+    for index in ([], [0], list(range(len(table)))[::-1], [rng.randrange(len(table)) for _ in range(40)]):
+        taken = table.take(np.asarray(index, dtype=np.int64))
+        assert len(taken) == len(index)
+        expect = [table.ranges[first[i]:first[i + 1]] for i in index]
+        assert np.array_equal(taken.ranges, np.concatenate(expect) if expect else np.zeros((0, 3), np.int64))
+        assert taken.range_counts.tolist() == [int(table.range_counts[i]) for i in index]
+        assert taken.is_random_next.tolist() == [int(table.is_random_next[i]) for i in index]
+        assert taken.figures.tolist() == [table.figures[i].tolist() for i in index]
+
+
 def test_bert_table_of_an_empty_pool():
     table = bert_table(pool_tokens([]), np.zeros(0, np.uint64), 128, 0.1)
     assert len(table) == 0 and table.runs == [] and table.ranges.shape == (0, 3)

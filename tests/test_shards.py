@@ -424,6 +424,29 @@ def test_pool_instances_is_independent_of_pool_order(vocab_path):
     assert first == second and len(first) >= 10
 
 
+
+@pytest.mark.parametrize("mode", ["bert", "roberta"])
+def test_pool_instances_grouped_by_first_shard(vocab_path, tmp_path, mode):
+    """With ``shards``, the same records, stably grouped by first shard: the pool file is byte for byte the one
+    written from the ungrouped records, and each of its sections one run of them."""
+    builder = ShardBuilder(ShardOptions(dupe_factor=3, mode=mode, max_seq_length=32), str(vocab_path))
+    rows = [{"id": f"d{i}", "sentences": ["北京是中国的首都。", f"第{i}个文档有一些内容。", "今天天气很好。"],
+             "words": [["北京", "是", "中国", "的", "首都", "。"], ["第", f"{i}", "个", "文档", "有", "一些", "内容", "。"],
+                       ["今天", "天气", "很", "好", "。"]]} for i in range(7)]
+    docs = [builder.tokenize(r) for r in rows]
+    plain = builder.pool_instances(docs)
+    for shards in (1, 3, 5):
+        grouped = builder.pool_instances(docs, shards=shards)
+        order = np.argsort(plain.keys % np.uint64(shards), kind="stable")
+        assert grouped == plain.take(order)
+        (tmp_path / "a").mkdir(exist_ok=True)
+        (tmp_path / "b").mkdir(exist_ok=True)
+        first = pool_sections(0, plain, shards, tmp_path / "a")
+        second = pool_sections(0, grouped, shards, tmp_path / "b")
+        assert [s[1][1:] for s in first] == [s[1][1:] for s in second]
+        assert (tmp_path / "a" / "pool-000000.bin").read_bytes() == (tmp_path / "b" / "pool-000000.bin").read_bytes()
+
+
 def _records(items: list[tuple[int, bytes, tuple]]) -> Records:
     offsets = np.cumsum([0] + [len(record) for _, record, _ in items])
     return Records(np.asarray([k for k, _, _ in items], np.uint64), offsets.astype(np.int64),

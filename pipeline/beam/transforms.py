@@ -363,7 +363,7 @@ class _PoolFn(beam.DoFn):
 
     def process(self, pool, shards):
         docs = [doc for section in pool[1] for doc in shard_builder.load_documents(section)]
-        items = self.builder.pool_instances(docs, self.count)
+        items = self.builder.pool_instances(docs, self.count, shards)
         yield from shard_builder.pool_sections(pool[0], items, shards, self.spill_dir)
 
 

@@ -186,9 +186,12 @@ class ShardBuilder:
                         text="\n".join(sentences), file=row.get("file") or "", position=row.get("position") or 0,
                         detail="no sentence has a WordPiece token", title=row.get("title"))
 
-    def pool_instances(self, docs: list[TokenizedDocument], count: CountFn = no_count) -> Records:
+    def pool_instances(self, docs: list[TokenizedDocument], count: CountFn = no_count,
+                       shards: int | None = None) -> Records:
         """The keyed, framed records of every instance of every copy of the pool's documents, with their
-        figures (``STAT_FIELDS``)."""
+        figures (``STAT_FIELDS``).  With ``shards``, grouped by first shard (``key % shards``, a stable
+        order): each of ``pool_sections``' sections is then one run of the records, written without
+        gathering them one by one."""
         options = self.options
         docs = sorted(docs, key=lambda d: d.id)
         pool = pool_tokens(docs)
@@ -206,6 +209,9 @@ class ShardBuilder:
             table = InstanceTable.of_instances(instances)
         count("shards.instances", len(table))
         keys, mask_seeds = instance_keys(options.seed, table.runs, dict(zip(pool.doc_ids, values.tolist())))
+        if shards is not None and len(table):
+            grouped = np.argsort(keys % np.uint64(shards), kind="stable")
+            table, keys, mask_seeds = table.take(grouped), keys[grouped], mask_seeds[grouped]
         step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
         batches = []
         for begin in range(0, len(table), step):

@@ -124,6 +124,16 @@ class InstanceTable:
         return InstanceTable(self.ranges[first:last], self.range_counts[begin:end], self.is_random_next[begin:end],
                              self.figures[begin:end], [])
 
+    def take(self, index: np.ndarray) -> InstanceTable:
+        """The instances at ``index``, in that order (``runs`` not kept)."""
+        index = np.asarray(index, dtype=np.int64)
+        first = np.zeros(len(self.range_counts) + 1, np.int64)
+        np.cumsum(self.range_counts, out=first[1:])
+        counts = self.range_counts[index]
+        total = int(counts.sum())
+        at = np.repeat(first[index] - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        return InstanceTable(self.ranges[at], counts, self.is_random_next[index], self.figures[index], [])
+
     @classmethod
     def of_instances(cls, instances: list[Instance]) -> InstanceTable:
         ranges = np.asarray([r for inst in instances for r in inst.ranges], dtype=np.int64).reshape(-1, 3)

@@ -393,7 +393,8 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
         make = shard_builder.ShardBuilder.shared(options, vocab)
         for pool, sections in items:
             docs = [doc for section in sections for doc in shard_builder.load_documents(section)]
-            yield from shard_builder.pool_sections(pool, make.pool_instances(docs), total_shards, pools_dir)
+            yield from shard_builder.pool_sections(pool, make.pool_instances(docs, shards=total_shards), total_shards,
+                                                   pools_dir)
 
     docs = tokenized.filter(lambda kv: kv[0] is not None)
     keyed = (docs.groupByKey(max(1, min(pools, _partitions(spark, config))))
