@@ -64,6 +64,7 @@ class SentenceEncoder:
         self.direct = {char: index.get(char, unk) for char in _direct_chars(lowercase)}
         self.index, self.unk, self.lowercase = index, unk, lowercase
         self.words: dict[str, tuple[list[int], list[int]]] = {}      # ASCII run -> (ids, offsets), cached
+        self.known_runs: dict[str, tuple[list[int], list[int]]] = {}     # any run -> (ids, offsets), _run_tokens
         klass = "".join(re.escape(c) for c in self.direct)
         self.runs = re.compile(f"[^{klass}]+")       # what tokenizers reads, between directly looked-up characters
         self.table = np.full(0x110000, -1, dtype=np.int32)     # code point -> id of a directly looked-up character
@@ -153,17 +154,26 @@ class SentenceEncoder:
         return results
 
     def _run_tokens(self, texts: list[str]) -> list[tuple[list[int], list[int]]]:
-        """(ids, start offsets) of each run of characters that are not looked up directly."""
-        simple = [_ASCII_RUN.fullmatch(text) is not None for text in texts]
-        encodings = iter(self.tokenizer.encode_batch([t for t, easy in zip(texts, simple) if not easy],
-                                                     add_special_tokens=False))
-        out = []
-        for text, easy in zip(texts, simple):
-            if easy:
-                out.append(self._ascii_run(text))
-            else:
-                encoding = next(encodings)
-                out.append((encoding.ids, [o[0] for o in encoding.offsets]))
+        """(ids, start offsets) of each run of characters that are not looked up directly.  A run is tokenized
+        on its own, so its tokens depend on its text alone: the runs seen already (most of them: numbers,
+        Latin words and punctuation repeat) are looked up, each new one is tokenized once."""
+        known = self.known_runs
+        out = list(map(known.get, texts))
+        missing = {text for text, result in zip(texts, out) if result is None}
+        if missing:
+            if len(known) + len(missing) > 100_000:     # a builder lives as long as its worker: keep it bounded
+                known.clear()
+            new = sorted(missing)
+            simple = [_ASCII_RUN.fullmatch(text) is not None for text in new]
+            encodings = iter(self.tokenizer.encode_batch([t for t, easy in zip(new, simple) if not easy],
+                                                         add_special_tokens=False))
+            for text, easy in zip(new, simple):
+                if easy:
+                    known[text] = self._ascii_run(text)
+                else:
+                    encoding = next(encodings)
+                    known[text] = (encoding.ids, [o[0] for o in encoding.offsets])
+            out = list(map(known.__getitem__, texts))
         return out
 
     def encode_joined(self, text: str, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
