@@ -603,3 +603,25 @@ def test_fast_encoder_gives_exactly_the_tokenizers_ids_and_offsets(vocab_path):
             starts = list(range(len(ids))) if offsets is None else offsets
             assert starts == [o[0] for o in expected.offsets], sentence[:60]
     assert len(sentences) > 2_000
+
+
+def test_sentence_encoder_runs_looked_up_are_the_ones_tokenized(vocab_path):
+    """``encode_joined`` looks up runs it has tokenized before: the same ids and offsets as ``encode`` gives
+    sentence by sentence, first and later calls, whatever else the batch holds."""
+    from pipeline.shards.encoding import SentenceEncoder
+    encoder = SentenceEncoder(read_vocab(str(vocab_path)))
+    pieces = ["iPhone 12 Pro", "café", "ＡＢＣ", "e=mc²", "hello world", "😀", "C++", "x", "ünïcödé"]
+    rng = random.Random(3)
+    for _ in range(3):
+        sentences = ["".join(rng.choice(pieces + ["北京", "，", "中国"]) for _ in range(rng.randint(1, 6)))
+                     for _ in range(20)]
+        bounds = np.cumsum([0] + [len(s) for s in sentences])
+        ids, at, starts = encoder.encode_joined("".join(sentences), bounds[:-1])
+        for k, sentence in enumerate(sentences):
+            want_ids, want_offsets = encoder.encode([sentence])[0]
+            if want_offsets is None:
+                want_offsets = list(range(len(sentence)))
+            end = starts[k + 1] if k + 1 < len(sentences) else len(ids)
+            assert ids[starts[k]:end].tolist() == list(want_ids)
+            assert (at[starts[k]:end] - bounds[k]).tolist() == list(want_offsets)
+    assert encoder.known_runs
