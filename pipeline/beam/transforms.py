@@ -589,7 +589,7 @@ class DedupKeys(beam.PTransform):
 
 
 class _BandBatchFn(beam.DoFn):
-    """Members -> (LSH group, (band values, members)) batches (:func:`band_batches`), per bundle."""
+    """Members -> (LSH group, batch of bytes) pairs (:func:`band_batches`), per bundle."""
 
     def __init__(self, options) -> None:
         self.options = options
