@@ -193,6 +193,9 @@ class _ReadFileFn(beam.DoFn):
 
 
 class _CleanFn(beam.DoFn):
+    """Arrow tables of documents -> Arrow tables of the documents kept (in the documents schema), and tagged
+    rejected and quarantined records: one Beam element per row group, not per document."""
+
     def __init__(self, options: CleanOptions, progress_dir: str | None) -> None:
         self.options = options
         self.progress_dir = progress_dir
@@ -201,19 +204,25 @@ class _CleanFn(beam.DoFn):
         self.cleaner = Cleaner(self.options)
         self.count = BeamCount()
         self.progress = reporter("clean", self.progress_dir)
+        self.schema = schema.load("documents")
 
     def teardown(self):
         self.progress.close()
 
-    def process(self, doc):
-        self.progress.update(*text_size(doc))
-        result = self.cleaner.process(doc, self.count)
-        if isinstance(result, Document):
-            yield result
-        elif isinstance(result, Rejected):
-            yield beam.pvalue.TaggedOutput("rejected", result)
-        else:
-            yield beam.pvalue.TaggedOutput("quarantined", result)
+    def process(self, table):
+        kept = []
+        for row in table.to_pylist():
+            doc = from_row(Document, row)
+            self.progress.update(*text_size(doc))
+            result = self.cleaner.process(doc, self.count)
+            if isinstance(result, Document):
+                kept.append(to_row(result))
+            elif isinstance(result, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", result)
+            else:
+                yield beam.pvalue.TaggedOutput("quarantined", result)
+        if kept:
+            yield pa.Table.from_pylist(kept, schema=self.schema)
 
 
 class _SegmentFn(beam.DoFn):
@@ -485,7 +494,7 @@ class ReadInputs(beam.PTransform):
 
 
 class CleanDocuments(beam.PTransform):
-    """Documents -> {'documents', 'rejected', 'quarantined'}."""
+    """Arrow tables of documents -> {'documents': Arrow tables of the kept ones, 'rejected', 'quarantined'}."""
 
     def __init__(self, options: CleanOptions, progress_dir: str | None = None) -> None:
         super().__init__()
