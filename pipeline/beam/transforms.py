@@ -20,6 +20,7 @@ names were never emitted).  No record goes through a shuffle to be written.
 from __future__ import annotations
 
 import json
+import pickle
 import typing
 import uuid
 import zlib
@@ -27,6 +28,7 @@ from collections import Counter
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.coders import coder_impl
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
@@ -54,6 +56,46 @@ NAMESPACE = "wwm"
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 WRITE_PARTS = 16     # files per small text output (dedup's edges, vocab's counts) written to an object store
 PARTS = ".parts"     # where the bundles of a table written to an object store put their parts first
+
+
+class ArrowTableCoder(beam.coders.Coder):
+    """Arrow tables between Beam steps: pickled, as Beam's fallback coder does, but sized by their buffers.
+
+    Beam measures the first elements of every PCollection (and a sample of the
+    rest) with the PCollection's coder; for an element of unknown type that
+    means pickling it.  The elements here are whole row groups, few of them, so
+    each was pickled once for every step it went through (hundreds of MB in the
+    segment stage) only to be measured.  PCollections of tables are given this
+    coder (:func:`tables_of`); encoding stays what it was.
+    """
+
+    def encode(self, table):
+        return pickle.dumps(table, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, data):
+        return pickle.loads(data)
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return pa.Table
+
+    def _create_impl(self):
+        return coder_impl.CallbackCoderImpl(self.encode, self.decode, size_estimator=_table_size)
+
+
+def _table_size(table) -> int:
+    return table.get_total_buffer_size() if isinstance(table, pa.Table) else len(pickle.dumps(table))
+
+
+beam.coders.registry.register_coder(pa.Table, ArrowTableCoder)
+
+
+def tables_of(pcoll):
+    """``pcoll`` (of Arrow tables), its elements declared ``pa.Table``: they go through :class:`ArrowTableCoder`."""
+    pcoll.element_type = pa.Table
+    return pcoll
 
 
 def _part_of(text: str) -> int:
@@ -278,8 +320,10 @@ class SegmentDocuments(beam.PTransform):
                 f"{self.documents_dir}/*.parquet", columns=SEGMENT_COLUMNS)
         else:
             tables = pbegin | "NoDocuments" >> beam.Create([])
-        return tables | "Segment" >> beam.ParDo(_SegmentFn(self.options, self.progress_dir)).with_outputs(
+        result = tables_of(tables) | "Segment" >> beam.ParDo(_SegmentFn(self.options, self.progress_dir)).with_outputs(
             "quarantined", main="segmented")
+        tables_of(result.segmented)
+        return result
 
 
 class _CountPreTokensFn(beam.DoFn):
@@ -502,8 +546,10 @@ class CleanDocuments(beam.PTransform):
         self.progress = progress_dir
 
     def expand(self, docs):
-        return docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
+        result = docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
             "rejected", "quarantined", main="documents")
+        tables_of(result.documents)
+        return result
 
 
 DEDUP_COLUMNS = ["id", "source", "file", "position", "title", "text"]
@@ -743,13 +789,13 @@ def read_tables(pbegin, label: str, directory: str, columns: list[str] | None = 
     if not parquet_files(directory):
         return pbegin | label >> beam.Create([])
     if storage.is_remote(directory):
-        return pbegin | label >> RowGroups(directory, "documents", columns, as_table=True)
-    return pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns)
+        return tables_of(pbegin | label >> RowGroups(directory, "documents", columns, as_table=True))
+    return tables_of(pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns))
 
 
 def write_kept(tables, dropped, directory: str, count_read: bool = False):
     """Documents tables minus the ids of the ``dropped`` PCollection, written as the documents table."""
-    kept = tables | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped))
+    kept = tables_of(tables | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped)))
     if storage.is_remote(directory):
         return (kept
                 | "Rows" >> beam.FlatMap(lambda table: table.to_pylist())
@@ -797,8 +843,7 @@ class WriteArrowTable(beam.PTransform):
             return (tables
                     | "ToRecords" >> beam.FlatMap(lambda t: [from_row(record_type, r) for r in t.to_pylist()])
                     | "WriteRecords" >> WriteTable(self.directory, self.table))
-        return (tables
-                | "Conform" >> beam.Map(lambda t: t.select(target.names).cast(target))
+        return (tables_of(tables | "Conform" >> beam.Map(lambda t: t.select(target.names).cast(target)))
                 | "Write" >> beam.io.WriteToParquetBatched(
                     f"{self.directory}/part", target, file_name_suffix=".parquet", codec="snappy"))
 
@@ -827,4 +872,4 @@ class ReadTable(beam.PTransform):
 __all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "DroppedIds",
            "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS",
            "CountPreTokens", "WriteTable", "ReadTable", "RowGroups", "WriteLines",
-           "WriteArrowTable"]
+           "WriteArrowTable", "ArrowTableCoder", "tables_of"]
