@@ -22,7 +22,7 @@ Pure NumPy; the engines call these functions around their grouping:
 
 from __future__ import annotations
 
-import pickle
+import json
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -245,11 +245,11 @@ def band_batches(hasher: MinHasher, members, shards: int = BAND_SHARDS, batch: i
     Each band value (the band's rows, bytes) goes to the shard its first row
     picks, so equal band values of a band always meet in one group.  A batch
     is four ``bytes``: the group's band values concatenated, the members'
-    signatures in the same order, the offsets (uint32) of their pickled
-    references in the fourth, those references.  An engine then groups a few
+    signatures in the same order, the offsets (uint32) of their references
+    in the fourth, those references (JSON).  An engine then groups a few
     thousand batches of plain bytes instead of one element per document and
     band (or a member tuple per document and band: each member is in every
-    band, and most of them share no bucket, so :func:`group_edges` unpickles a
+    band, and most of them share no bucket, so :func:`group_edges` decodes a
     reference only for a bucket with several members).  Members without
     shingles have no band values (they can only be exact duplicates).
     """
@@ -267,7 +267,7 @@ def band_batches(hasher: MinHasher, members, shards: int = BAND_SHARDS, batch: i
 def _batches(hasher: MinHasher, chunk: list, shards: int):
     r = hasher.rows
     signatures = np.frombuffer(b"".join(m[5] for m in chunk), dtype=np.uint32).reshape(len(chunk), hasher.num_perm)
-    refs = [pickle.dumps(m[:5], protocol=pickle.HIGHEST_PROTOCOL) for m in chunk]
+    refs = [json.dumps(m[:5]).encode("ascii") for m in chunk]      # ASCII: lone surrogates escaped
     sizes = np.fromiter(map(len, refs), dtype=np.uint32, count=len(refs))
     for band in range(hasher.bands):
         values = np.ascontiguousarray(signatures[:, band * r:(band + 1) * r])
@@ -300,7 +300,7 @@ def group_edges(hasher: MinHasher, batches, threshold: float, verify: str = "exa
         if b not in offsets:
             offsets[b] = np.frombuffer(offset_bytes, dtype=np.uint32)
         start, end = offsets[b][i:i + 2].tolist()
-        return Signed(DocRef(*pickle.loads(refs[start:end])),
+        return Signed(DocRef(*json.loads(refs[start:end])),
                       signatures[i * signature_width:(i + 1) * signature_width])
 
     edges = []
