@@ -90,7 +90,7 @@ def start(config: Config) -> None:
 def ingest(config: Config, files, out) -> dict[str, int]:
     def build(p):
         read = p | "Ingest" >> ReadInputs(files, config.ingest.max_record_bytes, out.progress_dir)
-        read.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
+        read.documents | "WriteDocuments" >> WriteArrowTable(out.table("documents"), "documents")
         read.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
 

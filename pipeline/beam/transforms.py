@@ -216,6 +216,9 @@ class BeamCount:
 
 
 class _ReadFileFn(beam.DoFn):
+    """Input files -> Arrow tables of their documents (about ``ROW_GROUP_BYTES`` of UTF-8 text each, over the
+    files of a bundle; a row group each when written), and tagged quarantined records."""
+
     def __init__(self, max_record_bytes: int, total_bytes: int, progress_dir: str | None) -> None:
         self.max_record_bytes = max_record_bytes
         self.total_bytes = total_bytes
@@ -224,13 +227,26 @@ class _ReadFileFn(beam.DoFn):
     def setup(self):
         self.count = BeamCount()
         self.progress = reporter("ingest", self.progress_dir, self.total_bytes)
+        self.schema = schema.load("documents")
+
+    def start_bundle(self):
+        self.rows, self.size = [], 0
 
     def process(self, file):
         for record in read_file(file, self.max_record_bytes, self.count, self.progress):
             if isinstance(record, Document):
-                yield record
+                self.rows.append(to_row(record))
+                self.size += text_size(record)[1]
+                if self.size >= ROW_GROUP_BYTES:
+                    yield pa.Table.from_pylist(self.rows, schema=self.schema)
+                    self.rows, self.size = [], 0
             else:
                 yield beam.pvalue.TaggedOutput("quarantined", record)
+
+    def finish_bundle(self):
+        if self.rows:
+            yield WindowedValue(pa.Table.from_pylist(self.rows, schema=self.schema), MIN_TIMESTAMP, [GlobalWindow()])
+        self.rows, self.size = [], 0
 
     def teardown(self):
         self.progress.close()
@@ -523,7 +539,7 @@ def tick(label: str, progress_dir: str | None):
 
 
 class ReadInputs(beam.PTransform):
-    """Input files -> {'documents', 'quarantined'}."""
+    """Input files -> {'documents': Arrow tables of documents, 'quarantined'}."""
 
     def __init__(self, files, max_record_bytes: int, progress_dir: str | None) -> None:
         super().__init__()
@@ -533,10 +549,12 @@ class ReadInputs(beam.PTransform):
 
     def expand(self, pbegin):
         total = sum(f.size for f in self.files)
-        return (pbegin
-                | "Files" >> beam.Create(self.files, reshuffle=True)
-                | "Read" >> beam.ParDo(_ReadFileFn(self.max_record_bytes, total, self.progress))
-                .with_outputs("quarantined", main="documents"))
+        result = (pbegin
+                  | "Files" >> beam.Create(self.files, reshuffle=True)
+                  | "Read" >> beam.ParDo(_ReadFileFn(self.max_record_bytes, total, self.progress))
+                  .with_outputs("quarantined", main="documents"))
+        tables_of(result.documents)
+        return result
 
 
 class CleanDocuments(beam.PTransform):
