@@ -208,3 +208,20 @@ def test_band_batches_make_the_buckets_of_band_keys():
         found += group_edges(hasher, groups[group], hasher.threshold, "exact", count)
     assert sorted(found, key=repr) == sorted(expected, key=repr)
     assert count.as_dict() == expected_count.as_dict() and count["dedup.near.candidates"] > 20
+
+
+def test_band_batches_carry_references_exactly():
+    """References go through the batches as JSON: odd ids and titles (non-ASCII, lone surrogates, None) and
+    positions come back as they went in."""
+    from pipeline.dedup.minhash import band_batches, group_edges
+    hasher = MinHasher()
+    text = han_text(300, 7)
+    members = [(doc_id, "维基", "f\udcff.xml", position, title, hasher.sign(DocRef(doc_id, "s", "f", 1), text).signature)
+               for doc_id, position, title in (("b\ud800", 3, None), ("a-文", 0, "标题\udc80"), ("c", 2**40, ""))]
+    groups = defaultdict(list)
+    for group, batch in band_batches(hasher, members):
+        assert all(isinstance(part, bytes) for part in batch)
+        groups[group].append(batch)
+    edges = [e for g in sorted(groups) for e in group_edges(hasher, groups[g], hasher.threshold, "exact")]
+    refs = {ref for edge in edges for ref in edge[:2]}
+    assert refs == {DocRef(*m[:5]) for m in members}

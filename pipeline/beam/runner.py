@@ -18,7 +18,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards,
                                      CleanDocuments, CountPreTokens, DedupKeys, DroppedIds, ExactSimilarities,
-                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, ReadTable, RowGroups, WriteArrowTable,
+                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, RowGroups, WriteArrowTable,
                                      WriteLines,
                                      WriteTable,
                                      read_tables, tick, write_kept)
@@ -90,16 +90,16 @@ def start(config: Config) -> None:
 def ingest(config: Config, files, out) -> dict[str, int]:
     def build(p):
         read = p | "Ingest" >> ReadInputs(files, config.ingest.max_record_bytes, out.progress_dir)
-        read.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
+        read.documents | "WriteDocuments" >> WriteArrowTable(out.table("documents"), "documents")
         read.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)
 
 
 def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
     def build(p):
-        docs = p | "ReadDocuments" >> ReadTable(documents_dir)
-        cleaned = docs | "Clean" >> CleanDocuments(config.clean, out.progress_dir)
-        cleaned.documents | "WriteDocuments" >> WriteTable(out.table("documents"), "documents")
+        tables = read_tables(p, "ReadDocuments", documents_dir)
+        cleaned = tables | "Clean" >> CleanDocuments(config.clean, out.progress_dir)
+        cleaned.documents | "WriteDocuments" >> WriteArrowTable(out.table("documents"), "documents")
         cleaned.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         cleaned.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
     return _run(config, build)

@@ -27,6 +27,7 @@ from collections import Counter
 
 import apache_beam as beam
 import pyarrow as pa
+from apache_beam.coders import coder_impl
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import GlobalWindow
 from apache_beam.utils.timestamp import MIN_TIMESTAMP
@@ -54,6 +55,49 @@ NAMESPACE = "wwm"
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 WRITE_PARTS = 16     # files per small text output (dedup's edges, vocab's counts) written to an object store
 PARTS = ".parts"     # where the bundles of a table written to an object store put their parts first
+
+
+class ArrowTableCoder(beam.coders.Coder):
+    """Arrow tables between Beam steps: Arrow IPC streams (not pickles), sized by their buffers.
+
+    Beam measures the first elements of every PCollection (and a sample of the
+    rest) with the PCollection's coder; for an element of unknown type that
+    means pickling it.  The elements here are whole row groups, few of them, so
+    each was pickled once for every step it went through (hundreds of MB in the
+    segment stage) only to be measured.  PCollections of tables are given this
+    coder (:func:`tables_of`).
+    """
+
+    def encode(self, table):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return sink.getvalue().to_pybytes()
+
+    def decode(self, data):
+        return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+    def is_deterministic(self) -> bool:
+        return False
+
+    def to_type_hint(self):
+        return pa.Table
+
+    def _create_impl(self):
+        return coder_impl.CallbackCoderImpl(self.encode, self.decode, size_estimator=_table_size)
+
+
+def _table_size(table) -> int:
+    return table.get_total_buffer_size()
+
+
+beam.coders.registry.register_coder(pa.Table, ArrowTableCoder)
+
+
+def tables_of(pcoll):
+    """``pcoll`` (of Arrow tables), its elements declared ``pa.Table``: they go through :class:`ArrowTableCoder`."""
+    pcoll.element_type = pa.Table
+    return pcoll
 
 
 def _part_of(text: str) -> int:
@@ -172,6 +216,9 @@ class BeamCount:
 
 
 class _ReadFileFn(beam.DoFn):
+    """Input files -> Arrow tables of their documents (about ``ROW_GROUP_BYTES`` of UTF-8 text each, over the
+    files of a bundle; a row group each when written), and tagged quarantined records."""
+
     def __init__(self, max_record_bytes: int, total_bytes: int, progress_dir: str | None) -> None:
         self.max_record_bytes = max_record_bytes
         self.total_bytes = total_bytes
@@ -180,19 +227,35 @@ class _ReadFileFn(beam.DoFn):
     def setup(self):
         self.count = BeamCount()
         self.progress = reporter("ingest", self.progress_dir, self.total_bytes)
+        self.schema = schema.load("documents")
+
+    def start_bundle(self):
+        self.rows, self.size = [], 0
 
     def process(self, file):
         for record in read_file(file, self.max_record_bytes, self.count, self.progress):
             if isinstance(record, Document):
-                yield record
+                self.rows.append(to_row(record))
+                self.size += text_size(record)[1]
+                if self.size >= ROW_GROUP_BYTES:
+                    yield pa.Table.from_pylist(self.rows, schema=self.schema)
+                    self.rows, self.size = [], 0
             else:
                 yield beam.pvalue.TaggedOutput("quarantined", record)
+
+    def finish_bundle(self):
+        if self.rows:
+            yield WindowedValue(pa.Table.from_pylist(self.rows, schema=self.schema), MIN_TIMESTAMP, [GlobalWindow()])
+        self.rows, self.size = [], 0
 
     def teardown(self):
         self.progress.close()
 
 
 class _CleanFn(beam.DoFn):
+    """Arrow tables of documents -> Arrow tables of the documents kept (in the documents schema), and tagged
+    rejected and quarantined records: one Beam element per row group, not per document."""
+
     def __init__(self, options: CleanOptions, progress_dir: str | None) -> None:
         self.options = options
         self.progress_dir = progress_dir
@@ -201,19 +264,25 @@ class _CleanFn(beam.DoFn):
         self.cleaner = Cleaner(self.options)
         self.count = BeamCount()
         self.progress = reporter("clean", self.progress_dir)
+        self.schema = schema.load("documents")
 
     def teardown(self):
         self.progress.close()
 
-    def process(self, doc):
-        self.progress.update(*text_size(doc))
-        result = self.cleaner.process(doc, self.count)
-        if isinstance(result, Document):
-            yield result
-        elif isinstance(result, Rejected):
-            yield beam.pvalue.TaggedOutput("rejected", result)
-        else:
-            yield beam.pvalue.TaggedOutput("quarantined", result)
+    def process(self, table):
+        kept = []
+        for row in table.to_pylist():
+            doc = from_row(Document, row)
+            self.progress.update(*text_size(doc))
+            result = self.cleaner.process(doc, self.count)
+            if isinstance(result, Document):
+                kept.append(to_row(result))
+            elif isinstance(result, Rejected):
+                yield beam.pvalue.TaggedOutput("rejected", result)
+            else:
+                yield beam.pvalue.TaggedOutput("quarantined", result)
+        if kept:
+            yield pa.Table.from_pylist(kept, schema=self.schema)
 
 
 class _SegmentFn(beam.DoFn):
@@ -269,8 +338,10 @@ class SegmentDocuments(beam.PTransform):
                 f"{self.documents_dir}/*.parquet", columns=SEGMENT_COLUMNS)
         else:
             tables = pbegin | "NoDocuments" >> beam.Create([])
-        return tables | "Segment" >> beam.ParDo(_SegmentFn(self.options, self.progress_dir)).with_outputs(
+        result = tables_of(tables) | "Segment" >> beam.ParDo(_SegmentFn(self.options, self.progress_dir)).with_outputs(
             "quarantined", main="segmented")
+        tables_of(result.segmented)
+        return result
 
 
 class _CountPreTokensFn(beam.DoFn):
@@ -468,7 +539,7 @@ def tick(label: str, progress_dir: str | None):
 
 
 class ReadInputs(beam.PTransform):
-    """Input files -> {'documents', 'quarantined'}."""
+    """Input files -> {'documents': Arrow tables of documents, 'quarantined'}."""
 
     def __init__(self, files, max_record_bytes: int, progress_dir: str | None) -> None:
         super().__init__()
@@ -478,14 +549,16 @@ class ReadInputs(beam.PTransform):
 
     def expand(self, pbegin):
         total = sum(f.size for f in self.files)
-        return (pbegin
-                | "Files" >> beam.Create(self.files, reshuffle=True)
-                | "Read" >> beam.ParDo(_ReadFileFn(self.max_record_bytes, total, self.progress))
-                .with_outputs("quarantined", main="documents"))
+        result = (pbegin
+                  | "Files" >> beam.Create(self.files, reshuffle=True)
+                  | "Read" >> beam.ParDo(_ReadFileFn(self.max_record_bytes, total, self.progress))
+                  .with_outputs("quarantined", main="documents"))
+        tables_of(result.documents)
+        return result
 
 
 class CleanDocuments(beam.PTransform):
-    """Documents -> {'documents', 'rejected', 'quarantined'}."""
+    """Arrow tables of documents -> {'documents': Arrow tables of the kept ones, 'rejected', 'quarantined'}."""
 
     def __init__(self, options: CleanOptions, progress_dir: str | None = None) -> None:
         super().__init__()
@@ -493,8 +566,10 @@ class CleanDocuments(beam.PTransform):
         self.progress = progress_dir
 
     def expand(self, docs):
-        return docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
+        result = docs | "Clean" >> beam.ParDo(_CleanFn(self.options, self.progress)).with_outputs(
             "rejected", "quarantined", main="documents")
+        tables_of(result.documents)
+        return result
 
 
 DEDUP_COLUMNS = ["id", "source", "file", "position", "title", "text"]
@@ -589,7 +664,7 @@ class DedupKeys(beam.PTransform):
 
 
 class _BandBatchFn(beam.DoFn):
-    """Members -> (LSH group, (band values, members)) batches (:func:`band_batches`), per bundle."""
+    """Members -> (LSH group, batch of bytes) pairs (:func:`band_batches`), per bundle."""
 
     def __init__(self, options) -> None:
         self.options = options
@@ -734,13 +809,13 @@ def read_tables(pbegin, label: str, directory: str, columns: list[str] | None = 
     if not parquet_files(directory):
         return pbegin | label >> beam.Create([])
     if storage.is_remote(directory):
-        return pbegin | label >> RowGroups(directory, "documents", columns, as_table=True)
-    return pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns)
+        return tables_of(pbegin | label >> RowGroups(directory, "documents", columns, as_table=True))
+    return tables_of(pbegin | label >> beam.io.ReadFromParquetBatched(f"{directory}/*.parquet", columns=columns))
 
 
 def write_kept(tables, dropped, directory: str, count_read: bool = False):
     """Documents tables minus the ids of the ``dropped`` PCollection, written as the documents table."""
-    kept = tables | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped))
+    kept = tables_of(tables | "Keep" >> beam.ParDo(_KeepFn("documents", count_read), beam.pvalue.AsDict(dropped)))
     if storage.is_remote(directory):
         return (kept
                 | "Rows" >> beam.FlatMap(lambda table: table.to_pylist())
@@ -788,8 +863,7 @@ class WriteArrowTable(beam.PTransform):
             return (tables
                     | "ToRecords" >> beam.FlatMap(lambda t: [from_row(record_type, r) for r in t.to_pylist()])
                     | "WriteRecords" >> WriteTable(self.directory, self.table))
-        return (tables
-                | "Conform" >> beam.Map(lambda t: t.select(target.names).cast(target))
+        return (tables_of(tables | "Conform" >> beam.Map(lambda t: t.select(target.names).cast(target)))
                 | "Write" >> beam.io.WriteToParquetBatched(
                     f"{self.directory}/part", target, file_name_suffix=".parquet", codec="snappy"))
 
@@ -818,4 +892,4 @@ class ReadTable(beam.PTransform):
 __all__ = ["BeamCount", "tick", "ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "DroppedIds",
            "read_tables", "write_kept", "ExactSimilarities", "SegmentDocuments", "BuildShards", "SHARD_COLUMNS",
            "CountPreTokens", "WriteTable", "ReadTable", "RowGroups", "WriteLines",
-           "WriteArrowTable"]
+           "WriteArrowTable", "ArrowTableCoder", "tables_of"]

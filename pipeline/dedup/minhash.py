@@ -22,6 +22,7 @@ Pure NumPy; the engines call these functions around their grouping:
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -238,15 +239,19 @@ BATCH_MEMBERS = 10_000    # members a worker holds before it sends their band va
 
 
 def band_batches(hasher: MinHasher, members, shards: int = BAND_SHARDS, batch: int = BATCH_MEMBERS):
-    """(group, (band values, members)) batches for the LSH shuffle, ``group`` being ``band * shards + shard``.
+    """(group, batch) pairs for the LSH shuffle, ``group`` being ``band * shards + shard``.
 
     ``members`` are tuples ``(id, source, file, position, title, signature)``.
     Each band value (the band's rows, bytes) goes to the shard its first row
-    picks, so equal band values of a band always meet in one group; a group's
-    batch carries its band values concatenated and the members in the same
-    order.  An engine then groups a few thousand batches instead of one
-    element per document and band.  Members without shingles have no band
-    values (they can only be exact duplicates).
+    picks, so equal band values of a band always meet in one group.  A batch
+    is four ``bytes``: the group's band values concatenated, the members'
+    signatures in the same order, the offsets (uint32) of their references
+    in the fourth, those references (JSON).  An engine then groups a few
+    thousand batches of plain bytes instead of one element per document and
+    band (or a member tuple per document and band: each member is in every
+    band, and most of them share no bucket, so :func:`group_edges` decodes a
+    reference only for a bucket with several members).  Members without
+    shingles have no band values (they can only be exact duplicates).
     """
     chunk = []
     for member in members:
@@ -262,6 +267,8 @@ def band_batches(hasher: MinHasher, members, shards: int = BAND_SHARDS, batch: i
 def _batches(hasher: MinHasher, chunk: list, shards: int):
     r = hasher.rows
     signatures = np.frombuffer(b"".join(m[5] for m in chunk), dtype=np.uint32).reshape(len(chunk), hasher.num_perm)
+    refs = [json.dumps(m[:5]).encode("ascii") for m in chunk]      # ASCII: lone surrogates escaped
+    sizes = np.fromiter(map(len, refs), dtype=np.uint32, count=len(refs))
     for band in range(hasher.bands):
         values = np.ascontiguousarray(signatures[:, band * r:(band + 1) * r])
         shard = values[:, 0] % np.uint32(shards)
@@ -269,22 +276,37 @@ def _batches(hasher: MinHasher, chunk: list, shards: int):
         bounds = np.searchsorted(shard[order], np.arange(shards + 1))
         for s in np.flatnonzero(np.diff(bounds)).tolist():
             rows = order[bounds[s]:bounds[s + 1]]
-            yield band * shards + s, (values[rows].tobytes(), [chunk[i] for i in rows.tolist()])
+            offsets = np.zeros(len(rows) + 1, dtype=np.uint32)
+            np.cumsum(sizes[rows], out=offsets[1:])
+            yield band * shards + s, (values[rows].tobytes(), signatures[rows].tobytes(), offsets.tobytes(),
+                                      b"".join([refs[i] for i in rows.tolist()]))
 
 
 def group_edges(hasher: MinHasher, batches, threshold: float, verify: str = "exact", count: CountFn = no_count
                 ) -> list[tuple[DocRef, DocRef, float]]:
-    """Candidate edges of one (band, shard) group's batches: members with equal band values form a bucket,
-    whose edges are :func:`bucket_edges`' (the same buckets as grouping by :meth:`MinHasher.band_keys`)."""
-    width = 4 * hasher.rows
+    """Candidate edges of one (band, shard) group's batches (:func:`band_batches`): members with equal band
+    values form a bucket, whose edges are :func:`bucket_edges`' (the same buckets as grouping by
+    :meth:`MinHasher.band_keys`)."""
+    width, signature_width = 4 * hasher.rows, 4 * hasher.num_perm
+    batches = list(batches)
     buckets: dict[bytes, list] = {}
-    for values, members in batches:
-        for i, member in enumerate(members):
-            buckets.setdefault(values[i * width:(i + 1) * width], []).append(member)
+    for b, (values, _, _, _) in enumerate(batches):
+        for i in range(len(values) // width):
+            buckets.setdefault(values[i * width:(i + 1) * width], []).append((b, i))
+    offsets: dict[int, np.ndarray] = {}
+
+    def member(b: int, i: int) -> Signed:
+        _, signatures, offset_bytes, refs = batches[b]
+        if b not in offsets:
+            offsets[b] = np.frombuffer(offset_bytes, dtype=np.uint32)
+        start, end = offsets[b][i:i + 2].tolist()
+        return Signed(DocRef(*json.loads(refs[start:end])),
+                      signatures[i * signature_width:(i + 1) * signature_width])
+
     edges = []
     for bucket in buckets.values():
         if len(bucket) > 1:
-            edges += bucket_edges([Signed(DocRef(*m[:5]), m[5]) for m in bucket], threshold, verify, count)
+            edges += bucket_edges([member(b, i) for b, i in bucket], threshold, verify, count)
     return edges
 
 
