@@ -21,7 +21,7 @@ from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, B
                                      NearDuplicateEdges, SegmentDocuments, ReadInputs, RowGroups, WriteArrowTable,
                                      WriteLines,
                                      WriteTable,
-                                     read_tables, tick, write_kept)
+                                     read_tables, tables_of, tick, write_kept)
 from pipeline import storage
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
@@ -210,7 +210,7 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
                                                                          columns=SHARD_COLUMNS)
         else:
             rows = p | "NoSegmented" >> beam.Create([])
-        rows = rows | "Progress" >> tick("shards", out.progress_dir)
+        rows = tables_of(tables_of(rows) | "Progress" >> tick("shards", out.progress_dir))
         result = rows | "Shards" >> BuildShards(config.shards, vocab, pools, out.tmp, summaries)
         result.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
         result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
