@@ -63,8 +63,8 @@ class SentenceEncoder:
         unk = index["[UNK]"]
         self.direct = {char: index.get(char, unk) for char in _direct_chars(lowercase)}
         self.index, self.unk, self.lowercase = index, unk, lowercase
-        self.words: dict[str, tuple[list[int], list[int]]] = {}      # ASCII run -> (ids, offsets), cached
-        self.known_runs: dict[str, tuple[list[int], list[int]]] = {}     # any run -> (ids, offsets), _run_tokens
+        # run -> (ids, offsets) of the runs tokenized so far (a run's tokens depend on its text alone)
+        self.words: dict[str, tuple[list[int], list[int]]] = {}
         klass = "".join(re.escape(c) for c in self.direct)
         self.runs = re.compile(f"[^{klass}]+")       # what tokenizers reads, between directly looked-up characters
         self.table = np.full(0x110000, -1, dtype=np.int32)     # code point -> id of a directly looked-up character
@@ -102,10 +102,14 @@ class SentenceEncoder:
                 ids.extend(word_ids)
                 offsets.extend(at + o for o in word_offsets)
                 at += len(word) + 1
-            if len(self.words) >= 100_000:      # a builder lives as long as its worker: keep the cache bounded
-                self.words.clear()
-            cached = self.words[run] = (ids, offsets)
+            cached = self._remember(run, (ids, offsets))
         return cached
+
+    def _remember(self, run: str, tokens: tuple[list[int], list[int]]) -> tuple[list[int], list[int]]:
+        if len(self.words) >= 100_000:      # a builder lives as long as its worker: keep the cache bounded
+            self.words.clear()
+        self.words[run] = tokens
+        return tokens
 
     def encode(self, sentences: list[str]) -> list[tuple[list[int], list[int] | None]]:
         """Per sentence: (ids, token start offsets); offsets None when every character is one token
@@ -157,23 +161,17 @@ class SentenceEncoder:
         """(ids, start offsets) of each run of characters that are not looked up directly.  A run is tokenized
         on its own, so its tokens depend on its text alone: the runs seen already (most of them: numbers,
         Latin words and punctuation repeat) are looked up, each new one is tokenized once."""
-        known = self.known_runs
-        out = list(map(known.get, texts))
-        missing = {text for text, result in zip(texts, out) if result is None}
+        out = list(map(self.words.get, texts))
+        missing = sorted({text for text, result in zip(texts, out) if result is None})
         if missing:
-            if len(known) + len(missing) > 100_000:     # a builder lives as long as its worker: keep it bounded
-                known.clear()
-            new = sorted(missing)
-            simple = [_ASCII_RUN.fullmatch(text) is not None for text in new]
-            encodings = iter(self.tokenizer.encode_batch([t for t, easy in zip(new, simple) if not easy],
-                                                         add_special_tokens=False))
-            for text, easy in zip(new, simple):
-                if easy:
-                    known[text] = self._ascii_run(text)
-                else:
-                    encoding = next(encodings)
-                    known[text] = (encoding.ids, [o[0] for o in encoding.offsets])
-            out = list(map(known.__getitem__, texts))
+            hard = [text for text in missing if _ASCII_RUN.fullmatch(text) is None]
+            encoded = dict(zip(hard, self.tokenizer.encode_batch(hard, add_special_tokens=False)))
+            new = {}
+            for text in missing:
+                encoding = encoded.get(text)
+                new[text] = (self._ascii_run(text) if encoding is None
+                             else self._remember(text, (encoding.ids, [o[0] for o in encoding.offsets])))
+            out = [new[text] if result is None else result for text, result in zip(texts, out)]
         return out
 
     def encode_joined(self, text: str, bounds: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
