@@ -23,25 +23,11 @@ import numpy as np
 
 from pipeline.shards import tfrecord
 from pipeline.shards.instances import InstanceTable, PoolTokens
-from pipeline.shards.seeds import _GOLDEN, _M1, _M2, _splitmix, uniform
+from pipeline.shards.seeds import _splitmix, splitmix_in_place, uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
-
-
-def _mix_in_place(x: np.ndarray) -> np.ndarray:
-    """``seeds._splitmix`` of a uint64 array that may be overwritten, with one temporary."""
-    x += _GOLDEN
-    t = x >> np.uint64(30)
-    x ^= t
-    x *= _M1
-    np.right_shift(x, np.uint64(27), out=t)
-    x ^= t
-    x *= _M2
-    np.right_shift(x, np.uint64(31), out=t)
-    x ^= t
-    return x
 
 
 class _Uniform:
@@ -55,7 +41,7 @@ class _Uniform:
     def __call__(self, seeds: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
         if len(index) and int(index.max()) >= self.size:
             return uniform(seeds, index, salt)
-        mixed = _mix_in_place(np.bitwise_xor(seeds.astype(np.uint64, copy=False), np.take(self.tables[salt], index)))
+        mixed = splitmix_in_place(np.bitwise_xor(seeds.astype(np.uint64, copy=False), np.take(self.tables[salt], index)))
         mixed >>= np.uint64(11)
         return mixed.astype(np.float64) * (1.0 / (1 << 53))
 

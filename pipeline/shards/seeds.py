@@ -39,11 +39,22 @@ _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 
 
+def splitmix_in_place(x: np.ndarray) -> np.ndarray:
+    """The SplitMix64 finaliser of a uint64 array, computed in ``x`` itself (one temporary); returns ``x``."""
+    x += _GOLDEN
+    t = x >> np.uint64(30)
+    x ^= t
+    x *= _M1
+    np.right_shift(x, np.uint64(27), out=t)
+    x ^= t
+    x *= _M2
+    np.right_shift(x, np.uint64(31), out=t)
+    x ^= t
+    return x
+
+
 def _splitmix(x: np.ndarray) -> np.ndarray:
-    x = x + _GOLDEN
-    x = (x ^ (x >> np.uint64(30))) * _M1
-    x = (x ^ (x >> np.uint64(27))) * _M2
-    return x ^ (x >> np.uint64(31))
+    return splitmix_in_place(np.array(x, dtype=np.uint64))
 
 
 def uniform(seeds: np.ndarray, index: np.ndarray, salt: int) -> np.ndarray:
