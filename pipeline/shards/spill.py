@@ -152,11 +152,10 @@ def merge_order(batches: list[Records], which: np.ndarray | None = None,
         at = np.flatnonzero(tied)
         new_run = np.ones(len(at), dtype=bool)
         new_run[1:] = ordered[at[1:]] != ordered[at[:-1]]
-        picked_which, picked_index = which[order[at]], index[order[at]]
-        starts = _gathered([batch.offsets[:-1] for batch in batches], picked_which, picked_index).tolist()
-        ends = _gathered([batch.offsets[1:] for batch in batches], picked_which, picked_index).tolist()
+        picked = Selection(batches, which[order[at]], index[order[at]])
         views = [memoryview(batch.data) for batch in batches]
-        data = [bytes(views[k][a:b]) for k, a, b in zip(picked_which.tolist(), starts, ends)]
+        data = [bytes(views[k][a:b]) for k, a, b in zip(picked.which.tolist(), picked.starts.tolist(),
+                                                          picked.ends.tolist())]
         ranked = sorted(zip(np.cumsum(new_run).tolist(), data, at.tolist()))
         order[at] = order[np.fromiter((place for _, _, place in ranked), np.int64, len(at))]
     return which[order], index[order]
