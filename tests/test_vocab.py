@@ -83,6 +83,12 @@ def test_counting_by_code_point_classes_is_counting_the_pre_tokens(monkeypatch):
     raw = Counter(t for r in rows for t in regex.raw_tokens("\n".join(r["sentences"])))
     assert counted == Counter({t: n for t, n in regex.normalize_counts(raw).items()
                                if len(t) <= counting.MAX_PRETOKEN_CHARS})
+    # the other pre-tokenizer goes through the batches too (tokenizers takes no lone surrogates)
+    toks = TokenizersPreTokenizer()
+    valid = [r for r in rows if "\ud800" not in r["sentences"][0]]
+    by_toks = PreTokenCounter(VocabOptions(held_out_fraction=0, pre_tokenizer="tokenizers")).count_rows(valid)
+    assert by_toks == Counter(t for r in valid for t in toks.pre_tokens("\n".join(r["sentences"]))
+                              if len(t) <= counting.MAX_PRETOKEN_CHARS)
 
 
 def shared_texts():

@@ -245,6 +245,9 @@ class TokenizersPreTokenizer:
 
     raw_tokens = pre_tokens
 
+    def raw_counts(self, texts: list[str]) -> Counter:
+        return Counter(token for text in texts for token in self.pre_tokens(text))
+
     def normalize_counts(self, raw: Counter) -> Counter:
         return raw
 
@@ -295,7 +298,6 @@ class PreTokenCounter:
         chars = 0
         batch: list[str] = []
         batch_chars = 0
-        by_batch = hasattr(self.pre_tokenizer, "raw_counts")
         for row in rows:
             count("vocab.read")
             if is_held_out(row["id"], self.held_out_fraction):
@@ -305,11 +307,7 @@ class PreTokenCounter:
             sentences = row["sentences"] or ()
             n = sum(len(s) for s in sentences)
             chars += n
-            text = document_text(sentences)
-            if not by_batch:
-                raw.update(self.pre_tokenizer.raw_tokens(text))
-                continue
-            batch.append(text)
+            batch.append(document_text(sentences))
             batch_chars += n
             if batch_chars >= COUNT_BATCH_CHARS:
                 raw.update(self.pre_tokenizer.raw_counts(batch))
