@@ -21,7 +21,7 @@ from pipeline.fingerprint import OutputBusy
 from pipeline.segment.segmenters import SegmenterError
 from pipeline.vocab.training import VocabError
 from pipeline.summary import detail_lines, stage_table
-from pipeline.stages import BUILT, PREVIOUS, STAGES, AccountingError, NotBuiltError, run_all, run_stage
+from pipeline.stages import PREVIOUS, STAGES, AccountingError, run_all, run_stage
 
 SECTIONS_FOR = {
     "ingest": ("ingest", "beam", "spark"),
@@ -328,17 +328,17 @@ def main(argv: list[str] | None = None) -> int:
             print(cfg.dump(config), end="")
             return 0
         if args.command == "run":
-            summary = run_all(config, BUILT, force=bool(args.force))
+            summary = run_all(config, STAGES, force=bool(args.force))
             a = summary.get("accounting", {})
             print("\n".join(["", *stage_table(summary["stages"]), *detail_lines(summary["stages"]), ""]))
             print(f"run: read {a.get('read', 0):,} = kept {a.get('kept', 0):,} + rejected {a.get('rejected', 0):,} + "
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             root = config.output.rstrip("/") if "://" in config.output else str(Path(config.output).resolve())
-            print(f"outputs: {root}/{{{','.join(BUILT)}}}  (run.json beside them); the shards are in {root}/shards")
+            print(f"outputs: {root}/{{{','.join(STAGES)}}}  (run.json beside them); the shards are in {root}/shards")
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError, OutputBusy) as exc:
+    except (cfg.ConfigError, FileNotFoundError, SegmenterError, VocabError, OutputBusy) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:

@@ -114,15 +114,10 @@ def table_exists(table_dir: str | Path) -> bool:
     return Path(table_dir).is_dir()
 
 
-def documents_dir(path: str | Path) -> str | Path:
-    """A documents table given either the table directory or the stage directory holding it."""
-    if storage.is_remote(path):
-        inner = storage.join(path, "documents")
-        return inner if storage.walk(inner) else str(path)
-    path = Path(path)
-    if (path / "documents").is_dir():
-        return path / "documents"
-    return path
+def inner_table(path: str, table: str) -> str:
+    """A table given either its directory or the stage directory holding it (``path/table``)."""
+    inner = storage.join(path, table)
+    return inner if table_exists(inner) else str(path)
 
 
 _AT_FDCWD = -100

@@ -4,7 +4,7 @@ from pipeline import schema
 
 
 def test_arrow_table_coder_round_trips_a_slice_and_sizes_it_by_its_buffers():
-    from pipeline.beam.transforms import ArrowTableCoder
+    from pipeline.beam.io import ArrowTableCoder
 
     target = schema.load("segmented")
     rows = [{"id": f"d{i}", "source": "s", "title": None if i % 2 else "标题", "sentences": ["一。", "二"],

@@ -8,7 +8,7 @@ from conftest import SHARED_DATA, make_config
 from pipeline.config import InputSpec
 from pipeline.outputs import read_table
 from pipeline.sample import EXPECTED
-from pipeline.stages import BUILT, DOCUMENT_STAGES, STAGE_TABLES, run_all, run_stage
+from pipeline.stages import STAGES, DOCUMENT_STAGES, STAGE_TABLES, run_all, run_stage
 
 SHARED_CORPORA = ["wiki2019zh_sample.jsonl", "wikiextractor_doc_sample.txt", "chinesewebtext_sample.jsonl",
                   "cmrc2018_dev.json", "drcd_dev_traditional.json"]
@@ -52,7 +52,7 @@ def test_progress_reports_cover_every_document_each_pass(runs, engine):
     assert not list(output.glob(".progress-*")) and not list(output.glob(".tmp-*"))
 
 
-@pytest.mark.parametrize("stage, table", [(s, t) for s in BUILT for t in STAGE_TABLES[s]])
+@pytest.mark.parametrize("stage, table", [(s, t) for s in STAGES for t in STAGE_TABLES[s]])
 def test_beam_and_spark_write_the_same_rows(runs, stage, table):
     beam_rows = rows(runs["beam"][0], stage, table)
     spark_rows = rows(runs["spark"][0], stage, table)
@@ -70,7 +70,7 @@ def test_every_document_is_accounted_for(runs, engine):
     stages = summary["stages"]
     assert stages["clean"]["accounting"]["read"] == stages["ingest"]["accounting"]["kept"]
     assert stages["dedup"]["accounting"]["read"] == stages["clean"]["accounting"]["kept"]
-    for stage in BUILT:
+    for stage in STAGES:
         stats = json.loads((output / stage / "stats.json").read_text(encoding="utf-8"))
         assert stats == stages[stage]
         assert stats["accounting"]["balanced"]
@@ -97,7 +97,7 @@ def test_beam_and_spark_write_the_same_vocab_and_shards(runs):
 
 def test_counters_agree_across_engines(runs):
     beam, spark = (runs[e][1]["stages"] for e in ("beam", "spark"))
-    for stage in BUILT:
+    for stage in STAGES:
         assert beam[stage]["counters"] == spark[stage]["counters"]
 
 

@@ -25,7 +25,7 @@ from gcs_emulator import emulator_env  # noqa: E402
 from pipeline import storage  # noqa: E402
 from pipeline.config import InputSpec  # noqa: E402
 from pipeline.outputs import committed, read_table  # noqa: E402
-from pipeline.stages import BUILT, STAGE_TABLES, run_all, run_stage  # noqa: E402
+from pipeline.stages import STAGES, STAGE_TABLES, run_all, run_stage  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARDS = {"dupe_factor": 2, "shards": 3}
@@ -87,7 +87,7 @@ def test_wwm_run_on_gcs_writes_what_a_local_run_writes(gcs, remote_inputs, local
     output = f"gs://bkt/run-{engine}"
     result = _wwm_run(engine, remote_inputs, output, sample_ltp_model, gcs)
     assert "outputs: gs://bkt/run-" in result.stdout
-    for stage in BUILT:
+    for stage in STAGES:
         stage_dir = storage.join(output, stage)
         assert committed(stage_dir), stage
         remote_stats = json.loads(storage.read_text(storage.join(stage_dir, "stats.json")))
@@ -111,10 +111,10 @@ def test_wwm_run_on_gcs_writes_what_a_local_run_writes(gcs, remote_inputs, local
 def test_gcs_rerun_skips_what_is_committed_and_redoes_an_uncommitted_stage(gcs, remote_inputs, sample_ltp_model):
     output = "gs://bkt/rerun"
     config = make_config(output, remote_inputs, "beam", shards=SHARDS)
-    run_all(config, BUILT[:3], log=lambda *_: None)
+    run_all(config, STAGES[:3], log=lambda *_: None)
     lines: list[str] = []
-    run_all(config, BUILT[:3], log=lines.append)
-    assert [line for line in lines if "up to date" in line] == [f"{s}: up to date, skipped" for s in BUILT[:3]]
+    run_all(config, STAGES[:3], log=lines.append)
+    assert [line for line in lines if "up to date" in line] == [f"{s}: up to date, skipped" for s in STAGES[:3]]
 
     # a publication cut short: clean's stats.json (the commit marker, written last) never came
     storage.delete_file(f"{output}/clean/stats.json")
@@ -123,7 +123,7 @@ def test_gcs_rerun_skips_what_is_committed_and_redoes_an_uncommitted_stage(gcs, 
     with pytest.raises(FileNotFoundError, match="clean"):
         run_stage("dedup", config, log=lambda *_: None)     # a later stage never reads it
     lines.clear()
-    run_all(config, BUILT[:3], log=lines.append)
+    run_all(config, STAGES[:3], log=lines.append)
     assert "ingest: up to date, skipped" in lines
     assert any(line.startswith("recover: removed gs://bkt/rerun/clean") for line in lines), lines
     assert any(line.startswith("recover: removed .tmp-dedup-") for line in lines), lines

@@ -19,7 +19,7 @@ from spark_cluster import standalone_cluster
 from jobs.pack import build_zip
 from pipeline.outputs import read_table
 from pipeline.shards import manifest as shard_manifest
-from pipeline.stages import BUILT, STAGE_TABLES
+from pipeline.stages import STAGES, STAGE_TABLES
 
 pytestmark = pytest.mark.skipif(not os.environ.get("WWM_CLUSTER_TESTS"),
                                 reason="cluster tests run with make test-cluster (WWM_CLUSTER_TESTS=1)")
@@ -76,7 +76,7 @@ def test_the_cluster_ran_the_stages_on_both_workers(both_runs):
 
 def test_cluster_run_writes_the_tables_of_the_local_run(both_runs):
     local, cluster_out, *_ = both_runs
-    for stage in BUILT:
+    for stage in STAGES:
         for table in STAGE_TABLES[stage]:
             assert rows(cluster_out, stage, table) == rows(local, stage, table), (stage, table)
 

@@ -1,4 +1,5 @@
-"""Build and run the Beam pipeline of one stage; collect its counters.
+"""The Beam engine: each stage a pipeline (dedup three) built from :mod:`pipeline.beam.transforms` and
+:mod:`pipeline.beam.io`, run, its counters collected.
 
 The local default is the in-process ``FnApiRunner`` (multi-process with
 ``direct_num_workers`` and ``direct_running_mode=multi_processing``), chosen
@@ -7,29 +8,27 @@ explicitly because Beam's ``DirectRunner`` first tries to download Prism.
 
 from __future__ import annotations
 
-import fnmatch
 import json
-from collections import Counter
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, BeamCount, BuildShards,
-                                     CleanDocuments, CountPreTokens, DedupKeys, DroppedIds, ExactSimilarities,
-                                     NearDuplicateEdges, SegmentDocuments, ReadInputs, RowGroups, WriteArrowTable,
-                                     WriteLines,
-                                     WriteTable,
-                                     read_tables, tables_of, tick, write_kept)
 from pipeline import storage
+from pipeline.beam.io import NAMESPACE, RowGroups, WriteLines, WriteTable, read_lines, read_tables, tables_of, tick
+from pipeline.beam.transforms import (DEDUP_COLUMNS, SEGMENT_COLUMNS, SHARD_COLUMNS, BuildShards, CleanDocuments,
+                                      CountPreTokens, DedupKeys, ExactSimilarities, KeptDocuments, NearDuplicateEdges,
+                                      ReadInputs, SegmentDocuments)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
-from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
-from pipeline.outputs import TableWriter, parquet_files
+from pipeline.dedup.minhash import edge_from_json, edge_to_json
+from pipeline.dedup.stage import Deduplicator
+from pipeline.engine import Counts, Job
+from pipeline.outputs import TableWriter
 from pipeline.records import Duplicate, Quarantined
-from pipeline.vocab.training import read_counts
 from pipeline.runtime import export_worker_environment
+from pipeline.shards.stage import pools_dir, summaries_dir
 
 
 def pipeline_options(config: Config) -> PipelineOptions:
@@ -44,7 +43,7 @@ def _runner(config: Config):
     return FnApiRunner() if config.beam.runner == "FnApiRunner" else config.beam.runner
 
 
-def _run(config: Config, build) -> dict[str, int]:
+def _run(config: Config, build) -> Counts:
     export_worker_environment()
     pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
     build(pipeline)
@@ -57,161 +56,118 @@ def _run(config: Config, build) -> dict[str, int]:
     return dict(sorted(counters.items()))
 
 
-class _CountFn(beam.DoFn):
-    """Pass elements through, counting them."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def setup(self):
-        self.count = BeamCount()
-
-    def process(self, element):
-        self.count(self.name)
-        yield element
+def _write(result, out, *tables: str) -> None:
+    """Each named output of ``result`` to the stage's table of that name."""
+    for table in tables:
+        result[table] | f"Write{table.title()}" >> WriteTable(out.table(table), table)
 
 
-def _files(directory: str, pattern: str) -> list[str]:
-    """Files directly in ``directory`` whose names match ``pattern``, sorted (local or object store)."""
-    return [storage.join(directory, rel) for rel, _, _ in storage.walk(directory)
-            if "/" not in rel and fnmatch.fnmatchcase(rel, pattern)]
+class BeamEngine:
+    """The stages on Beam (:class:`pipeline.engine.Engine`)."""
+
+    def start(self, config: Config) -> None:
+        """Nothing to start ahead: the in-process runner starts with each pipeline."""
+
+    def ingest(self, job: Job) -> Counts:
+        def build(p):
+            read = p | "Ingest" >> ReadInputs(job.files, job.config.ingest.max_record_bytes, job.progress_dir)
+            _write(read, job.out, "documents", "quarantined")
+        return _run(job.config, build)
+
+    def clean(self, job: Job) -> Counts:
+        def build(p):
+            tables = read_tables(p, "ReadDocuments", job.source)
+            _write(tables | "Clean" >> CleanDocuments(job.config.clean, job.progress_dir), job.out,
+                   "documents", "rejected", "quarantined")
+        return _run(job.config, build)
+
+    def dedup(self, job: Job) -> Counts:
+        """Exact duplicates and near-duplicate candidates in one pass, the exact check, then the kept documents.
+
+        The first pipeline reads each document once (``Deduplicator.keyed``); exact keys are grouped and
+        resolved, and what each group keeps goes on to the LSH bands; candidate edges are written to work
+        files and read back here for the driver's step.  The exact check (a second pipeline, only with
+        candidates) shingles the documents on a candidate edge alone.  The last pipeline filters the
+        documents table's row groups by the dropped ids.
+        """
+        config, out, options = job.config, job.out, job.config.dedup
+        counters: dict[str, int] = {}
+        if options.exact or options.near:
+            def build_keys(p):
+                result = (read_tables(p, "ReadDocuments", job.source, DEDUP_COLUMNS)
+                          | "Keys" >> DedupKeys(options, job.progress_dir))
+                dropped = result["dropped"]
+                (dropped | "Duplicates" >> beam.Filter(lambda r: isinstance(r, Duplicate))
+                 | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates"))
+                (dropped | "Quarantined" >> beam.Filter(lambda r: isinstance(r, Quarantined))
+                 | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined"))
+                if options.near:
+                    (result["members"]
+                     | "NearEdges" >> NearDuplicateEdges(options)
+                     # a pair sharing several bands is an edge of each: write it once
+                     | "EdgeTuples" >> beam.Map(lambda edge: tuple(edge_to_json(edge)))
+                     | "UniqueEdges" >> beam.Distinct()
+                     | "ToJson" >> beam.Map(lambda edge: json.dumps(list(edge), ensure_ascii=False))
+                     | "WriteEdges" >> WriteLines(storage.join(job.work, "edges"), ".jsonl"))
+            counters = _run(config, build_keys)
+        for table in ("duplicates", "quarantined"):
+            storage.makedirs(out.table(table))
+
+        if options.near:
+            dedup, local = Deduplicator(options), Counters()
+            edges = [edge_from_json(json.loads(line)) for line in read_lines(job.work, "edges")]
+
+            def exact_check(candidates):
+                nonlocal counters
+                incident = sorted(dedup.incident(candidates).items())
+
+                def build_exact_check(p):
+                    (read_tables(p, "ReadDocuments", job.source, ["id", "text"])
+                     | "Similarities" >> ExactSimilarities(options, p | "Incident" >> beam.Create(incident))
+                     | "ToJson" >> beam.Map(lambda kv: json.dumps(list(kv), ensure_ascii=False))
+                     | "Write" >> WriteLines(storage.join(job.work, "similarities"), ".jsonl"))
+                counters = merge(counters, _run(config, build_exact_check))
+                return dict(json.loads(line) for line in read_lines(job.work, "similarities"))
+
+            writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
+            for duplicate in dedup.near_duplicates(edges, exact_check, local):
+                writer.add(duplicate)
+            writer.close()
+            counters = merge(counters, local.as_dict())
+
+        def build_kept(p):
+            dropped = {out.table("duplicates"): Duplicate, out.table("quarantined"): Quarantined}
+            (read_tables(p, "ReadDocuments", job.source)
+             | "Kept" >> KeptDocuments(options, dropped)
+             | "WriteDocuments" >> WriteTable(out.table("documents"), "documents"))
+        return merge(counters, _run(config, build_kept))
+
+    def segment(self, job: Job) -> Counts:
+        def build(p):
+            tables = read_tables(p, "ReadDocuments", job.source, SEGMENT_COLUMNS)
+            _write(tables | "Segment" >> SegmentDocuments(job.config.segment, job.progress_dir), job.out,
+                   "segmented", "quarantined")
+        return _run(job.config, build)
+
+    def vocab(self, job: Job) -> Counts:
+        """Pre-token counts of the segmented table (summed by ``CombinePerKey``), written as
+        ``token<TAB>count`` files under the job's work directory; the counters."""
+        def build(p):
+            (p
+             | "Read" >> RowGroups(job.source, "segmented", ["id", "sentences"], as_table=False)
+             | "CountPreTokens" >> CountPreTokens(job.config.vocab, job.progress_dir)
+             | "ToLine" >> beam.MapTuple(lambda token, n: f"{token}\t{n}")
+             | "WriteCounts" >> WriteLines(storage.join(job.work, "counts"), ".tsv"))
+        return _run(job.config, build)
+
+    def shards(self, job: Job) -> Counts:
+        def build(p):
+            rows = read_tables(p, "ReadSegmented", job.source, SHARD_COLUMNS, "segmented")
+            rows = tables_of(rows | "Progress" >> tick("shards", job.progress_dir))
+            result = rows | "Shards" >> BuildShards(job.config.shards, job.vocab, job.pools, job.out.tmp,
+                                                    summaries_dir(job.out), pools_dir(job.out))
+            _write(result, job.out, "rejected", "quarantined")
+        return _run(job.config, build)
 
 
-def _lines(directory: str, prefix: str) -> list[str]:
-    """Lines of the text files a pipeline wrote as ``directory/prefix*.jsonl``."""
-    return [line for path in _files(directory, f"{prefix}*.jsonl")
-            for line in storage.read_text(path).splitlines() if line]
-
-
-def start(config: Config) -> None:
-    """Nothing to start ahead: the in-process runner starts with each pipeline."""
-
-
-def ingest(config: Config, files, out) -> dict[str, int]:
-    def build(p):
-        read = p | "Ingest" >> ReadInputs(files, config.ingest.max_record_bytes, out.progress_dir)
-        read.documents | "WriteDocuments" >> WriteArrowTable(out.table("documents"), "documents")
-        read.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-    return _run(config, build)
-
-
-def clean(config: Config, documents_dir: str, out) -> dict[str, int]:
-    def build(p):
-        tables = read_tables(p, "ReadDocuments", documents_dir)
-        cleaned = tables | "Clean" >> CleanDocuments(config.clean, out.progress_dir)
-        cleaned.documents | "WriteDocuments" >> WriteArrowTable(out.table("documents"), "documents")
-        cleaned.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
-        cleaned.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-    return _run(config, build)
-
-
-def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
-    """Exact duplicates and near-duplicate candidates in one pass, the exact check, then the kept documents.
-
-    The first pipeline reads each document once: its normal form gives both the
-    exact key and the MinHash signature; exact keys are grouped, and what each
-    group keeps goes on to the LSH bands as a plain tuple (reference and
-    signature, no text); candidate edges are written to a work file and
-    clustered here with union-find.  The exact check (a second pipeline, only
-    with candidates) turns text into shingles for the documents on a candidate
-    edge alone.  The last pipeline filters the documents table's Arrow row
-    groups by the dropped ids and writes them as they are.
-    """
-    options = config.dedup
-    work = storage.join(out.tmp, "_work")
-    counters: dict[str, int] = {}
-    dropped = {out.table("duplicates"): Duplicate, out.table("quarantined"): Quarantined}
-
-    if options.exact or options.near:
-        def build_keys(p):
-            tables = read_tables(p, "ReadDocuments", documents_dir, DEDUP_COLUMNS)
-            result = tables | "Keys" >> DedupKeys(options, out.progress_dir)
-            result["duplicates"] | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates")
-            result["quarantined"] | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-            if options.near:
-                (result["signed"]
-                 | "NearEdges" >> NearDuplicateEdges(options)
-                 # a pair sharing several bands is an edge of each: write it once
-                 | "EdgeTuples" >> beam.Map(lambda edge: tuple(edge_to_json(edge)))
-                 | "UniqueEdges" >> beam.Distinct()
-                 | "ToJson" >> beam.Map(lambda edge: json.dumps(list(edge), ensure_ascii=False))
-                 | "WriteEdges" >> WriteLines(storage.join(work, "edges"), ".jsonl"))
-        counters = merge(counters, _run(config, build_keys))
-
-    if options.near:
-        edges = [edge_from_json(json.loads(line)) for line in _lines(work, "edges")]
-        exact_counts: dict[str, int] = {}
-
-        def exact_check(candidates):
-            nonlocal exact_counts
-            storage.write_text(storage.join(work, "candidates.jsonl"),
-                               "".join(json.dumps(edge_to_json(e), ensure_ascii=False) + "\n" for e in candidates))
-
-            def build_exact_check(p):
-                (read_tables(p, "ReadDocuments", documents_dir, ["id", "text"])
-                 | "Similarities" >> ExactSimilarities(options, storage.join(work, "candidates.jsonl"))
-                 | "ToJson" >> beam.Map(lambda kv: json.dumps(list(kv), ensure_ascii=False))
-                 | "Write" >> WriteLines(storage.join(work, "similarities"), ".jsonl"))
-            exact_counts = _run(config, build_exact_check)
-            return dict(json.loads(line) for line in _lines(work, "similarities"))
-
-        local = Counters()
-        writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
-        for duplicate in near_duplicates(edges, options.verify, options.threshold, exact_check, local):
-            writer.add(duplicate)
-        writer.close()
-        counters = merge(counters, exact_counts, local.as_dict())
-        storage.delete_dir(work)
-
-    def build_kept(p):
-        tables = read_tables(p, "ReadDocuments", documents_dir)
-        # without exact dedup nothing else counted what was read
-        write_kept(tables, p | "Dropped" >> DroppedIds(dropped), out.table("documents"), count_read=not options.exact)
-    for table in ("duplicates", "quarantined"):
-        storage.makedirs(out.table(table))
-    return merge(counters, _run(config, build_kept))
-
-
-def segment(config: Config, documents_dir: str, out) -> dict[str, int]:
-    def build(p):
-        result = p | "Segment" >> SegmentDocuments(documents_dir, config.segment, out.progress_dir)
-        result.segmented | "WriteSegmented" >> WriteArrowTable(out.table("segmented"), "segmented")
-        result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-    return _run(config, build)
-
-
-def vocab(config: Config, segmented_dir: str, out) -> tuple[dict[str, int], dict[str, int]]:
-    """Pre-token counts of the segmented table (summed by ``CombinePerKey``), and the counters.
-
-    The sums are written as ``token<TAB>count`` text files under the stage's
-    temporary directory and read back on the driver (distinct pre-tokens: small).
-    """
-    work = storage.join(out.tmp, "_work")
-
-    def build(p):
-        (p
-         | "CountPreTokens" >> CountPreTokens(segmented_dir, config.vocab, out.progress_dir)
-         | "ToLine" >> beam.MapTuple(lambda token, n: f"{token}\t{n}")
-         | "WriteCounts" >> WriteLines(storage.join(work, "counts"), ".tsv"))
-    counters = _run(config, build)
-    counts: Counter = Counter()
-    for path in _files(work, "counts*.tsv"):
-        counts.update(read_counts(path))
-    storage.delete_dir(work)
-    return counts, counters
-
-
-def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summaries: str) -> dict[str, int]:
-    def build(p):
-        if parquet_files(segmented_dir) and storage.is_remote(segmented_dir):
-            rows = p | "ReadSegmented" >> RowGroups(segmented_dir, "segmented", SHARD_COLUMNS, as_table=True)
-        elif parquet_files(segmented_dir):
-            rows = p | "ReadSegmented" >> beam.io.ReadFromParquetBatched(f"{segmented_dir}/*.parquet",
-                                                                         columns=SHARD_COLUMNS)
-        else:
-            rows = p | "NoSegmented" >> beam.Create([])
-        rows = tables_of(tables_of(rows) | "Progress" >> tick("shards", out.progress_dir))
-        result = rows | "Shards" >> BuildShards(config.shards, vocab, pools, out.tmp, summaries)
-        result.rejected | "WriteRejected" >> WriteTable(out.table("rejected"), "rejected")
-        result.quarantined | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined")
-    return _run(config, build)
+ENGINE = BeamEngine()

@@ -38,6 +38,8 @@ from pipeline.shards.instances import InstanceTable, bert_table, pool_tokens, ro
 from pipeline.shards.masking import replacement_ids
 from pipeline.shards.seeds import SLOT_KEY, SLOT_MASK, copy_seeds, counter, derive, document_values, mix
 from pipeline.shards.spill import (
+    DocumentSection,
+    PoolSection,
     Records,
     Selection,
     documents_bytes,
@@ -297,9 +299,9 @@ def instance_keys(seed: int, runs: list[tuple[str, int, int, int]],
     return mix(seeds, counter(index, SLOT_KEY)), mix(seeds, counter(index, SLOT_MASK))
 
 
-def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Path) -> list[tuple[int, tuple]]:
+def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Path) -> list[tuple[int, PoolSection]]:
     """Write a pool's records to one file, a section per first shard (``key % shards``); returns
-    ``(shard, (path, offset, size, count))`` per section, so the engines move these small references instead
+    ``(shard, PoolSection)`` per section, so the engines move these small references instead
     of the records.  Written under a temporary name and renamed: a retried task writes the same file."""
     first = records.keys % np.uint64(shards)
     order = np.argsort(first, kind="stable")
@@ -309,12 +311,13 @@ def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Pat
     sections = [Selection([records], np.zeros(bounds[k + 1] - bounds[k], np.int64), order[bounds[k]:bounds[k + 1]])
                 for k in range(len(present))]
     placed = write_sections(final, sections)
-    return [(int(shard), (str(final), offset, size, n)) for shard, (offset, size, n) in zip(present.tolist(), placed)]
+    return [(int(shard), PoolSection(str(final), offset, size, n))
+            for shard, (offset, size, n) in zip(present.tolist(), placed)]
 
 
-def load_section(section: tuple) -> Records:
+def load_section(section: PoolSection) -> Records:
     """The records of one ``pool_sections`` reference."""
-    path, offset, size, _ = section
+    path, offset, size, _ = PoolSection._make(section)
     return read_section(path, offset, size)
 
 
@@ -345,8 +348,8 @@ def split_shard(shard: int, sections: list[tuple], targets: list[int], plan: dic
     by the record bytes), and the bytes of the surplus records: the kept records stay in the pool files until
     ``write_shard`` reads them, and only the surplus (a few records per shard) goes through the engine.
     """
-    sections = [tuple(section) for section in sections if section[3]]
-    batches = [_Keys(read_section_keys(*section[:3])) for section in sections]
+    sections = [s for s in map(PoolSection._make, sections) if s.instances]
+    batches = [_Keys(read_section_keys(s.path, s.offset, s.size)) for s in sections]
     if batches:
         keys = np.concatenate([batch.keys for batch in batches])
         if len(np.unique(keys)) < len(keys):
@@ -361,7 +364,8 @@ def split_shard(shard: int, sections: list[tuple], targets: list[int], plan: dic
         parts, position = [], np.zeros(n, np.int64)
         for k in present.tolist():
             mine = np.flatnonzero(part_which == k)
-            parts.append(read_section_records(*sections[k][:3], part_index[mine]))
+            parts.append(read_section_records(sections[k].path, sections[k].offset, sections[k].size,
+                                              part_index[mine]))
             position[mine] = np.arange(len(mine))
         out[dest] = (Selection(parts, np.searchsorted(present, part_which), position).records() if n
                      else Records.empty(len(STAT_FIELDS)))
@@ -454,9 +458,10 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
             "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
 
 
-def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str | Path) -> list[tuple[int, tuple]]:
-    """Tokenized documents with their pools -> one file, a section per pool; ``(pool, (path, offset, size,
-    documents, tokens))`` per section, what the engines group by pool instead of the documents."""
+def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str | Path
+                      ) -> list[tuple[int, DocumentSection]]:
+    """Tokenized documents with their pools -> one file, a section per pool; ``(pool, DocumentSection)`` per
+    section, what the engines group by pool instead of the documents."""
     by_pool: dict[int, list[TokenizedDocument]] = {}
     for pool, doc in docs:
         by_pool.setdefault(pool, []).append(doc)
@@ -465,11 +470,12 @@ def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str 
     pools = sorted(by_pool)
     path = storage.join(spill_dir, f"docs-{uuid.uuid4().hex}.bin")
     placed = write_parts(path, [documents_bytes(by_pool[pool]) for pool in pools])
-    return [(pool, (str(path), offset, size, len(by_pool[pool]), sum(doc.tokens for doc in by_pool[pool])))
+    return [(pool, DocumentSection(str(path), offset, size, len(by_pool[pool]),
+                                   sum(doc.tokens for doc in by_pool[pool])))
             for pool, (offset, size) in zip(pools, placed)]
 
 
-def load_documents(section: tuple) -> list[TokenizedDocument]:
+def load_documents(section: DocumentSection) -> list[TokenizedDocument]:
     """The documents of one ``document_sections`` reference."""
-    path, offset, size = section[:3]
+    path, offset, size = section[:3]       # (a plain tuple of the three is read too)
     return documents_from_bytes(read_bytes(path, offset, size), TokenizedDocument)

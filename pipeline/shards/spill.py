@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,6 +33,23 @@ from pipeline import storage
 MAGIC = b"WWMREC1\n"
 _HEADER = struct.Struct("<4Q")
 _MAX_FIELDS = 64
+
+
+class DocumentSection(NamedTuple):
+    """Where one pool's tokenized documents of one task are: a section of a spill file, with its figures."""
+    path: str
+    offset: int
+    size: int
+    documents: int
+    tokens: int
+
+
+class PoolSection(NamedTuple):
+    """Where the instances of one pool with one first shard are: a section of a pool file."""
+    path: str
+    offset: int
+    size: int
+    instances: int
 
 
 class SpillError(ValueError):

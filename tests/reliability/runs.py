@@ -11,7 +11,7 @@ import pytest
 from conftest import make_config
 
 from pipeline.outputs import read_table
-from pipeline.stages import BUILT, run_all
+from pipeline.stages import STAGES, run_all
 
 # the tests that start a standalone cluster (also marked ``cluster``) run with make test-cluster
 needs_cluster = pytest.mark.skipif(not os.environ.get("WWM_CLUSTER_TESTS"),
@@ -34,7 +34,7 @@ QUIET = {"log": lambda *_: None}     # run_stage(..., **QUIET): no stage lines i
 
 def reference_run(output: Path, sample_inputs) -> Path:
     """Every stage on the bundled sample, Beam in-process, one worker: the output the others must match."""
-    run_all(config(output, "beam", sample_inputs), BUILT, **QUIET)
+    run_all(config(output, "beam", sample_inputs), STAGES, **QUIET)
     return output
 
 

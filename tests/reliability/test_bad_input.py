@@ -28,7 +28,7 @@ import pytest
 import yaml
 
 from pipeline.outputs import read_table
-from pipeline.stages import BUILT, STAGE_TABLES
+from pipeline.stages import STAGES, STAGE_TABLES
 
 from .corpus import CASES, Case, write_bad_corpus, write_huge_document
 
@@ -116,8 +116,8 @@ class Run:
 
     def __init__(self, engine: str, output: Path, corpus: Path) -> None:
         self.engine, self.output, self.corpus = engine, output, corpus
-        self.stats = {s: json.loads((output / s / "stats.json").read_text(encoding="utf-8")) for s in BUILT}
-        self.tables = {(s, t): read_table(output / s / t, t).to_pylist() for s in BUILT for t in STAGE_TABLES[s]}
+        self.stats = {s: json.loads((output / s / "stats.json").read_text(encoding="utf-8")) for s in STAGES}
+        self.tables = {(s, t): read_table(output / s / t, t).to_pylist() for s in STAGES for t in STAGE_TABLES[s]}
         self.tables[("segment", "segmented")] = read_table(output / "segment" / "segmented", "segmented",
                                                            ["id"]).to_pylist()
 
@@ -174,7 +174,7 @@ def run(request, bad_corpus, huge_doc, tmp_path_factory) -> Run:
 
 
 def test_every_stage_balances_and_records_reasons_and_positions(run):
-    for stage in BUILT:
+    for stage in STAGES:
         a = run.stats[stage]["accounting"]
         assert a["balanced"] and a["read"] == a["kept"] + a["rejected"] + a["duplicate"] + a["quarantined"], stage
     for stage in ("clean", "dedup", "segment"):      # each stage read what the one before kept
@@ -252,14 +252,14 @@ def test_closing_table(run, huge_doc, bad_corpus):
                      f"{reason[:150].replace('|', '/')} |")
     lines += ["", "| stage | read | kept | rejected | duplicate | quarantined | balanced |",
               "|---|---|---|---|---|---|---|"]
-    for stage in BUILT:
+    for stage in STAGES:
         a = run.stats[stage]["accounting"]
         lines.append(f"| {stage} | {a['read']} | {a['kept']} | {a['rejected']} | {a['duplicate']} | "
                      f"{a['quarantined']} | {a['balanced']} |")
     table = "\n".join(lines) + "\n"
     (run.output / "bad_input_table.md").write_text(table, encoding="utf-8")
     print("\n" + table)
-    assert len(lines) == 4 + len(CASES) + 1 + 3 + len(BUILT)
+    assert len(lines) == 4 + len(CASES) + 1 + 3 + len(STAGES)
 
 
 def test_huge_document_memory_is_bounded(bad_corpus, huge_doc, tmp_path):

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.outputs import read_table
-from pipeline.stages import BUILT, STAGE_TABLES
+from pipeline.stages import STAGES, STAGE_TABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ["--segment-segmenter", "jieba", "--vocab-size", "2000", "--shards-dupe-factor", "2",
@@ -114,7 +114,7 @@ def stage_content(output: Path, stage: str) -> dict:
 
 
 def published(output: Path) -> list[str]:
-    return [stage for stage in BUILT if (output / stage).is_dir()]
+    return [stage for stage in STAGES if (output / stage).is_dir()]
 
 
 def leftovers(output: Path) -> list[str]:
@@ -127,7 +127,7 @@ def reference(sample_inputs, tmp_path_factory):
     started = time.time()
     run(sample_inputs, output)
     seconds = time.time() - started
-    return output, {stage: stage_content(output, stage) for stage in BUILT}, seconds
+    return output, {stage: stage_content(output, stage) for stage in STAGES}, seconds
 
 
 def check_published_match(output: Path, reference_content: dict) -> list[str]:
@@ -166,14 +166,14 @@ def test_killed_run_publishes_nothing_half_written_and_a_rerun_completes_it(
     for stage in stages:
         if (output / stage / "fingerprint.json").exists():
             assert f"{stage}: up to date, skipped" in log
-    for stage in BUILT:
+    for stage in STAGES:
         if stage not in stages:
             assert f"{stage}: up to date" not in log and f"{stage}: " in log
     assert "recover: removed .tmp-" in log and "recover: removed .progress-" in log
-    assert check_published_match(output, expected) == list(BUILT)
+    assert check_published_match(output, expected) == list(STAGES)
     assert not leftovers(output)
     again = run(sample_inputs, output, *engine)      # touching nothing redoes nothing
-    assert all(f"{stage}: up to date, skipped" in again for stage in BUILT)
+    assert all(f"{stage}: up to date, skipped" in again for stage in STAGES)
 
 
 def test_killed_at_a_random_time_then_rerun(reference, sample_inputs, tmp_path):
@@ -186,7 +186,7 @@ def test_killed_at_a_random_time_then_rerun(reference, sample_inputs, tmp_path):
         print(f"attempt {attempt}: killed after {seconds * 0.35:.1f} s with {seen} in the output directory")
         check_published_match(output, expected)
     run(sample_inputs, output)
-    assert check_published_match(output, expected) == list(BUILT)
+    assert check_published_match(output, expected) == list(STAGES)
     assert not leftovers(output)
 
 
@@ -198,14 +198,14 @@ def test_a_killed_rerun_with_new_settings_leaves_the_old_output(reference, sampl
     run(sample_inputs, output)
     seen = run_and_kill(sample_inputs, output, temporary("shards", 0.5), "--shards-seed", "7")
     assert "shards" in seen and any(name.startswith(".tmp-shards-") for name in seen)
-    assert check_published_match(output, expected) == list(BUILT)
+    assert check_published_match(output, expected) == list(STAGES)
 
     log = run(sample_inputs, output)
-    assert all(f"{stage}: up to date, skipped" in log for stage in BUILT)
+    assert all(f"{stage}: up to date, skipped" in log for stage in STAGES)
     assert not leftovers(output)
 
     log = run(sample_inputs, output, "--shards-seed", "7")
-    assert all(f"{stage}: up to date, skipped" in log for stage in BUILT if stage != "shards")
+    assert all(f"{stage}: up to date, skipped" in log for stage in STAGES if stage != "shards")
     assert "shards: up to date" not in log
     new = stage_content(output, "shards")
     assert new["files"] != expected["shards"]["files"]
@@ -245,8 +245,8 @@ def test_interrupted_publication_is_restored(reference, sample_inputs, tmp_path)
     (output / ".tmp-shards-ba9876543210" / "part-00000-of-00003.tfrecord").write_bytes(b"half")
     log = run(sample_inputs, output)
     assert "recover: restored" in log and "recover: removed .tmp-shards-ba9876543210" in log
-    assert all(f"{stage}: up to date, skipped" in log for stage in BUILT)
-    assert check_published_match(output, expected) == list(BUILT)
+    assert all(f"{stage}: up to date, skipped" in log for stage in STAGES)
+    assert check_published_match(output, expected) == list(STAGES)
     assert not leftovers(output)
 
 
@@ -266,14 +266,14 @@ def test_what_is_redone_after_a_change(sample_inputs, tmp_path):
     run(inputs, output)
 
     def redone(log: str) -> list[str]:
-        skipped = [stage for stage in BUILT if f"{stage}: up to date, skipped" in log]
-        return [stage for stage in BUILT if stage not in skipped]
+        skipped = [stage for stage in STAGES if f"{stage}: up to date, skipped" in log]
+        return [stage for stage in STAGES if stage not in skipped]
 
     assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == ["dedup", "segment", "vocab", "shards"]
     touched = next(p for p in (tmp_path / "inputs").rglob("*") if p.is_file())
     os.utime(touched, ns=(time.time_ns(), time.time_ns()))
-    assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == list(BUILT)
-    assert redone(run(inputs, output, "--dedup-threshold", "0.7", "--force")) == list(BUILT)
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7")) == list(STAGES)
+    assert redone(run(inputs, output, "--dedup-threshold", "0.7", "--force")) == list(STAGES)
     fingerprint = json.loads((output / "dedup" / "fingerprint.json").read_text(encoding="utf-8"))
     assert fingerprint["made_from"]["settings"]["threshold"] == 0.7
     assert fingerprint["made_from"]["inputs"]["clean"] == json.loads(
