@@ -196,13 +196,6 @@ class Config:
     def input_specs(self) -> list[InputSpec]:
         return [parse_input(item, self.ingest.format, self.ingest.source) for item in self.inputs]
 
-    def stage_dir(self, stage: str) -> Path | str:
-        """``OUTPUT/<stage>``: a Path locally, a URI string when the output is on an object store."""
-        from pipeline import storage
-
-        if storage.is_remote(self.output):
-            return storage.join(self.output, stage)
-        return Path(self.output) / stage
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

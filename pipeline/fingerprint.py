@@ -149,7 +149,7 @@ def _files(path: str | Path) -> dict:
 def published_digest(config: Config, stage: str) -> str | None:
     """The digest of a stage's published fingerprint, or None."""
     try:
-        return json.loads(storage.read_text(storage.join(config.stage_dir(stage), FINGERPRINT)))["digest"]
+        return json.loads(storage.read_text(storage.join(config.output, stage, FINGERPRINT)))["digest"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -192,18 +192,15 @@ def digest(what: dict) -> str:
     return hashlib.sha256(_canonical(what)).hexdigest()
 
 
-def _listing(directory) -> dict[str, int]:
-    if storage.is_remote(directory):
-        return {rel: size for rel, size, _ in storage.walk(directory) if rel != FINGERPRINT}
-    return {str(p.relative_to(directory)): p.stat().st_size for p in sorted(directory.rglob("*"))
-            if p.is_file() and p.name != FINGERPRINT}
+def _listing(directory: str) -> dict[str, int]:
+    return {rel: size for rel, size, _ in storage.walk(directory) if rel != FINGERPRINT}
 
 
 def up_to_date(config: Config, stage: str, what: dict | None) -> dict | None:
     """The published stage's stats when its output was made from ``what`` and is whole; else None."""
     if what is None:
         return None
-    directory = config.stage_dir(stage)
+    directory = storage.join(config.output, stage)
     try:
         recorded = json.loads(storage.read_text(storage.join(directory, FINGERPRINT)))
         if recorded.get("digest") != digest(what) or recorded.get("outputs") != _listing(directory):
@@ -217,12 +214,7 @@ def record(config: Config, stage: str, what: dict | None) -> None:
     """Write the fingerprint into the published output (under a temporary name, then renamed)."""
     if what is None:
         return
-    directory = config.stage_dir(stage)
+    directory = storage.join(config.output, stage)
     body = {"digest": digest(what), "made_from": what, "outputs": _listing(directory)}
-    if storage.is_remote(directory):
-        storage.write_text(storage.join(directory, FINGERPRINT),
-                           json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
-        return
-    tmp = directory / f".{FINGERPRINT}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / FINGERPRINT)
+    with storage.atomic_output(storage.join(directory, FINGERPRINT)) as f:
+        f.write((json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))

@@ -39,7 +39,6 @@ import json
 import os
 import shutil
 import uuid
-from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -50,36 +49,28 @@ from pipeline.records import to_row
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
 
-def parquet_files(table_dir: str | Path) -> list[str]:
-    """Data files of a table directory (names starting with '.' or '_' are not data)."""
-    if storage.is_remote(table_dir):
-        return [storage.join(table_dir, rel) for rel, _, _ in storage.walk(table_dir)
-                if "/" not in rel and rel.endswith(".parquet") and not rel.startswith((".", "_"))]
-    table_dir = Path(table_dir)
-    if not table_dir.is_dir():
-        return []
-    return sorted(str(p) for p in table_dir.iterdir()
-                  if p.suffix == ".parquet" and not p.name.startswith((".", "_")))
+def parquet_files(table_dir: str) -> list[str]:
+    """Data files of a table directory (names starting with '.' or '_' are not data), sorted."""
+    return [storage.join(table_dir, rel) for rel, _, _ in storage.walk(table_dir)
+            if "/" not in rel and rel.endswith(".parquet") and not rel.startswith((".", "_"))]
 
 
 def parquet_file(path: str) -> pq.ParquetFile:
-    """A Parquet file to read from, local or on an object store (random-access reads: footer, row groups)."""
-    if storage.is_remote(path):
-        return pq.ParquetFile(storage.open_input_file(path))
-    return pq.ParquetFile(path)
+    """A Parquet file to read from (random-access reads: footer, row groups)."""
+    return pq.ParquetFile(storage.open_input_file(path))
 
 
-def table_rows(table_dir: str | Path) -> int:
+def table_rows(table_dir: str) -> int:
     """Row count of a table directory, from the Parquet footers."""
     return sum(parquet_file(f).metadata.num_rows for f in parquet_files(table_dir))
 
 
-def table_bytes(table_dir: str | Path) -> int:
+def table_bytes(table_dir: str) -> int:
     """Bytes of a table directory's Parquet files."""
     return sum(storage.size(f) for f in parquet_files(table_dir))
 
 
-def read_table(table_dir: str | Path, name: str, columns: list[str] | None = None) -> pa.Table:
+def read_table(table_dir: str, name: str, columns: list[str] | None = None) -> pa.Table:
     """A whole table (for tests, stats and reports; stages stream through their engine)."""
     target = schema.load(name)
     if columns:
@@ -91,7 +82,7 @@ def read_table(table_dir: str | Path, name: str, columns: list[str] | None = Non
     return pa.concat_tables(parts)
 
 
-def count_by(table_dir: str | Path, name: str, column: str) -> dict[str, int]:
+def count_by(table_dir: str, name: str, column: str) -> dict[str, int]:
     """Rows per value of one column."""
     counts: dict[str, int] = {}
     for value in read_table(table_dir, name, [column]).column(column).to_pylist():
@@ -99,19 +90,17 @@ def count_by(table_dir: str | Path, name: str, column: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def committed(stage_dir: str | Path) -> bool:
+def committed(stage_dir: str) -> bool:
     """Whether a published stage directory is whole: always locally (published by rename); on an object store
     only once its ``stats.json`` (written last) is there."""
-    if storage.is_remote(stage_dir):
-        return storage.is_file(storage.join(stage_dir, "stats.json"))
-    return Path(stage_dir).is_dir()
+    if storage.is_local(stage_dir):
+        return storage.is_dir(stage_dir)
+    return storage.is_file(storage.join(stage_dir, "stats.json"))
 
 
-def table_exists(table_dir: str | Path) -> bool:
+def table_exists(table_dir: str) -> bool:
     """A table directory that is there (on an object store, where an empty prefix is nothing: one with files)."""
-    if storage.is_remote(table_dir):
-        return bool(storage.walk(table_dir))
-    return Path(table_dir).is_dir()
+    return storage.is_dir(table_dir) or bool(storage.walk(table_dir))
 
 
 def inner_table(path: str, table: str) -> str:
@@ -124,8 +113,8 @@ _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
 
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (``renameat2`` with ``RENAME_EXCHANGE``); False where the system or the
+def _exchange(a: str, b: str) -> bool:
+    """Swap two local paths atomically (``renameat2`` with ``RENAME_EXCHANGE``); False where the system or the
     filesystem cannot."""
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -141,74 +130,68 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(code, os.strerror(code), str(a), None, str(b))
 
 
-def _remove(path: Path) -> None:
-    if path.is_symlink():
-        path.unlink()
+def _remove(path: str) -> None:
+    if os.path.islink(path):
+        os.unlink(path)
     else:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def _sweep_temporary_files(directory: Path) -> None:
+def _sweep_temporary_files(directory: str) -> None:
     """Remove the hidden ``.*.tmp`` files a killed task attempt left (a retry wrote the part again)."""
-    for path in directory.rglob(".*.tmp"):
-        if path.is_file():
-            path.unlink(missing_ok=True)
+    for rel, _, _ in storage.walk(directory):
+        name = rel.rsplit("/", 1)[-1]
+        if name.startswith(".") and name.endswith(".tmp"):
+            storage.delete_file(storage.join(directory, rel))
 
 
 class StageOutput:
-    """The temporary directory a stage writes into, and its publication (see the module's docstring for object
-    stores)."""
+    """The temporary directory a stage writes into, and its publication: a rename on the local file system,
+    a copy with ``stats.json`` last on an object store (see the module's docstring)."""
 
-    def __init__(self, output_root: str | Path, stage: str) -> None:
-        self.remote = storage.is_remote(output_root)
+    def __init__(self, output_root: str, stage: str) -> None:
         self.stage = stage
+        self.root = str(output_root).rstrip("/") or "/"
+        self.local = storage.is_local(self.root)
         token = uuid.uuid4().hex[:12]
-        if self.remote:
-            self.root = str(output_root).rstrip("/")
-            self.final = storage.join(self.root, stage)
-            self.tmp = storage.join(self.root, f".tmp-{stage}-{token}")
-        else:
-            self.root = Path(output_root)
-            self.final = self.root / stage
-            self.tmp = self.root / f".tmp-{stage}-{token}"
+        self.final = storage.join(self.root, stage)
+        self.tmp = storage.join(self.root, f".tmp-{stage}-{token}")
         # where workers report their progress (set by the stage runner when progress is on); outside tmp,
         # so it is never published
         self.progress_dir: str | None = None
-        self._progress_root = None if self.remote else self.root / f".progress-{stage}-{token}"
+        self._progress_root = storage.join(self.root, f".progress-{stage}-{token}") if self.local else None
 
     def report_progress(self, on: bool) -> str | None:
         """Turn workers' progress reports on (returns their directory) or off.  Always off for an object-store
         output: the reports are small files rewritten every two seconds, which object stores are not for (the
         engine's own job page shows progress there)."""
-        self.progress_dir = str(self._progress_root) if on and not self.remote else None
+        self.progress_dir = self._progress_root if on else None
         return self.progress_dir
 
     def __enter__(self) -> "StageOutput":
-        if not self.remote:
-            self.root.mkdir(parents=True, exist_ok=True)
-            self.tmp.mkdir()
+        storage.makedirs(self.tmp)
         return self
 
     def table(self, name: str) -> str:
         """Directory for table ``name`` inside the temporary output."""
-        return storage.join(self.tmp, name) if self.remote else str(self.tmp / name)
+        return storage.join(self.tmp, name)
 
     def path(self, name: str) -> str:
         """A file or directory inside the temporary output."""
         return storage.join(self.tmp, name)
 
-    def publish(self, stats: dict) -> str | Path:
+    def publish(self, stats: dict) -> str:
         """Write stats.json and move the finished output to its final place."""
         text = json.dumps(stats, indent=2, ensure_ascii=False) + "\n"
-        if self.remote:
+        if not self.local:
             return self._publish_remote(text)
         _sweep_temporary_files(self.tmp)
-        (self.tmp / "stats.json").write_text(text, encoding="utf-8")
-        if self.final.exists() or self.final.is_symlink():
+        storage.write_text(storage.join(self.tmp, "stats.json"), text)
+        if os.path.lexists(self.final):
             if _exchange(self.tmp, self.final):      # self.tmp now holds the old output
                 _remove(self.tmp)
                 return self.final
-            old = self.root / f".old-{self.stage}-{uuid.uuid4().hex[:12]}"
+            old = storage.join(self.root, f".old-{self.stage}-{uuid.uuid4().hex[:12]}")
             os.replace(self.final, old)
             os.replace(self.tmp, self.final)
             _remove(old)
@@ -228,26 +211,17 @@ class StageOutput:
         return self.final
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if self.remote:
-            storage.delete_dir(self.tmp)
-            return
         for path in (self.tmp, self._progress_root):
-            if path.exists():
-                shutil.rmtree(path, ignore_errors=True)
+            if path is not None:
+                storage.delete_dir(path)
 
 
-def write_json(path: str | Path, value) -> str | Path:
-    """A JSON file written under a temporary name and renamed: readers see the old file or the new one (on an
-    object store the object is replaced whole)."""
-    text = json.dumps(value, indent=2, ensure_ascii=False) + "\n"
-    if storage.is_remote(path):
-        storage.write_text(path, text)
-        return str(path)
-    path = Path(path)
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def write_json(path: str, value) -> str:
+    """A JSON file that readers see whole: the old file or the new one (written under a temporary name and
+    put in place, :func:`pipeline.storage.atomic_output`)."""
+    with storage.atomic_output(path) as f:
+        f.write((json.dumps(value, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    return str(path)
 
 
 def _row_bytes(row: dict) -> int:
@@ -263,26 +237,22 @@ def _row_bytes(row: dict) -> int:
 class TableWriter:
     """Records of one table into one Parquet file, written in row groups.
 
-    The file is written under a temporary name and renamed to ``<part>.parquet``
-    on :meth:`close`, so a retried task that writes the same part replaces it
-    whole and a crashed one leaves nothing a reader would take for data.  No
-    file is written for a part that received no record.  On an object store
-    the "rename" is a server-side copy and a delete (``storage.commit``);
-    ``direct=True`` writes the final name straight away (for callers whose part
-    names are already unique to the attempt, like Beam's bundles).
+    The file is written under a temporary name and put in place as
+    ``<part>.parquet`` on :meth:`close` (``storage.commit``: a rename locally,
+    a server-side copy and a delete on an object store), so a retried task
+    that writes the same part replaces it whole and a crashed one leaves
+    nothing a reader would take for data.  No file is written for a part that
+    received no record.  ``direct=True`` writes the final name straight away
+    (for callers whose part names are already unique to the attempt, like
+    Beam's bundles).
     """
 
-    def __init__(self, table_dir: str | Path, table: str, part: str,
+    def __init__(self, table_dir: str, table: str, part: str,
                  row_group_bytes: int = ROW_GROUP_BYTES, direct: bool = False) -> None:
-        self.remote = storage.is_remote(table_dir)
-        self.dir = str(table_dir) if self.remote else Path(table_dir)
+        self.dir = str(table_dir)
         self.schema = schema.load(table)
-        if self.remote:
-            self.final = storage.join(self.dir, f"{part}.parquet")
-            self.tmp = self.final if direct else storage.temporary_name(self.final)
-        else:
-            self.final = self.dir / f"{part}.parquet"
-            self.tmp = self.dir / f".{part}.{uuid.uuid4().hex[:12]}.tmp"
+        self.final = storage.join(self.dir, f"{part}.parquet")
+        self.tmp = self.final if direct else storage.temporary_name(self.final)
         self.row_group_bytes = row_group_bytes
         self.rows: list[dict] = []
         self.pending = 0
@@ -304,12 +274,8 @@ class TableWriter:
 
     def _write(self, table: pa.Table) -> None:
         if self._writer is None:
-            if self.remote:
-                self._sink = storage.open_output_stream(self.tmp)
-                self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
-            else:
-                self.dir.mkdir(parents=True, exist_ok=True)
-                self._writer = pq.ParquetWriter(str(self.tmp), self.schema, compression="snappy")
+            self._sink = storage.open_output_stream(self.tmp)
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression="snappy")
         self._writer.write_table(table)
         self.written += table.num_rows
 
@@ -326,23 +292,19 @@ class TableWriter:
         self._flush()
         if self._writer is not None:
             self._writer.close()
-            if self.remote:
-                self._sink.close()
-                if self.tmp != self.final:
-                    storage.commit(self.tmp, self.final)
-            else:
-                os.replace(self.tmp, self.final)
+            self._sink.close()
+            if self.tmp != self.final:
+                storage.commit(self.tmp, self.final)
         return self.written
 
     def abort(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            if self.remote:
-                self._sink.close()
+            self._sink.close()
         storage.delete_file(self.tmp)
 
 
-def row_groups(table_dir: str | Path) -> list[tuple[str, int]]:
+def row_groups(table_dir: str) -> list[tuple[str, int]]:
     """(file, row group index) of every row group of a table, for splitting reads."""
     return [(f, i) for f in parquet_files(table_dir) for i in range(parquet_file(f).num_row_groups)]
 

@@ -76,8 +76,8 @@ def input_table(spec: StageSpec, config: Config, input_dir: str | None, required
         found = table_exists(path)
     else:
         path = published(config, stage, table)
-        # a committed object-store stage whose table is empty has no object under it: still an input
-        found = path is not None and (table_exists(path) or storage.is_remote(path))
+        # a committed stage's table is an input even when it is empty (on an object store: no object under it)
+        found = path is not None
         path = path or storage.join(stage_dir(config, stage), table)
     if not found:
         if not required:

@@ -1,16 +1,17 @@
 """One file-system layer for the stages: local paths and object-store URIs (``gs://``, ``s3://``, ...).
 
-Local paths (anything without a ``scheme://``) keep going through ``os`` and ``pathlib`` (the stages' atomic
-publication by ``renameat2``/``os.replace`` stays as it is, in :mod:`pipeline.outputs`); a URI goes through
-``pyarrow.fs``.  ``gs://`` uses :class:`pyarrow.fs.GcsFileSystem`; with ``STORAGE_EMULATOR_HOST`` set (the
-variable Google's own clients honour, e.g. ``http://127.0.0.1:9023``) it talks to that endpoint, anonymously,
-which is how the tests run every stage against a GCS emulator.  Other schemes are whatever
-``pyarrow.fs.FileSystem.from_uri`` understands.
+Every path is a string, and every one goes through ``pyarrow.fs``: a local path (or a ``file://`` URI) is a
+path of ``pyarrow.fs.LocalFileSystem``, a URI one of its scheme's file system.  ``gs://`` uses
+:class:`pyarrow.fs.GcsFileSystem`; with ``STORAGE_EMULATOR_HOST`` set (the variable Google's own clients
+honour, e.g. ``http://127.0.0.1:9023``) it talks to that endpoint, anonymously, which is how the tests run
+every stage against a GCS emulator.  Other schemes are whatever ``pyarrow.fs.FileSystem.from_uri``
+understands.
 
-Object stores have no directories and no rename: a "directory" here is a prefix that has objects under it,
-and an object appears whole when its writer is closed.  A file that a retried task may rewrite goes through
-:func:`atomic_output` (a hidden temporary object, then a server-side copy), the object-store stand-in for
-write-and-rename.  How a stage is published without a rename is in :mod:`pipeline.outputs`.
+Where the file systems differ it is said here, once (:func:`is_local`): object stores have no directories
+and no rename: a "directory" is a prefix that has objects under it, and an object appears whole when its
+writer is closed.  A file that a retried task may rewrite goes through :func:`atomic_output` (a hidden
+temporary file, then :func:`commit`: a rename locally, a server-side copy on an object store).  How a stage is
+published is in :mod:`pipeline.outputs`.
 
 Every function takes a local path or a URI and returns plain ``str`` paths of the same kind.
 """
@@ -23,7 +24,6 @@ import io
 import os
 import shutil
 import uuid
-from pathlib import Path
 
 import pyarrow.fs as pafs
 
@@ -53,6 +53,8 @@ def resolve(path) -> tuple[pafs.FileSystem, str]:
     text = str(path)
     if not is_remote(text):
         fs = _FILESYSTEMS.get("") or _FILESYSTEMS.setdefault("", pafs.LocalFileSystem())
+        if text[:7].lower() == "file://":
+            text = text[7:]
         return fs, os.path.abspath(text)
     scheme, _, rest = text.partition("://")
     scheme = scheme.lower()
@@ -91,67 +93,60 @@ def info(path) -> pafs.FileInfo:
     return fs.get_file_info(inner)
 
 
+def is_local(path) -> bool:
+    """Whether ``path`` is on the local file system: one with directories and an atomic rename (what
+    :func:`commit`, :func:`makedirs` and the stages' publication in :mod:`pipeline.outputs` rely on)."""
+    return isinstance(resolve(path)[0], pafs.LocalFileSystem)
+
+
+def absolute(path) -> str:
+    """``path`` as it is recorded in stats and manifests: an absolute local path, or the URI."""
+    return os.path.abspath(path) if is_local(path) else str(path)
+
+
 def exists(path) -> bool:
-    if not is_remote(path):
-        return os.path.exists(path)
     return info(path).type != pafs.FileType.NotFound
 
 
 def is_dir(path) -> bool:
-    if not is_remote(path):
-        return os.path.isdir(path)
     return info(path).type == pafs.FileType.Directory
 
 
 def is_file(path) -> bool:
-    if not is_remote(path):
-        return os.path.isfile(path)
     return info(path).type == pafs.FileType.File
 
 
 def size(path) -> int:
-    if not is_remote(path):
-        return os.path.getsize(path)
     return info(path).size
 
 
 def mtime_ns(path) -> int:
     """Modification time in nanoseconds (an object's update time on an object store)."""
-    if not is_remote(path):
-        return os.stat(path).st_mtime_ns
-    found = info(path)
-    return found.mtime_ns or 0
+    return info(path).mtime_ns or 0
+
+
+def _selected(path, recursive: bool) -> list[pafs.FileInfo]:
+    fs, inner = resolve(path)
+    try:
+        return fs.get_file_info(pafs.FileSelector(inner, recursive=recursive, allow_not_found=True))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
 
 
 def walk(path) -> list[tuple[str, int, int]]:
     """(path relative to ``path``, size, mtime_ns) of every file under a directory, sorted; [] if none."""
-    if not is_remote(path):
-        root = Path(path)
-        if not root.is_dir():
-            return []
-        found = []
-        for item in sorted(p for p in root.rglob("*") if p.is_file()):
-            st = item.stat()
-            found.append((str(item.relative_to(root)), st.st_size, st.st_mtime_ns))
-        return found
-    fs, inner = resolve(path)
-    try:
-        infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-    prefix = inner.rstrip("/") + "/"
-    return sorted((i.path[len(prefix):], i.size, i.mtime_ns or 0) for i in infos
+    prefix = resolve(path)[1].rstrip("/") + "/"
+    return sorted((i.path[len(prefix):], i.size, i.mtime_ns or 0) for i in _selected(path, True)
                   if i.type == pafs.FileType.File and i.path.startswith(prefix))
 
 
 def listdir(path) -> list[str]:
-    """Names directly under a directory (files and sub-directories), sorted; [] if it does not exist."""
-    if not is_remote(path):
-        try:
-            return sorted(os.listdir(path))
-        except (FileNotFoundError, NotADirectoryError):
-            return []
-    return sorted({rel.split("/", 1)[0] for rel, _, _ in walk(path)})   # (the emulator lists no sub-prefixes)
+    """Names directly under a directory (files and sub-directories), sorted; [] if it does not exist.  (An
+    object store's emulator lists no sub-prefixes: the names of the prefixes holding objects are added.)"""
+    names = {i.base_name for i in _selected(path, False)}
+    if not is_local(path):
+        names.update(rel.split("/", 1)[0] for rel, _, _ in walk(path))
+    return sorted(names)
 
 
 def glob(pattern: str) -> list[str]:
@@ -164,8 +159,9 @@ def glob(pattern: str) -> list[str]:
 
 def makedirs(path) -> None:
     """Create a local directory (and its parents); nothing on object stores, where prefixes need no marker."""
-    if not is_remote(path):
-        os.makedirs(path, exist_ok=True)
+    if is_local(path):
+        fs, inner = resolve(path)
+        fs.create_dir(inner, recursive=True)
 
 
 class _RawStream(io.RawIOBase):
@@ -195,34 +191,27 @@ class _RawStream(io.RawIOBase):
 
 def open_input_stream(path, buffer_size: int = 1 << 20):
     """A sequential, buffered, file-like binary reader (``read``, ``read1``, ``readline``, ``tell``)."""
-    if not is_remote(path):
-        return open(path, "rb")
     fs, inner = resolve(path)
-    return io.BufferedReader(_RawStream(fs.open_input_stream(inner)), buffer_size)
+    return io.BufferedReader(_RawStream(fs.open_input_stream(inner, compression=None)), buffer_size)
 
 
 def open_input_file(path):
     """A random-access binary reader (``seek``, ``read``, ``size``), e.g. for Parquet footers and row groups."""
-    if not is_remote(path):
-        return open(path, "rb")
     fs, inner = resolve(path)
     return fs.open_input_file(inner)
 
 
 def open_output_stream(path):
-    """A binary writer.  On an object store the object appears, whole, when it is closed."""
-    if not is_remote(path):
-        makedirs(parent(path) or ".")
-        return open(path, "wb")
+    """A binary writer (its local directory made first).  On an object store the object appears, whole, when
+    it is closed."""
+    makedirs(parent(path) or ".")
     fs, inner = resolve(path)
-    return fs.open_output_stream(inner)
+    return fs.open_output_stream(inner, compression=None)
 
 
 def read_bytes(path) -> bytes:
-    if not is_remote(path):
-        return Path(path).read_bytes()
     fs, inner = resolve(path)
-    with fs.open_input_stream(inner) as f:
+    with fs.open_input_stream(inner, compression=None) as f:
         return f.read()
 
 
@@ -242,12 +231,12 @@ def temporary_name(path) -> str:
 
 
 def commit(tmp, path) -> None:
-    """Put a finished temporary file in place: ``os.replace`` locally; on an object store a server-side copy
-    (the destination appears whole) and the temporary deleted."""
-    if not is_remote(path):
-        os.replace(tmp, path)
-        return
+    """Put a finished temporary file in place: a rename locally; on an object store (no rename) a server-side
+    copy (the destination appears whole) and the temporary deleted."""
     fs, inner = resolve(path)
+    if is_local(path):
+        fs.move(resolve(tmp)[1], inner)
+        return
     fs.copy_file(resolve(tmp)[1], inner)
     delete_file(tmp)
 
@@ -285,9 +274,6 @@ def write_text(path, text: str) -> None:
 
 def delete_file(path) -> None:
     """Delete a file; no error when it is not there."""
-    if not is_remote(path):
-        Path(path).unlink(missing_ok=True)
-        return
     fs, inner = resolve(path)
     try:
         fs.delete_file(inner)
@@ -297,10 +283,10 @@ def delete_file(path) -> None:
 
 def delete_dir(path) -> None:
     """Delete a directory and everything under it; no error when it is not there."""
-    if not is_remote(path):
-        shutil.rmtree(path, ignore_errors=True)
-        return
     fs, inner = resolve(path)
+    if is_local(path):
+        shutil.rmtree(inner, ignore_errors=True)     # (a symlink's target is left alone)
+        return
     for rel, _, _ in walk(path):      # object by object: a prefix has no directory object to delete
         try:
             fs.delete_file(f"{inner}/{rel}")
@@ -317,8 +303,7 @@ def copy_tree(source, destination, skip=lambda rel: False) -> list[str]:
     for rel, _, _ in walk(source):
         if skip(rel):
             continue
-        if not is_remote(source):
-            makedirs(os.path.dirname(os.path.join(dst, rel)))
+        makedirs(parent(join(destination, rel)))
         fs.copy_file(f"{src}/{rel}", f"{dst}/{rel}")
         copied.append(rel)
     return copied

@@ -85,12 +85,7 @@ class ShardBuilder:
     def shared(cls, options, vocab_path: str) -> ShardBuilder:
         """One builder per process for these settings and vocab file: Spark tasks and Beam DoFns of one worker
         process reuse it instead of loading the vocab and building the tokenizer each time."""
-        if storage.is_remote(vocab_path):
-            key = (repr(options), str(vocab_path), storage.size(vocab_path), storage.mtime_ns(vocab_path))
-        else:
-            path = Path(vocab_path)
-            stat = path.stat()
-            key = (repr(options), str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        key = (repr(options), storage.absolute(vocab_path), storage.size(vocab_path), storage.mtime_ns(vocab_path))
         builder = _SHARED.get(key)
         if builder is None:
             _SHARED.clear()                 # one set of settings at a time is what a worker runs

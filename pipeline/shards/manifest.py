@@ -54,7 +54,7 @@ def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summarie
         "schema_version": schema.spec("manifest")["version"],
         "features": "unmasked" if options.unmasked else "masked",
         "features_schema_version": schema.spec("tfrecord_features")["version"],
-        "vocab": str(vocab_path) if storage.is_remote(vocab_path) else str(Path(vocab_path).resolve()),
+        "vocab": storage.absolute(vocab_path),
         "vocab_sha256": vocab_sha256,
         "vocab_size": vocab_size,
         "settings": dataclasses.asdict(options),

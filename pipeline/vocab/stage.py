@@ -23,15 +23,6 @@ from pipeline.vocab.wordpiece import read_vocab, vocab_sha256
 STAGE = "vocab"
 
 
-def segmented_dir(path: str | Path) -> str | Path:
-    """A segmented table given either the table directory or the stage directory holding it."""
-    if storage.is_remote(path):
-        inner = storage.join(path, "segmented")
-        return inner if storage.walk(inner) else str(path)
-    path = Path(path)
-    return path / "segmented" if (path / "segmented").is_dir() else path
-
-
 def held_out_sentences(table: str | Path, options) -> list[str]:
     """Sentences of the held-out documents, in table order, up to ``held_out_max_chars`` characters."""
     sentences: list[str] = []
@@ -63,7 +54,7 @@ def finish(counts, options, out_dir: str | Path, table: str | Path | None) -> di
         except (OSError, ValueError) as exc:
             raise VocabError(f"--vocab-vocab {options.vocab}: {exc}") from None
         storage.write_bytes(vocab_path, storage.read_bytes(options.vocab))
-        source = options.vocab if storage.is_remote(options.vocab) else str(Path(options.vocab).resolve())
+        source = storage.absolute(options.vocab)
         info = {"trained": False, "source": source, "size": len(entries),
                 **check_layout(entries, options.reserved_unused)}
     else:

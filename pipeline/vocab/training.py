@@ -196,14 +196,9 @@ def write_counts(counts: Mapping[str, int], path: str | Path) -> None:
 
 def read_counts(path: str | Path) -> Counter:
     counts: Counter = Counter()
-    if storage.is_remote(path):
-        for line in storage.read_text(path).split("\n"):
-            if line:
-                token, _, n = line.rpartition("\t")
+    with storage.open_input_stream(path) as f:
+        for line in f:          # split at "\n" only
+            token, tab, n = line.decode("utf-8").rstrip("\n").rpartition("\t")
+            if tab:
                 counts[token] += int(n)
-        return counts
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            token, _, n = line.rstrip("\n").rpartition("\t")
-            counts[token] += int(n)
     return counts
