@@ -71,3 +71,32 @@ def task_ending(step: str, key) -> None:
     except FileExistsError:
         return
     raise InjectedFault(f"{step} {key}: injected failure ({ENV}), once")
+
+
+class Attempt:
+    """The one seam the engine adapters call: a task attempt (or a Beam bundle) of ``step`` keyed by ``key``.
+
+    Used as ``with attempt(step, key): ...`` around the work whose output the task commits after the block,
+    or as ``started()`` ... ``ending()`` where a bundle's start and end are separate calls.  Nothing happens
+    unless ``WWM_TEST_FAULTS`` is set."""
+
+    def __init__(self, step: str, key) -> None:
+        self.step, self.key = step, key
+
+    def started(self) -> "Attempt":
+        task_started(self.step, self.key)
+        return self
+
+    def ending(self) -> None:
+        task_ending(self.step, self.key)
+
+    def __enter__(self) -> "Attempt":
+        return self.started()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.ending()
+
+
+def attempt(step: str, key) -> Attempt:
+    return Attempt(step, key)

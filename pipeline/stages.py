@@ -138,7 +138,7 @@ def _document_stats(spec: StageSpec) -> Callable[[Ran], dict]:
     """The finish of a per-document stage: accounting from its tables, documents by source, rejected by rule,
     quarantined by source (and the duplicates summary where there is a duplicates table)."""
     def finish(ran: Ran) -> dict:
-        read = ran.plan.read if spec.reads else ran.counters.get("ingest.read", 0)
+        read = ran.plan.read
         seconds, size = ran.seconds, ran.plan.input["bytes"]
         stats = {**common_stats(ran),
                  "throughput": {"docs_per_s": per_second(read, seconds),
@@ -152,9 +152,6 @@ def _document_stats(spec: StageSpec) -> Callable[[Ran], dict]:
             stats.update(duplicate_summary(ran.out.table("duplicates")))
         stats["quarantined_by_source"] = count_by(ran.out.table("quarantined"), "quarantined", "source")
         stats.update(counters=ran.counters, progress=ran.progress)
-        if "segmenter" in ran.plan.info:
-            stats["segmenter"] = ran.plan.info["segmenter"]
-            stats["throughput"]["segmented_chars_per_s"] = per_second(ran.counters.get("segment.chars", 0), seconds)
         if not stats["accounting"]["balanced"]:
             raise AccountingError(f"{spec.name}: read {read} but wrote {json.dumps(ran.tables)}")
         return stats
@@ -174,7 +171,16 @@ def _ingest_ids(ran: Ran) -> dict:
     renamed = make_unique(ran.out.table("documents"), list(ran.plan.files))
     if renamed:
         ran.counters["ingest.ids_renamed"] = renamed
+    ran.plan.read = ran.counters.get("ingest.read", 0)       # what the engine read of the input files
     return _document_stats(SPECS["ingest"])(ran)
+
+
+def _segment_stats(ran: Ran) -> dict:
+    """Segment's finish: the per-document stats, the segmenter's description and its speed."""
+    stats = _document_stats(SPECS["segment"])(ran)
+    stats["segmenter"] = ran.plan.info["segmenter"]
+    stats["throughput"]["segmented_chars_per_s"] = per_second(ran.counters.get("segment.chars", 0), ran.seconds)
+    return stats
 
 
 def _stage_specs() -> dict[str, StageSpec]:
@@ -189,7 +195,7 @@ def _stage_specs() -> dict[str, StageSpec]:
         StageSpec("dedup", ("clean", "documents"), ("documents", "duplicates", "quarantined"),
                   lambda e, job: e.dedup(job)),
         StageSpec("segment", ("dedup", "documents"), ("segmented", "quarantined"), lambda e, job: e.segment(job),
-                  kept="segmented", plan=_plan_segment),
+                  kept="segmented", plan=_plan_segment, finish=_segment_stats),
         # vocab.txt, counts.tsv: no Parquet table, and no document is dropped
         StageSpec("vocab", ("segment", "segmented"), (), lambda e, job: e.vocab(job), kept="",
                   plan=vocab.plan, finish=vocab.finish_stage, summary=vocab.summary),
@@ -205,7 +211,7 @@ SPECS = _stage_specs()
 STAGES = tuple(SPECS)
 DOCUMENT_STAGES = tuple(name for name, spec in SPECS.items() if spec.kept in ("documents", "segmented"))
 STAGE_TABLES = {name: spec.tables for name, spec in SPECS.items()}
-PREVIOUS = {name: spec.reads[0] for name, spec in SPECS.items() if spec.reads and name != "shards"}
+PREVIOUS = {name: spec.reads[0] for name, spec in SPECS.items() if spec.reads}
 
 
 # -- the runner ----------------------------------------------------------------------------------------------------

@@ -171,6 +171,7 @@ class _RawStream(io.RawIOBase):
     def __init__(self, native) -> None:
         super().__init__()
         self._native = native
+        self._position = 0          # a stream has no tell() of its own: the bytes read so far
 
     def readable(self) -> bool:
         return True
@@ -178,10 +179,11 @@ class _RawStream(io.RawIOBase):
     def readinto(self, buffer) -> int:
         data = self._native.read(len(buffer))
         buffer[:len(data)] = data
+        self._position += len(data)
         return len(data)
 
     def tell(self) -> int:
-        return self._native.tell()
+        return self._position
 
     def close(self) -> None:
         if not self.closed:

@@ -104,7 +104,7 @@ class _CleanFn(beam.DoFn):
 class _SegmentFn(beam.DoFn):
     """Row groups of a documents table (Arrow tables) -> segmented rows (Arrow tables) and quarantined records."""
 
-    def __init__(self, options, progress_dir: str | None) -> None:
+    def __init__(self, options: SegmentOptions, progress_dir: str | None) -> None:
         self.options = options
         self.progress_dir = progress_dir
 
@@ -118,8 +118,7 @@ class _SegmentFn(beam.DoFn):
 
     def process(self, table):
         if self.first is None and table.num_rows:    # test-only fault injection (pipeline.faults), keyed by the
-            self.first = table.column("id")[0].as_py()   # bundle's first id
-            faults.task_started("segment", self.first)
+            self.first = faults.attempt("segment", table.column("id")[0].as_py()).started()   # bundle's first id
         for piece in slices(table):
             rows, quarantined = self.segmentation.process_table(piece, self.count)
             if rows.num_rows:
@@ -130,7 +129,7 @@ class _SegmentFn(beam.DoFn):
 
     def finish_bundle(self):
         if self.first is not None:
-            faults.task_ending("segment", self.first)
+            self.first.ending()
 
     def teardown(self):
         self.progress.close()
@@ -140,7 +139,7 @@ class _SegmentFn(beam.DoFn):
 class _CountPreTokensFn(beam.DoFn):
     """Segmented rows -> (pre-token, count) pairs, summed over the bundle before they are emitted."""
 
-    def __init__(self, options) -> None:
+    def __init__(self, options: VocabOptions) -> None:
         self.options = options
 
     def setup(self):
@@ -174,7 +173,7 @@ class _TokenizeFn(beam.DoFn):
     """A row group -> its documents tokenized, written to a file a section per pool; (pool, reference) out, so
     the runner holds references, not the documents of the whole input."""
 
-    def __init__(self, options, vocab: str, pools: int, spill_dir: str) -> None:
+    def __init__(self, options: ShardOptions, vocab: str, pools: int, spill_dir: str) -> None:
         self.options, self.vocab, self.pools, self.spill_dir = options, vocab, pools, spill_dir
 
     def setup(self):
@@ -196,7 +195,7 @@ class _TokenizeFn(beam.DoFn):
 class _PoolFn(beam.DoFn):
     """A pool's documents -> its instances, written to a spill file; (first shard, reference) out."""
 
-    def __init__(self, options, vocab: str, spill_dir: str) -> None:
+    def __init__(self, options: ShardOptions, vocab: str, spill_dir: str) -> None:
         self.options, self.vocab, self.spill_dir = options, vocab, spill_dir
 
     def setup(self):
@@ -232,12 +231,12 @@ class _WriteShardFn(beam.DoFn):
 
     def process(self, group, shards):
         shard, parts = group
-        if self.first is None:      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
-            self.first = shard
-            faults.task_started("shards.write", shard)
+        first = self.first is None      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
+        if first:
+            self.first = faults.attempt("shards.write", shard).started()
         summary = shard_builder.write_shard(self.directory, shard, shards, list(parts))
-        if shard == self.first:
-            faults.task_ending("shards.write", shard)      # the shard file is written: a retry must replace it
+        if first:
+            self.first.ending()      # the shard file is written: a retry must replace it
         write_summary(self.summaries, summary)
         yield summary
 

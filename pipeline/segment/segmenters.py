@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from pipeline.counters import CountFn, no_count
+from pipeline.config import SegmentOptions
 
 _SPACE = re.compile(r"(\s+)")
 _ENGINES: dict[tuple, object] = {}     # loaded engines, per process: a worker reused by many tasks loads once
@@ -293,7 +294,7 @@ class JiebaSegmenter(Segmenter):
         return [engine.lcut(chunk, HMM=self.hmm) for chunk in chunks]
 
 
-def make_segmenter(options) -> Segmenter:
+def make_segmenter(options: SegmentOptions) -> Segmenter:
     """The segmenter the ``segment`` options ask for."""
     if options.segmenter == "jieba":
         return JiebaSegmenter(options.hmm, options.user_dict)

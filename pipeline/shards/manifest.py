@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline import schema, storage
 from pipeline.shards.builder import STAT_FIELDS, shard_name
+from pipeline.config import ShardOptions
 
 MANIFEST = "manifest.json"
 
@@ -28,7 +29,7 @@ def feature_lengths(unmasked: bool, max_seq_length: int, max_predictions: int) -
     return [(f["name"], f["dtype"], sizes.get(f["length"], f["length"])) for f in feature_spec(unmasked)]
 
 
-def shard_count(options, document_tokens: int) -> int:
+def shard_count(options: ShardOptions, document_tokens: int) -> int:
     """``options.shards``, else enough shards for about ``instances_per_shard`` instances each (estimated from
     the tokens: instances hold about 85% of ``max_seq_length`` real tokens)."""
     if options.shards > 0:
@@ -44,7 +45,7 @@ def empty_summary(shard: int, shards: int) -> dict:
             **{name: 0 for name in STAT_FIELDS}}
 
 
-def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summaries: list[dict],
+def build(options: ShardOptions, vocab_path: str, vocab_sha256: str, vocab_size: int, summaries: list[dict],
           documents: int, document_tokens: int) -> dict:
     """The manifest (see ``schemas/manifest.v1.json``) from the shard summaries in shard order."""
     totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *STAT_FIELDS)}

@@ -60,15 +60,13 @@ def _run_parts(rdd, process, out, outputs: tuple[type, ...], part: str) -> Count
     step = out.stage
 
     def run(index, items):
-        faults.task_started(step, index)
         count = Counters()
-        with _table_writers(dirs, f"{part}-{index:05d}") as writers:
+        with _table_writers(dirs, f"{part}-{index:05d}") as writers, faults.attempt(step, index):
             for record in process(items, count):
                 if isinstance(record, pa.Table):
                     writers[outputs[0]].add_table(record)
                 else:
                     writers[type(record)].add(record)
-            faults.task_ending(step, index)
         yield count.as_dict()
 
     return merge(*rdd.mapPartitionsWithIndex(run).collect())
@@ -297,11 +295,10 @@ class SparkEngine:
         partitions = self._partitions(job.config)
 
         def tokenize(index, items):
-            faults.task_started("shards.tokenize", index)
             count = Counters()
             make = shard_builder.ShardBuilder.shared(options, vocab)    # the vocab loads once per worker process
             progress = reporter("shards", report)
-            with _table_writers(tables, f"part-{index:05d}") as writers:
+            with _table_writers(tables, f"part-{index:05d}") as writers, faults.attempt("shards.tokenize", index):
                 for table in _tables(items, "segmented", SHARD_COLUMNS):
                     progress.update(table.num_rows, table.nbytes)
                     docs = []
@@ -312,7 +309,6 @@ class SparkEngine:
                             docs.append((pool_of(options.seed, result.id, pools), result))
                     # the documents go to a file, a section per pool; the shuffle moves (pool, reference) pairs
                     yield from shard_builder.document_sections(docs, spill)
-                faults.task_ending("shards.tokenize", index)
             progress.close()
             yield None, count.as_dict()
 
@@ -345,9 +341,8 @@ class SparkEngine:
             yield from shard_builder.split_shard(shard, [section for _, section in batches], targets, moves).items()
 
         def write(shard, batches):      # batches: (shard, Kept reference or surplus records) pairs
-            faults.task_started("shards.write", shard)
-            summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
-            faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
+            with faults.attempt("shards.write", shard):     # the shard file is written: a retry must replace it
+                summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
             write_summary(summaries, summary)
             yield summary
 

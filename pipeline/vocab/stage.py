@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import Counter
-from pathlib import Path
 
 from pipeline import storage
 from pipeline.outputs import read_row_group, row_groups, table_bytes, table_exists, table_rows
@@ -19,11 +18,12 @@ from pipeline.vocab.counting import is_held_out
 from pipeline.vocab.stats import entries_by_kind, overlap, tokenization_stats
 from pipeline.vocab.training import VocabError, build_vocab, read_counts, reserved_layout, write_counts, write_vocab
 from pipeline.vocab.wordpiece import read_vocab, vocab_sha256
+from pipeline.config import VocabOptions
 
 STAGE = "vocab"
 
 
-def held_out_sentences(table: str | Path, options) -> list[str]:
+def held_out_sentences(table: str, options: VocabOptions) -> list[str]:
     """Sentences of the held-out documents, in table order, up to ``held_out_max_chars`` characters."""
     sentences: list[str] = []
     chars = 0
@@ -44,7 +44,7 @@ def check_layout(entries: list[str], reserved_unused: int) -> dict:
     return {"google_layout": entries[:len(layout)] == layout}
 
 
-def finish(counts, options, out_dir: str | Path, table: str | Path | None) -> dict:
+def finish(counts, options: VocabOptions, out_dir: str, table: str | None) -> dict:
     """Train from ``counts`` (or copy ``options.vocab``), write the vocab, return its stats."""
     vocab_path = storage.join(out_dir, "vocab.txt")
     started = time.time()
