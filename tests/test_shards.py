@@ -24,7 +24,7 @@ from pipeline.shards.builder import (STAT_FIELDS, Kept, ShardBuilder, document_s
                                      load_documents, load_section, pool_sections,
                                      rebalance, shard_targets, split_shard, write_shard)
 from pipeline.shards.instances import bert_table, pool_tokens  # noqa: E402
-from pipeline.shards.masking import replacement_ids  # noqa: E402
+from pipeline.shards.batch import replacement_ids  # noqa: E402
 from pipeline.shards.seeds import copy_seeds, document_values  # noqa: E402
 from pipeline.shards.spill import (Records, SpillError, read_section, read_section_keys,  # noqa: E402
                                    read_section_records, select, write_sections)
