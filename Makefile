@@ -12,7 +12,8 @@ INPUT    ?=
 OUTPUT   ?= build/run-$(ENGINE)
 PYTEST_ARGS ?=
 
-SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null)
+SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null) \
+           $(shell find pipeline/sample/corpus -type f 2>/dev/null)
 
 .PHONY: help venv run sample segment-model test bench ingest clean dedup segment vocab shards pretrain report distclean
 .PHONY: test-cluster dataflow-image dataflow-submit dataproc-env dataproc-submit serverless-image serverless-submit tpu-train

@@ -2,7 +2,8 @@
 
 The schema JSON files under ``schemas/`` are installed as the package data
 ``pipeline._schemas`` (``pipeline/schema.py`` finds them there, or in the
-source tree).
+source tree); the bundled sample corpus as the package data of ``pipeline.sample``
+(``pipeline/sample/corpus/``, read with ``importlib.resources``).
 """
 
 from setuptools import find_packages, setup
@@ -35,7 +36,7 @@ setup(
     python_requires=">=3.10,<3.13",
     packages=find_packages(include=["pipeline", "pipeline.*"]) + ["pipeline._schemas"],
     package_dir={"pipeline._schemas": "schemas"},
-    package_data={"pipeline._schemas": ["*.json", "README.md"]},
+    package_data={"pipeline._schemas": ["*.json", "README.md"], "pipeline.sample": ["corpus/**/*"]},
     install_requires=CORE,
     extras_require={
         # TensorFlow parses the shards back in the tests (tf.data + tf.io.parse_single_example); the GCS emulator

@@ -17,7 +17,7 @@ Three parts, all written to bench/results/dedup.json:
     shared corpora and copies of them, a third exact duplicates and two thirds
     near copies, so both steps work at every size.  A failing engine is
     recorded with its error instead of stopping the benchmark.
-(c) Quality: ``pipeline.dedup.evaluation`` on wiki2019zh + ChineseWebText +
+(c) Quality: ``pipeline.testing.dedup_evaluation`` on wiki2019zh + ChineseWebText +
     CMRC 2018 + DRCD (edited copies of originals, unrelated documents),
     precision, recall and recall over edit strength with the pipeline's default
     dedup options (and the other ``verify`` mode, in brief).
@@ -49,7 +49,7 @@ from pipeline.clean.stage import Cleaner  # noqa: E402
 from pipeline.config import DedupOptions  # noqa: E402
 from pipeline.outputs import TableWriter  # noqa: E402
 from pipeline.records import Document  # noqa: E402
-from pipeline.dedup.evaluation import build_labelled_set, evaluate, make_near_copy, shared_documents  # noqa: E402
+from pipeline.testing.dedup_evaluation import build_labelled_set, evaluate, make_near_copy, shared_documents  # noqa: E402
 from pipeline.dedup.exact import DocRef  # noqa: E402
 from pipeline.dedup.minhash import MinHasher, Signed, near_key_text  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Benchmark: the neural LTP segmenter on CPU, with a random-weight model of LTP's ``tiny`` shape.
 
 No neural LTP model can be downloaded here, so the model is built by
-``pipeline.segment.tiny_neural.build_random_model`` (ELECTRA-small shape: hidden
+``pipeline.testing.tiny_neural.build_random_model`` (ELECTRA-small shape: hidden
 256, 12 layers, 4 heads, intermediate 1024; cws head only).  Its weights are
 random: the words are meaningless, but the arithmetic per token, and so the
 speed, is that of a real ``tiny`` model of this shape.
@@ -127,7 +127,7 @@ def main() -> None:
 
     import torch
 
-    from pipeline.segment.tiny_neural import TINY_SHAPE, build_random_model
+    from pipeline.testing.tiny_neural import TINY_SHAPE, build_random_model
 
     model = str(build_random_model(args.model_dir, seed=0))
     results = {
@@ -137,7 +137,7 @@ def main() -> None:
                     "transformers": version("transformers"), "ltp": version("ltp"),
                     "ltp_core": version("ltp-core")},
         "model": {"shape": "LTP tiny (ELECTRA-small discriminator shape), cws head only", **TINY_SHAPE,
-                  "weights": "RANDOM (seed 0), built by pipeline.segment.tiny_neural: the words are meaningless; "
+                  "weights": "RANDOM (seed 0), built by pipeline.testing.tiny_neural: the words are meaningless; "
                              "the speed is that of a model of this shape"},
         "input": {"corpora": sorted({name for name, _ in all_docs}),
                   "available": f"{all_bytes / 1e6:.2f} MB in {len(all_docs):,} documents",

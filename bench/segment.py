@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E402
 
 from pipeline.clean.stage import Cleaner  # noqa: E402
-from pipeline.dedup.evaluation import shared_documents  # noqa: E402
+from pipeline.testing.dedup_evaluation import shared_documents  # noqa: E402
 from pipeline.outputs import TableWriter  # noqa: E402
 from pipeline.records import Document  # noqa: E402
 

@@ -152,7 +152,7 @@ def count_tfrecords(paths) -> dict:
 def build_documents(workdir: Path, mb: float) -> dict:
     """Cleaned shared documents, replicated with distinct ids to >= mb MB, as a documents table."""
     from pipeline.clean.stage import Cleaner
-    from pipeline.dedup.evaluation import shared_documents
+    from pipeline.testing.dedup_evaluation import shared_documents
     from pipeline.outputs import TableWriter
     from pipeline.records import Document
 

@@ -43,7 +43,7 @@ from ingest_clean import CORPORA, SHARED, run_measured, write_results  # noqa: E
 
 from pipeline.clean.stage import Cleaner  # noqa: E402
 from pipeline.config import VocabOptions  # noqa: E402
-from pipeline.dedup.evaluation import shared_documents  # noqa: E402
+from pipeline.testing.dedup_evaluation import shared_documents  # noqa: E402
 from pipeline.outputs import TableWriter  # noqa: E402
 from pipeline.records import Document  # noqa: E402
 from pipeline.segment.segmenters import JiebaSegmenter  # noqa: E402

@@ -59,8 +59,8 @@ def _add_option(group, section: str, f: dataclasses.Field) -> None:
 
 def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
     top = {f.name: f for f in dataclasses.fields(cfg.Config)}
-    parser.add_argument("--config", metavar="FILE", help="YAML file with any of the options below "
-                        "(sections: engine, output, inputs, progress, beam, spark, ingest, clean, dedup)")
+    parser.add_argument("--config", metavar="FILE", help="YAML file with any of the options below (keys: "
+                        + ", ".join(f.name for f in dataclasses.fields(cfg.Config)) + ")")
     parser.add_argument("--engine", choices=["beam", "spark"], default=None, help=top["engine"].metadata["help"]
                         + " (default: beam)")
     parser.add_argument("--output", "-o", metavar="DIR", default=None,
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="use this vocab file, no training (same as --vocab-vocab)")
     _add_common(p, "vocab")
 
-    p = sub.add_parser("run", help="run every built stage in order (ingest, clean, dedup, segment, vocab, shards)",
+    p = sub.add_parser("run", help="run every stage in order (ingest, clean, dedup, segment, vocab, shards)",
                        description="Run ingest, clean, dedup, segment, vocab and shards in order on the chosen engine; "
                                    "writes "
                                    "OUTPUT/run.json with each stage's stats and the whole-run accounting.")
@@ -166,9 +166,11 @@ def build_parser() -> argparse.ArgumentParser:
                    "1700: (default: all)")
     _add_common(p, "segment")
 
-    p = sub.add_parser("report", help="summarise a run directory's stats (text and JSON; HTML not built yet)",
-                       description="Print each stage's accounting and counters from OUTPUT/*/stats.json and "
-                                   "write OUTPUT/report.json.")
+    p = sub.add_parser("report", help="summarise a run directory: the stage table here, report.html and "
+                       "report.json beside the stages",
+                       description="Print each stage's accounting and counters from OUTPUT/*/stats.json and write "
+                                   "OUTPUT/report.html (figures, rejected and quarantined examples) and "
+                                   "OUTPUT/report.json.")
     p.add_argument("run_dir", metavar="OUTPUT_DIR")
 
     p = sub.add_parser("sample", help="write the bundled sample corpus (every input format)",

@@ -56,3 +56,22 @@ def test_yaml_is_loaded_safely(tmp_path):
     path.write_text("engine: !!python/object/apply:os.system ['echo pwned']\n", encoding="utf-8")
     with pytest.raises(cfg.ConfigError, match="no language-specific tags"):
         cfg.load(path)
+
+
+def test_help_texts_name_every_config_key_and_the_html_report(capsys):
+    """--config's help lists every top-level key a YAML file may hold (it once stopped at dedup), and the report
+    command's help names the HTML report it writes (it once said HTML was not built yet)."""
+    keys = [f.name for f in cfg.dataclasses.fields(cfg.Config)]
+    assert set(cfg.Config.SECTIONS) <= set(keys)
+    for command in ("run", "ingest", "shards", "config"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        assert "keys: " + ", ".join(keys) + ")" in text, command
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--help"])
+    top = " ".join(capsys.readouterr().out.split())
+    assert "report.html" in top and "not built" not in top
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["report", "--help"])
+    assert "report.html" in " ".join(capsys.readouterr().out.split())

@@ -1,5 +1,5 @@
 """Near-dedup quality on real documents: edited copies of shared-corpus documents must be found,
-unrelated documents must not be clustered (see pipeline/dedup/evaluation.py for the labelled set)."""
+unrelated documents must not be clustered (see pipeline/testing/dedup_evaluation.py for the labelled set)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from conftest import shared_file
 from pipeline.config import DedupOptions
-from pipeline.dedup.evaluation import (EDITS, KEPT_TARGET, build_labelled_set, evaluate, kept_share,
+from pipeline.testing.dedup_evaluation import (EDITS, KEPT_TARGET, build_labelled_set, evaluate, kept_share,
                                        make_near_copy, shared_documents)
 from pipeline.dedup.minhash import MinHasher
 

@@ -92,7 +92,7 @@ def neural_model(tmp_path_factory) -> Path:
     assert major < 5, (f"transformers {probe.stdout.strip()} is installed: ltp 4.2.14 calls "
                        f"tokenizer.batch_encode_plus, which transformers 5 removed; install transformers<5")
     out = tmp_path_factory.mktemp("ltp-tiny-random")
-    _run(["-c", f"from pipeline.segment.tiny_neural import build_random_model; build_random_model({str(out)!r})"])
+    _run(["-c", f"from pipeline.testing.tiny_neural import build_random_model; build_random_model({str(out)!r})"])
     return out
 
 
@@ -106,7 +106,7 @@ def segmented(neural_model, tmp_path_factory) -> dict:
 
 
 def test_model_directory_holds_a_tiny_cws_model(neural_model):
-    from pipeline.segment.tiny_neural import vocabulary
+    from pipeline.testing.tiny_neural import vocabulary
 
     names = {p.name for p in neural_model.iterdir()}
     assert {"config.json", "pytorch_model.bin", "vocab.txt", "tokenizer_config.json"} <= names

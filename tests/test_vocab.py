@@ -15,7 +15,7 @@ from pipeline.cli import main
 from pipeline.clean.stage import Cleaner
 from pipeline.config import VocabOptions
 from pipeline.counters import Counters
-from pipeline.dedup.evaluation import shared_documents
+from pipeline.testing.dedup_evaluation import shared_documents
 from pipeline.outputs import TableWriter, read_table
 from pipeline.records import Document
 from pipeline.segment.segmenters import JiebaSegmenter

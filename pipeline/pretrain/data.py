@@ -42,7 +42,7 @@ class Masking:
 
     @classmethod
     def from_manifest(cls, manifest: dict, vocab_path: str | None = None) -> "Masking":
-        from pipeline.shards.masking import replacement_ids
+        from pipeline.shards.batch import replacement_ids
         from pipeline.vocab.wordpiece import read_vocab
 
         path = str(vocab_path or manifest["vocab"])

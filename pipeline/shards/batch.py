@@ -11,12 +11,14 @@ words: ``min(max_predictions, max(1, round(len × masked_lm_prob)))`` positions
 word that would overshoot skipped; 80% ``[MASK]`` / 10% random id / 10% kept,
 decided per word (``decision="word"``) or per token.  Every random draw comes
 from the instance's own seed through a counter-based hash (``seeds.uniform``),
-so an instance's mask depends on nothing but its seed.
+so an instance's mask depends on nothing but its seed.  The random ids are drawn
+from ``replacement_ids`` of the vocab (the runner's dynamic masking uses it too).
 """
 
 from __future__ import annotations
 
 import struct
+import unicodedata
 
 import google_crc32c
 import numpy as np
@@ -26,6 +28,7 @@ from pipeline.shards.instances import InstanceTable, PoolTokens
 from pipeline.shards.seeds import _splitmix, splitmix_in_place, uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
 from pipeline.shards.tokens import CONT, SPECIAL, START
+from pipeline.vocab.wordpiece import is_cjk
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
 
@@ -358,3 +361,37 @@ class BatchEncoder:
         if head is None:
             head = self._heads[size] = tfrecord.frame_head(size)
         return head
+
+
+def replacement_ids(entries: list[str], lowercase: bool = True) -> list[int]:
+    """Ids a random replacement may take: entries the tokenizer can produce from real text.
+
+    Left out: ``[...]`` specials and unused slots, ``<S>``/``<T>``-style entries holding punctuation
+    (the tokenizer splits punctuation off, so they never come out whole), ``##`` continuations of
+    CJK characters or punctuation (those characters are always their own pre-token), and, when the
+    tokenizer lowercases, entries with capitals.  Labels are the original ids, so a ``##`` id is never the
+    label of a Chinese character.
+    """
+
+    def punctuation(char: str) -> bool:
+        code = ord(char)
+        if 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126:
+            return True
+        return unicodedata.category(char).startswith("P")
+
+    def splits(text: str) -> bool:
+        return any(is_cjk(c) or punctuation(c) or c.isspace() for c in text)
+
+    ids = []
+    for index, entry in enumerate(entries):
+        if entry.startswith("[") and entry.endswith("]"):
+            continue
+        body = entry[2:] if entry.startswith("##") else entry
+        if not body or (lowercase and body != body.lower()):   # lowercased input never holds it
+            continue
+        if len(body) > 1 and splits(body):      # several pre-tokens: never produced as one token
+            continue
+        if entry.startswith("##") and splits(body):
+            continue
+        ids.append(index)
+    return ids

@@ -13,7 +13,7 @@ The engines run three steps around this module:
    pool file a section per first shard (``pool_sections``);
 3. the global shuffle: instances sorted by key; shard ``key % shards`` first, then the
    instances over a shard's even share (``shard_targets``) move, by key order, to the
-   shards under it (``rebalance`` / ``destinations``), so shard sizes differ by at most
+   shards under it (``rebalance``), so shard sizes differ by at most
    one and every byte depends only on the input, the vocab and the settings.  The part
    a shard keeps stays in the pool files (``split_shard`` reads only the keys and
    passes a ``Kept`` reference on) and only the surplus takes a second trip through the
@@ -33,9 +33,8 @@ import numpy as np
 from pipeline import storage
 from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
-from pipeline.shards.batch import BatchEncoder
+from pipeline.shards.batch import BatchEncoder, replacement_ids
 from pipeline.shards.instances import InstanceTable, bert_table, pool_tokens, roberta_instances
-from pipeline.shards.masking import replacement_ids
 from pipeline.shards.seeds import SLOT_KEY, SLOT_MASK, copy_seeds, counter, derive, document_values, mix
 from pipeline.shards.spill import (
     DocumentSection,
@@ -154,16 +153,13 @@ class ShardBuilder:
             count("shards.kept", kept)
             count("shards.document_tokens", tokens)
 
-    def tokenize(self, row: dict, count: CountFn = no_count, word_lengths: list | None = None):
+    def tokenize(self, row: dict, count: CountFn = no_count):
         """A segmented row -> ``TokenizedDocument``; ``Rejected`` (rule ``no_tokens``) when nothing of it is
         a token; ``Quarantined`` when it cannot be read."""
         count("shards.read")
         try:
             sentences = row["sentences"] or []
-            if word_lengths is not None:
-                doc = self.tokenizer.tokenize(row["id"], sentences, count=count, word_lengths=word_lengths)
-            else:
-                doc = self.tokenizer.tokenize(row["id"], sentences, row.get("words"), count)
+            doc = self.tokenizer.tokenize(row["id"], sentences, row.get("words"), count)
         except Exception as exc:  # one bad document must not end the job
             count("shards.quarantined")
             return Quarantined(stage=STAGE, source=row.get("source") or "", file=row.get("file") or "",
@@ -400,15 +396,6 @@ def rebalance(counts: dict[int, int], shards: int) -> dict[int, list[tuple[int, 
         if moves:
             plan[s] = moves
     return plan
-
-
-def destinations(shard: int, count: int, target: int, moves: list[tuple[int, int]] | None):
-    """Destination shard of each of ``count`` instances of ``shard``, in key order."""
-    for _ in range(min(count, target)):
-        yield shard
-    for dest, n in moves or ():
-        for _ in range(n):
-            yield dest
 
 
 def shard_name(shard: int, shards: int) -> str:

@@ -29,20 +29,6 @@ def varint(value: int) -> bytes:
     return bytes(out)
 
 
-class VarintTable:
-    """Varints of 0..size-1 looked up instead of computed (token ids, positions)."""
-
-    def __init__(self, size: int) -> None:
-        self.table = [varint(i) for i in range(size)]
-
-    def join(self, values) -> bytes:
-        table = self.table
-        try:
-            return b"".join([table[v] for v in values])
-        except IndexError:
-            return b"".join(varint(v) for v in values)
-
-
 _LENGTHS = [varint(i) for i in range(1 << 14)]   # lengths of everything but very long sequences
 _TAG1, _TAG2, _TAG3 = b"\x0a", b"\x12", b"\x1a"     # field 1, 2, 3, wire type 2 (length-delimited)
 
@@ -63,17 +49,6 @@ def float_feature(packed_floats: bytes) -> bytes:
     return _TAG2 + _length(len(inner)) + inner
 
 
-def example(features: list[tuple[bytes, bytes]]) -> bytes:
-    """An ``Example`` (field 1: ``Features``, a map of name -> ``Feature`` entries) from (UTF-8 name,
-    encoded Feature) pairs, written in the order given."""
-    parts = []
-    for name, feature in features:
-        entry = _TAG1 + _length(len(name)) + name + _TAG2 + _length(len(feature)) + feature
-        parts.append(_TAG1 + _length(len(entry)) + entry)
-    entries = b"".join(parts)
-    return _TAG1 + _length(len(entries)) + entries
-
-
 def feature_prefix(name: bytes, kind: str, payload_size: int) -> bytes:
     """The bytes of a ``Features`` map entry that come before a feature's packed payload of ``payload_size``
     bytes (``kind``: int64 or float): constant for a given size, so encoders cache it."""
@@ -83,25 +58,9 @@ def feature_prefix(name: bytes, kind: str, payload_size: int) -> bytes:
     return part[:len(part) - payload_size]
 
 
-def example_from_parts(parts: list[bytes]) -> bytes:
-    """An ``Example`` from its map entries' bytes (prefixes and payloads, in order)."""
-    body = b"".join(parts)
-    return _TAG1 + _length(len(body)) + body
-
-
-def floats(values) -> bytes:
-    return struct.pack(f"<{len(values)}f", *values)
-
-
 def masked_crc(data: bytes) -> int:
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def frame(record: bytes) -> bytes:
-    """One TFRecord."""
-    length = struct.pack("<Q", len(record))
-    return length + struct.pack("<I", masked_crc(length)) + record + struct.pack("<I", masked_crc(record))
 
 
 def frame_head(body_size: int) -> tuple[bytes, int]:

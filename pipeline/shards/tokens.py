@@ -76,10 +76,11 @@ class DocumentTokenizer:
         self._continuation = np.frombuffer(self.continuation, dtype=np.uint8).astype(bool)
 
     def tokenize(self, doc_id: str, sentences: list[str], words: list[list[str]] | None = None,
-                 count: CountFn = no_count, word_lengths: list | None = None) -> TokenizedDocument:
-        """``words``: the segmenter's words per sentence; or ``word_lengths``: their lengths in characters per
-        sentence (what the engines pass, computed column-wise from the table without making word strings)."""
-        if word_lengths is None and words is not None:
+                 count: CountFn = no_count) -> TokenizedDocument:
+        """``words``: the segmenter's words per sentence (a sentence whose words do not join to it, or None,
+        is masked per token)."""
+        word_lengths = None
+        if words is not None:
             word_lengths = [[len(w) for w in sentence_words] if sentence_words is not None else None
                             for sentence_words in words]
             joined = [sentence_words is not None and "".join(sentence_words) == sentence

@@ -50,7 +50,7 @@ TINY_SHAPE = {
 }
 CWS_LABELS = ["B-W", "I-W"]
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-NOTE = ("random weights (seeded), built by pipeline.segment.tiny_neural: the segmentation is meaningless; "
+NOTE = ("random weights (seeded), built by pipeline.testing.tiny_neural: the segmentation is meaningless; "
         "only loading, batching and throughput are real")
 
 
