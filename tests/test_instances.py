@@ -24,7 +24,8 @@ def randbelow(seed: int, index: int, slot: int, n: int) -> int:
     return min(int(draw(seed, index, slot) * n), n - 1)
 
 
-def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: float) -> list[tuple]:
+def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: float,
+              overflow: str = "stop") -> list[tuple]:
     """One copy of one document: (A, B or None, random next, own, truncated, borrowed, single) per instance."""
     docs = len(pool.doc_ids)
     partners = [p for p in range(docs) if p != doc]
@@ -38,11 +39,12 @@ def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: fl
     out, c0, m = [], 0, len(bounds) - 1
     while c0 < m:
         index = c0                  # an instance's draws are named by its chunk's first sentence
-        # gather sentences until the target is reached, stopping before one that would pass max_tokens
+        # gather sentences until the target is reached (overflow "stop": stopping before one that would pass
+        # max_tokens; "truncate": taking it, as google's)
         i, size = c0, 0
         while i < m:
             length = bounds[i + 1] - bounds[i]
-            if i > c0 and size + length > max_tokens:
+            if overflow == "stop" and i > c0 and size + length > max_tokens:
                 break
             size += length
             i += 1
@@ -128,19 +130,20 @@ def synthetic_pool(rng: random.Random, docs: int, max_seq_length: int):
     return out
 
 
+@pytest.mark.parametrize("overflow", ["stop", "truncate"])
 @pytest.mark.parametrize("docs", [1, 2, 7, 40])
 @pytest.mark.parametrize("max_seq_length,short_seq_prob", [(16, 0.0), (16, 1.0), (32, 0.1), (128, 0.5), (8, 0.3)])
-def test_bert_table_is_the_per_document_reference(docs, max_seq_length, short_seq_prob):
+def test_bert_table_is_the_per_document_reference(docs, max_seq_length, short_seq_prob, overflow):
     rng = random.Random(docs * 1000 + max_seq_length)
     documents = synthetic_pool(rng, docs, max_seq_length)
     pool = pool_tokens(documents)
     copies = 3
     seeds = copy_seeds(np.tile(document_values(7, pool.doc_ids), copies), np.repeat(np.arange(copies), docs))
-    table = bert_table(pool, seeds, max_seq_length, short_seq_prob)
+    table = bert_table(pool, seeds, max_seq_length, short_seq_prob, overflow)
     expected, runs = [], []
     for copy in range(copies):
         for d in range(docs):
-            rows = reference(pool, d, int(seeds[copy * docs + d]), max_seq_length, short_seq_prob)
+            rows = reference(pool, d, int(seeds[copy * docs + d]), max_seq_length, short_seq_prob, overflow)
             expected += rows
             runs.append((pool.doc_ids[d], copy, len(rows), 0))
             # every token of every copy is the instance's own or truncated, once
