@@ -159,6 +159,10 @@ class ShardOptions:
                                           "the runner must be given the same value")
     masked_lm_prob: float = option(0.15, "share of an instance's tokens to mask")
     short_seq_prob: float = option(0.1, "bert mode: share of document copies that aim at a random shorter length")
+    chunk_overflow: str = option("stop", "bert mode: a chunk stops before the sentence that would take it over "
+                                 "max_seq_length (stop: nothing truncated from an actual next) or takes it and is "
+                                 "truncated, as google-research/bert (truncate: with long_sentence_tokens -1, "
+                                 "google's chunks)", choices=["stop", "truncate"])
     dupe_factor: int = option(10, "copies of each document, each masked (and paired) with its own seed")
     seed: int = option(12345, "global seed: every choice is seeded from (seed, document id, copy)")
     wwm: bool = option(True, "whole-word masking from the segmenter's words (false: plain per-token masking)")

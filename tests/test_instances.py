@@ -10,7 +10,7 @@ import random
 import numpy as np
 import pytest
 
-from pipeline.shards.instances import bert_table, pool_tokens
+from pipeline.shards.instances import LONE_CUT_SIDE, bert_table, pool_tokens
 from pipeline.shards.seeds import (SLOT_A_END, SLOT_CUT, SLOT_NEXT, SLOT_PARTNER, SLOT_SHORT, SLOT_START,
                                    SLOT_TARGET, SLOT_TRUNCATE, copy_seeds, counter, document_values, uniform_at)
 from pipeline.shards.tokens import CONT, START, TokenizedDocument
@@ -24,7 +24,8 @@ def randbelow(seed: int, index: int, slot: int, n: int) -> int:
     return min(int(draw(seed, index, slot) * n), n - 1)
 
 
-def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: float) -> list[tuple]:
+def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: float,
+              overflow: str = "stop") -> list[tuple]:
     """One copy of one document: (A, B or None, random next, own, truncated, borrowed, single) per instance."""
     docs = len(pool.doc_ids)
     partners = [p for p in range(docs) if p != doc]
@@ -38,11 +39,12 @@ def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: fl
     out, c0, m = [], 0, len(bounds) - 1
     while c0 < m:
         index = c0                  # an instance's draws are named by its chunk's first sentence
-        # gather sentences until the target is reached, stopping before one that would pass max_tokens
+        # gather sentences until the target is reached (overflow "stop": stopping before one that would pass
+        # max_tokens; "truncate": taking it, as google's)
         i, size = c0, 0
         while i < m:
             length = bounds[i + 1] - bounds[i]
-            if i > c0 and size + length > max_tokens:
+            if overflow == "stop" and i > c0 and size + length > max_tokens:
                 break
             size += length
             i += 1
@@ -52,7 +54,9 @@ def reference(pool, doc: int, seed: int, max_seq_length: int, short_seq_prob: fl
         random_next = draw(seed, index, SLOT_NEXT) < 0.5
         cut = None
         if not random_next and n_pieces == 1:
-            inside = [g for g in groups if bounds[c0] < g < bounds[i]]
+            # a group start leaving A and B each a quarter of the sentence and at least LONE_CUT_SIDE tokens
+            side = max(LONE_CUT_SIDE, -(-(bounds[i] - bounds[c0]) // 4))
+            inside = [g for g in groups if bounds[c0] + side <= g <= bounds[i] - side]
             if inside:
                 cut = inside[randbelow(seed, index, SLOT_CUT, len(inside))]
                 n_pieces = 2
@@ -126,19 +130,20 @@ def synthetic_pool(rng: random.Random, docs: int, max_seq_length: int):
     return out
 
 
+@pytest.mark.parametrize("overflow", ["stop", "truncate"])
 @pytest.mark.parametrize("docs", [1, 2, 7, 40])
 @pytest.mark.parametrize("max_seq_length,short_seq_prob", [(16, 0.0), (16, 1.0), (32, 0.1), (128, 0.5), (8, 0.3)])
-def test_bert_table_is_the_per_document_reference(docs, max_seq_length, short_seq_prob):
+def test_bert_table_is_the_per_document_reference(docs, max_seq_length, short_seq_prob, overflow):
     rng = random.Random(docs * 1000 + max_seq_length)
     documents = synthetic_pool(rng, docs, max_seq_length)
     pool = pool_tokens(documents)
     copies = 3
     seeds = copy_seeds(np.tile(document_values(7, pool.doc_ids), copies), np.repeat(np.arange(copies), docs))
-    table = bert_table(pool, seeds, max_seq_length, short_seq_prob)
+    table = bert_table(pool, seeds, max_seq_length, short_seq_prob, overflow)
     expected, runs = [], []
     for copy in range(copies):
         for d in range(docs):
-            rows = reference(pool, d, int(seeds[copy * docs + d]), max_seq_length, short_seq_prob)
+            rows = reference(pool, d, int(seeds[copy * docs + d]), max_seq_length, short_seq_prob, overflow)
             expected += rows
             runs.append((pool.doc_ids[d], copy, len(rows), 0))
             # every token of every copy is the instance's own or truncated, once
@@ -189,3 +194,28 @@ def test_instance_table_take():
 def test_bert_table_of_an_empty_pool():
     table = bert_table(pool_tokens([]), np.zeros(0, np.uint64), 128, 0.1)
     assert len(table) == 0 and table.runs == [] and table.ranges.shape == (0, 3)
+
+
+def test_a_one_sentence_chunk_is_cut_in_its_middle_or_not_at_all():
+    """Documents of one sentence each: an actual-next pair cut from one sentence leaves A and B each at least a
+    quarter of it and LONE_CUT_SIDE tokens, at a group start; a sentence too short for that is random next."""
+    rng = random.Random(11)
+    documents = []
+    for d in range(64):
+        n = rng.randint(1, 60)
+        documents.append(TokenizedDocument.of_sentences(f"doc{d:03d}", [
+            (list(range(n)), bytes(START if k == 0 or rng.random() < 0.6 else CONT for k in range(n)))]))
+    pool = pool_tokens(documents)
+    seeds = copy_seeds(np.tile(document_values(2, pool.doc_ids), 8), np.repeat(np.arange(8), 64))
+    rows = table_rows(bert_table(pool, seeds, 128, 0.0))
+    starts = set(pool.group_starts.tolist())
+    actual = [row for row in rows if not row[2]]
+    assert len(actual) > 100
+    sentence = {int(pool.sentence_bounds[d]): int(pool.sentence_bounds[d + 1]) for d in range(64)}
+    for (a0, a1), b, random_next, *_ in rows:
+        length = sentence[a0] - a0
+        if length < 2 * 3:
+            assert random_next            # nothing to cut in a sentence under twice LONE_CUT_SIDE
+        if not random_next:
+            side = max(3, -(-length // 4))
+            assert a1 - a0 >= side and b[1] - b[0] >= side and a1 in starts and b == (a1, sentence[a0])

@@ -397,6 +397,40 @@ def test_whole_word_groups_follow_the_segmenter_and_wordpiece(google_vocab):
     assert list(fallback.sentences[0][1]) == [START] * 5
 
 
+def test_long_sentences_are_cut_in_near_equal_pieces_at_word_starts(vocab_path):
+    """A sentence over ``long_sentence_tokens`` is cut in pieces of at most that many tokens at word starts, the
+    same by ``tokenize`` and ``tokenize_joined``, and no piece is a scrap (a last ``。`` alone was one)."""
+    rng = random.Random(3)
+    limit = 62
+    tokenizer = DocumentTokenizer(str(vocab_path), long_sentence_tokens=limit)
+    sentences, words = [], []
+    for _ in range(300):
+        sentence_words = [rng.choice(["北京", "天安门", "我", "很好用", "的", "中华人民共和国"])
+                          for _ in range(rng.randint(1, 60))]
+        if rng.random() < 0.5:
+            sentence_words.append("。")
+        sentences.append("".join(sentence_words))
+        words.append(sentence_words)
+    doc = tokenizer.tokenize("x", sentences, words)
+    ok = np.ones(len(sentences), dtype=bool)
+    lengths = [len(w) for sentence_words in words for w in sentence_words]
+    word_starts = np.cumsum([0, *lengths[:-1]])
+    ids, flags, piece_bounds, first_piece = tokenizer.tokenize_joined(sentences, ok, word_starts)
+    assert np.array_equal(ids, doc.ids) and flags.tobytes() == doc.flags
+    assert np.array_equal(piece_bounds[1:], doc.ends)
+    long = 0
+    for k, sentence in enumerate(sentences):
+        pieces = np.diff(piece_bounds[first_piece[k]:first_piece[k + 1] + 1])
+        assert pieces.sum() == len(sentence) and (pieces <= limit).all()
+        if len(pieces) > 1:
+            long += 1
+            assert pieces.min() >= limit // 4, (len(sentence), pieces)
+            # every cut is at a word start of the segmenter's (these words are at most 7 characters)
+            starts = set(np.cumsum([0, *map(len, words[k])]).tolist())
+            assert set(np.cumsum(pieces)[:-1].tolist()) <= starts
+    assert long > 50
+
+
 # --- engines and determinism --------------------------------------------------------------------------------
 
 def test_beam_and_spark_write_the_same_bytes_whatever_the_workers(bert, segmented_run, tmp_path_factory,

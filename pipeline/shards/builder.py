@@ -193,7 +193,8 @@ class ShardBuilder:
         if options.mode == "bert":
             copies = np.repeat(np.arange(options.dupe_factor), len(docs))
             seeds = copy_seeds(np.tile(values, options.dupe_factor), copies)
-            table = bert_table(pool, seeds, options.max_seq_length, options.short_seq_prob)
+            table = bert_table(pool, seeds, options.max_seq_length, options.short_seq_prob,
+                               overflow=options.chunk_overflow)
         else:
             instances = []
             for copy in range(options.dupe_factor):

@@ -16,10 +16,12 @@ random end of the longer side.  Differences, each to avoid a bug or a loss:
 
 - a random B always comes from another document of the pool (never the same one);
 - a one-sentence chunk that draws "actual next" is cut into A and B at a random
-  word boundary instead of being forced to random next, so the labels stay near
-  50/50 on corpora of short documents;
+  word boundary in the middle half of the sentence (each side at least
+  ``LONE_CUT_SIDE`` tokens) instead of being forced to random next, so the labels
+  stay near 50/50 on corpora of short documents (a sentence too short to cut is
+  random next, as google's);
 - a chunk stops before the sentence that would take it over the maximum length (google adds it and
-  truncates), so an actual-next pair is never truncated;
+  truncates), so an actual-next pair is never truncated (``overflow="truncate"`` does as google);
 - tokens lost to truncation are counted (own tokens and borrowed random-B tokens apart);
 - the draws are counter-based (``seeds.uniform_at``: the copy's seed and a counter naming the chunk, by its
   first sentence, and the choice) instead of one ``random.Random`` stream per copy, so every copy of every
@@ -144,11 +146,22 @@ class InstanceTable:
                    [(inst.doc_id, inst.copy, 1, inst.index) for inst in instances])
 
 
-def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_seq_prob: float) -> InstanceTable:
+LONE_CUT_SIDE = 3      # the fewest tokens A and B each keep when a one-sentence chunk is cut in two
+
+
+def lone_cut_side(length):
+    """The fewest tokens each side keeps when a one-sentence chunk of ``length`` tokens is cut into A and B: a
+    quarter of the sentence and at least ``LONE_CUT_SIDE`` (so neither is a lone character or its ``。``)."""
+    return np.maximum(LONE_CUT_SIDE, -(-np.asarray(length) // 4))
+
+
+def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_seq_prob: float,
+               overflow: str = "stop") -> InstanceTable:
     """The instances of ``len(seeds) // documents`` copies of every document of the pool, copy-major, each
     copy drawing from its seed (``seeds[copy * documents + document]``, see ``seeds.copy_seeds``); a random B
     comes from any other document of the pool.  Instances are in (copy, document, index) order, ``runs`` one
-    per document copy.
+    per document copy.  ``overflow``: ``stop`` (a chunk stops before the sentence that would take it over the
+    maximum length) or ``truncate`` (it takes that sentence and the pair is truncated, as google's).
 
     All at once with NumPy.  A chunk is a run of the document's sentences, which lie end to end in the pool
     array, so a chunk, A and an actual B are each one range, and where a chunk ends is found by bisection on
@@ -177,10 +190,13 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     stop = first[lane_doc[lane] + 1]
     s, tg = seeds[lane], target[lane]
     base = bounds[c0]
-    # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or before
-    # the sentence that would take it over max_tokens (its first sentence is always taken)
-    i = np.minimum(np.minimum(bounds.searchsorted(base + tg, "left"),
-                              np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1), stop)
+    # the chunk ends after sentence i - 1: at the end of the document, once it holds target tokens, or (overflow
+    # "stop") before the sentence that would take it over max_tokens (its first sentence is always taken)
+    i = np.minimum(bounds.searchsorted(base + tg, "left"), stop)
+    if overflow == "stop":
+        i = np.minimum(i, np.maximum(c0 + 2, bounds.searchsorted(base + max_tokens, "right")) - 1)
+    elif overflow != "truncate":
+        raise ValueError(f"overflow must be 'stop' or 'truncate', not {overflow!r}")
     n_pieces = i - c0
     random_next = uniform_at(s, counter(local, SLOT_NEXT)) < 0.5
     many = np.flatnonzero(n_pieces >= 2)
@@ -206,10 +222,11 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     cut = np.full(n, -1, np.int64)
     lone = np.flatnonzero(~random_next & (n_pieces == 1))
     if len(lone):
-        # a one-sentence chunk drawing actual next is cut at a random group start inside its sentence (not its
-        # first token); random next when the sentence is one group
-        lo = pool.group_starts.searchsorted(base[lone] + 1)
-        hi = pool.group_starts.searchsorted(bounds[i[lone]])
+        # a one-sentence chunk drawing actual next is cut at a random group start in the middle of its sentence
+        # (leaving A and B each at least LONE_CUT_SIDE tokens and a quarter of it); random next when there is none
+        side = lone_cut_side(bounds[i[lone]] - base[lone])
+        lo = pool.group_starts.searchsorted(base[lone] + side, "left")
+        hi = pool.group_starts.searchsorted(bounds[i[lone]] - side, "right")
         can = hi > lo
         where = lone[can]
         cut[where] = pool.group_starts[lo[can] + below(uniform_at(s[where], counter(local[where], SLOT_CUT)),

@@ -126,26 +126,17 @@ class DocumentTokenizer:
 
     def _split(self, ids, flags, count: CountFn):
         """A sentence longer than ``long_sentence_tokens`` in near-equal pieces, cut at group starts where one
-        is close (so a long sentence is spread over instances instead of truncated away)."""
+        is close (so a long sentence is spread over instances instead of truncated away); see ``piece_starts``."""
         limit = self.long_sentence_tokens
         if not limit or len(ids) <= limit:
             yield ids, flags
             return
         count("shards.long_sentences_split")
-        pieces = -(-len(ids) // limit)
-        size = -(-len(ids) // pieces)
-        begin = 0
-        while begin < len(ids):
-            end = min(begin + size, len(ids))
-            if end < len(ids):
-                cut = end
-                while cut > begin + size // 2 and flags[cut] != START:
-                    cut -= 1
-                end = cut if flags[cut] == START and cut > begin else end
+        starts = piece_starts(flags, limit)
+        for begin, end in zip(starts, [*starts[1:], len(ids)]):
             piece_flags = bytearray(flags[begin:end])
             piece_flags[0] = START
             yield ids[begin:end], piece_flags
-            begin = end
 
     def tokenize_joined(self, sentences: list[str], ok: np.ndarray, word_starts: np.ndarray,
                         count: CountFn = no_count):
@@ -184,7 +175,7 @@ class DocumentTokenizer:
         if limit:
             for k in np.flatnonzero(per_sentence > limit).tolist():
                 begin, end = int(token_bounds[k]), int(token_bounds[k + 1])
-                starts = self._cuts(flags[begin:end], limit)
+                starts = piece_starts(flags[begin:end], limit)
                 flags[begin + np.asarray(starts)] = START
                 cuts.extend(begin + start for start in starts[1:])
                 pieces[k] = len(starts)
@@ -196,19 +187,24 @@ class DocumentTokenizer:
         np.cumsum(pieces, out=first_piece[1:])
         return ids, flags, piece_bounds, first_piece
 
-    @staticmethod
-    def _cuts(flags: np.ndarray, limit: int) -> list[int]:
-        """Where ``_split`` starts each piece of a sentence with these flags (0 first)."""
-        n = len(flags)
-        size = -(-n // -(-n // limit))
-        starts, begin = [], 0
-        while begin < n:
-            starts.append(begin)
-            end = min(begin + size, n)
-            if end < n:
-                cut = end
-                while cut > begin + size // 2 and flags[cut] != START:
-                    cut -= 1
-                end = cut if flags[cut] == START and cut > begin else end
-            begin = end
-        return starts
+
+def piece_starts(flags, limit: int) -> list[int]:
+    """Where each piece of a sentence with these group flags starts (0 first) when it is cut into pieces of at
+    most ``limit`` tokens: while more than ``limit`` tokens are left, the next piece takes a near-equal share of
+    them (``ceil(left / ceil(left / limit))``) and ends at the last group start in the back half of that share
+    (inside a group only when there is none), and the shares are worked out again from where it ended.  So a
+    cut moved back to a word start never leaves a last piece of a token or two (such as the sentence's final
+    ``。``): every piece but a sentence's only one holds at least about a quarter of ``limit``."""
+    n = len(flags)
+    starts, begin = [0], 0
+    while n - begin > limit:
+        left = n - begin
+        size = -(-left // -(-left // limit))
+        cut, low = begin + size, begin + max(1, size // 2)
+        while cut > low and flags[cut] != START:
+            cut -= 1
+        if flags[cut] != START:
+            cut = begin + size
+        starts.append(cut)
+        begin = cut
+    return starts
