@@ -19,6 +19,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.fingerprint import OutputBusy
+from pipeline.guard import ForeignOutput
 from pipeline.segment.segmenters import SegmenterError
 from pipeline.vocab.training import VocabError
 from pipeline.summary import detail_lines, stage_table
@@ -82,6 +83,10 @@ def _add_option(group, section: str, f: dataclasses.Field) -> None:
         group.add_argument(_flag(section, f.name), dest=dest, default=None,
                            choices=f.metadata.get("choices"), metavar=None if f.metadata.get("choices") else
                            f.name.upper(), help=help_text)
+
+
+def top_help(name: str) -> str:
+    return {f.name: f for f in dataclasses.fields(cfg.Config)}[name].metadata["help"]
 
 
 def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
@@ -149,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
     p.add_argument("--force", action="store_true", default=None,
                    help="run every stage, even those whose output is up to date (same inputs, settings and "
-                        "package version as recorded in OUTPUT/<stage>/fingerprint.json)")
+                        "package version as recorded in OUTPUT/<stage>/fingerprint.json): the way out when "
+                        "the check cannot see a change")
+    p.add_argument("--up-to-date", dest="up_to_date", choices=["stat", "content"], default=None,
+                   help=top_help("up_to_date") + " (default: stat)")
     _add_common(p, "run")
 
     p = sub.add_parser("shards", help="whole-word-masked TFRecord shards in google-research/bert's format",
@@ -389,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError, OutputBusy) as exc:
+    except (cfg.ConfigError, FileNotFoundError, NotBuiltError, SegmenterError, VocabError, OutputBusy,
+            ForeignOutput) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
         return 2
     except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:    # a path of the wrong kind

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from pipeline import __version__, fingerprint, schema, storage
+from pipeline import __version__, fingerprint, guard, schema, storage
 from pipeline.config import Config, ConfigError
 from pipeline.ingest.files import expand
 from pipeline.ingest.ids import make_unique
@@ -134,7 +134,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
             specs = config.input_specs()
             if not specs:
                 raise ConfigError("ingest: no inputs (pass paths, or 'inputs' in the config file)")
-            files = [f for spec in specs for f in expand(spec.path, spec.source, spec.format)]
+            files = [f for spec in specs for f in expand(spec.path, spec.source, spec.format, config.output)]
             input_info = {"files": len(files), "bytes": sum(f.size for f in files),
                           "inputs": [vars(spec) for spec in specs]}
             with _monitor(config, out, total_bytes=input_info["bytes"]) as monitor:
@@ -385,20 +385,24 @@ def run_all(config: Config, stages=BUILT, log=print, force: bool = False) -> dic
     (``pipeline.fingerprint``)."""
     with fingerprint.run_lock(config.output):
         fingerprint.recover(config.output, log)
+        guard.refuse_foreign_outputs(config, stages)     # before the first stage runs
         return _run_all(config, stages, log, force)
 
 
 def _run_all(config: Config, stages, log, force: bool) -> dict:
-    results = {}
+    results, skipped = {}, []
     for stage in stages:
         made_from = fingerprint.made_from(config, stage)
         stats = None if force else fingerprint.up_to_date(config, stage, made_from)
         if stats is not None:
             log(f"{stage}: up to date, skipped")
+            skipped.append(stage)
         else:
             stats = run_stage(stage, config, log=log)
             fingerprint.record(config, stage, made_from)
         results[stage] = stats
+    if skipped:
+        log(fingerprint.skip_hint(config, skipped))
     summary = {"stages": results}
     if stages and stages[0] == "ingest":   # each stage read what the one before kept
         total = {key: sum(r["accounting"][key] for r in results.values())

@@ -22,7 +22,7 @@ from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, B
                                      WriteLines,
                                      WriteTable,
                                      read_tables, tables_of, tick, write_kept)
-from pipeline import storage
+from pipeline import guard, storage
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
@@ -46,7 +46,8 @@ def _runner(config: Config):
 
 def _run(config: Config, build) -> dict[str, int]:
     export_worker_environment()
-    pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
+    with guard.beam_local_temp(config.output):     # its beam-pipeline-temp* under OUTPUT, not /tmp
+        pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
     build(pipeline)
     result = pipeline.run()
     result.wait_until_finish()
