@@ -103,8 +103,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         import tensorflow  # noqa: F401
     except ImportError:
-        print("wwm pretrain needs TensorFlow: pip install -e '.[pretrain]' (tensorflow, or tensorflow-tpu on a "
-              "TPU VM)", file=sys.stderr)
+        print("wwm pretrain needs TensorFlow: pip install -e '.[pretrain]' (on a Cloud TPU VM, create it with a "
+              "tpu-vm-tf-* software version: TensorFlow for TPU comes with it)", file=sys.stderr)
         return 2
     import tensorflow as tf
 
