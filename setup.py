@@ -46,9 +46,11 @@ setup(
         # in a process that imports TensorFlow
         # (ltp 4.2.14 calls tokenizer.batch_encode_plus, which transformers 5 removed)
         "neural": ["torch==2.13.0", "ltp==4.2.14", "transformers>=4.30,<5"],
-        # the pretraining runner (pipeline/pretrain): TensorFlow 2.20-2.21 (tensorflow-tpu stops at 2.20 on TPU VMs;
-        # install tensorflow[and-cuda] for GPUs). Never in a process that imports torch.
-        "pretrain": ["tensorflow>=2.20,<2.22"],
+        # the pretraining runner (pipeline/pretrain, `python -m pipeline.pretrain`): TensorFlow 2.20-2.21 (install
+        # tensorflow[and-cuda] for GPUs), and the two packages it imports besides TensorFlow and NumPy. On a TPU VM
+        # (tpu-vm-tf-2.16.1-pjrt, TensorFlow preinstalled) `tpu-train` installs the wheel with --no-deps and only
+        # these two (jobs/targets.py RUNNER_REQUIREMENTS). Never in a process that imports torch.
+        "pretrain": ["tensorflow>=2.20,<2.22", "pyarrow>=18,<26", "google-crc32c>=1.5,<2"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )

@@ -55,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--tpu", default=d.tpu, help="TPU VM name")
     g.add_argument("--zone", default=d.zone)
     g.add_argument("--accelerator-type", default=d.accelerator_type)
-    g.add_argument("--tpu-version", default=d.tpu_version, help="TPU VM software version")
-    g.add_argument("--tensorflow-tpu", default=d.tensorflow_tpu, help="pip requirement for TF on the TPU VM")
+    g.add_argument("--tpu-version", default=d.tpu_version,
+                   help="TPU VM software version (default: tpu-vm-tf-2.16.1-pjrt, tpu-vm-tf-2.16.1-pod-pjrt for a "
+                        "multi-host slice: Google's TensorFlow runtime, TensorFlow preinstalled)")
     g.add_argument("--pretrain-args", default="", help="extra 'wwm pretrain' flags, one shell-quoted string")
     g.add_argument("--delete-tpu", action="store_true", help="delete the TPU VM when training ends")
     g.add_argument("--spot", action="store_true", help="create a Spot TPU VM (preemptible; tpu-train again resumes)")
@@ -75,7 +76,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         executor_cores=args.executor_cores, serverless_image=args.serverless_image,
         runtime_version=args.runtime_version, tpu=args.tpu, zone=args.zone,
         accelerator_type=args.accelerator_type, tpu_version=args.tpu_version,
-        tensorflow_tpu=args.tensorflow_tpu, pretrain_args=shlex.split(args.pretrain_args),
+        pretrain_args=shlex.split(args.pretrain_args),
         delete_tpu=args.delete_tpu, spot=args.spot)
 
 

@@ -14,7 +14,12 @@ VERSION = "0.1.0"                        # setup.py's version: the wheel's name
 WHEEL = f"wwm_pipeline-{VERSION}-py3-none-any.whl"
 BEAM_IMAGE = "apache/beam_python3.11_sdk:2.77.0"
 CONTAINER_MODEL = "/opt/wwm/ltp-model"   # where jobs/Dockerfile puts the LTP model
-LIBTPU_INDEX = "https://storage.googleapis.com/libtpu-tf-releases/index.html"
+# Google's TensorFlow route on TPU VMs: a tpu-vm-tf-X.Y.Z[-pod]-pjrt software version, TensorFlow for TPU
+# preinstalled (docs: "TPU software versions"); nothing of TensorFlow is pip-installed over it.
+TPU_TF_VERSION = "2.16.1"
+# what the runner imports besides TensorFlow and NumPy: setup.py's "pretrain" extra without tensorflow
+# (tests/test_jobs.py checks the two lists agree)
+RUNNER_REQUIREMENTS = ["pyarrow>=18,<26", "google-crc32c>=1.5,<2"]
 
 
 @dataclass
@@ -49,8 +54,7 @@ class Settings:
     tpu: str = "wwm-tpu"
     zone: str = "us-central1-a"
     accelerator_type: str = "v3-8"
-    tpu_version: str = "tpu-ubuntu2204-base"
-    tensorflow_tpu: str = "tensorflow-tpu==2.20.0"
+    tpu_version: str = ""                # default: tpu-vm-tf-TPU_TF_VERSION[-pod]-pjrt (see tpu_runtime)
     pretrain_args: list[str] = field(default_factory=list)
     delete_tpu: bool = False
     spot: bool = False                   # a Spot TPU VM (cheaper, preemptible: rerun tpu-train to resume)
@@ -77,6 +81,16 @@ class Settings:
     @property
     def worker_image(self) -> str:
         return self.image or self.image_name("dataflow")
+
+    @property
+    def tpu_runtime(self) -> str:
+        """The TPU VM software version: ``tpu_version``, else Google's TensorFlow one for this accelerator
+        (``-pod`` for a multi-host slice: more than 8 cores or chips, e.g. v3-32, v4-16, v5litepod-16)."""
+        if self.tpu_version:
+            return self.tpu_version
+        size = self.accelerator_type.rsplit("-", 1)[-1]
+        pod = "-pod" if size.isdigit() and int(size) > 8 else ""
+        return f"tpu-vm-tf-{TPU_TF_VERSION}{pod}-pjrt"
 
     @property
     def batch_image(self) -> str:
@@ -201,8 +215,10 @@ def serverless_submit(s: Settings) -> list[list[str]]:
 # ------------------------------------------------------------------------------------------------ TPU
 
 def tpu_script(s: Settings) -> str:
-    """What runs on the TPU VM (in the login directory): install the staged wheel and TensorFlow for TPU,
-    then ``wwm pretrain --tpu local`` on the shards in the bucket, then copy the run back to the bucket.
+    """What runs on the TPU VM (in the login directory): install the staged wheel without its dependencies
+    and the runner's two others (TensorFlow for TPU comes with the ``tpu-vm-tf-*`` software version; Beam,
+    PySpark, LTP and the rest of the pipeline are not installed), then ``python -m pipeline.pretrain --tpu
+    local`` (``wwm pretrain`` without the rest of ``wwm``) on the shards in the bucket, then copy the run back.
 
     tf.data reads the shards (and the runner the manifest) from gs:// directly. The vocab (a small file) is
     copied beside the run so that the exports include it. ``wwm pretrain`` writes its output directory
@@ -210,12 +226,14 @@ def tpu_script(s: Settings) -> str:
     ends or fails; an earlier run's output is copied down first, so a second ``tpu-train`` resumes.
     """
     shards, out = f"{s.run_output}/shards", f"{s.run_output}/pretrain"
-    pretrain = ["python3", "-m", "pipeline.cli", "pretrain", shards, "--output_dir", "wwm/pretrain",
+    pretrain = ["python3", "-m", "pipeline.pretrain", shards, "--output_dir", "wwm/pretrain",
                 "--tpu", "local", "--vocab", "wwm/vocab.txt", *s.pretrain_args]
     steps = [
         "mkdir -p wwm/pretrain",
         f"gcloud storage cp {s.dist}/{WHEEL} wwm/",
-        f"python3 -m pip install --quiet wwm/{WHEEL} {shlex.quote(s.tensorflow_tpu)} -f {LIBTPU_INDEX}",
+        f"python3 -m pip install --quiet --no-deps wwm/{WHEEL}",
+        f"python3 -m pip install --quiet {shlex.join(RUNNER_REQUIREMENTS)}",
+        'python3 -c "import tensorflow as tf; print(\'TensorFlow\', tf.__version__)"',
         f"gcloud storage cp {s.run_output}/vocab/vocab.txt wwm/vocab.txt",
         f"(gcloud storage rsync --recursive {out} wwm/pretrain || true)",
     ]
@@ -230,7 +248,7 @@ def tpu_train(s: Settings) -> list[list[str]]:
         [s.python, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", "build/jobs", "."],
         ["gcloud", "storage", "cp", f"build/jobs/{WHEEL}", s.dist + "/"],
         ["gcloud", "compute", "tpus", "tpu-vm", "create", s.tpu, *where,
-         f"--accelerator-type={s.accelerator_type}", f"--version={s.tpu_version}", *(["--spot"] if s.spot else [])],
+         f"--accelerator-type={s.accelerator_type}", f"--version={s.tpu_runtime}", *(["--spot"] if s.spot else [])],
         ["gcloud", "compute", "tpus", "tpu-vm", "ssh", s.tpu, *where, "--worker=all",
          f"--command={tpu_script(s)}"],
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import difflib
 import json
 import shlex
 import sys
@@ -18,6 +19,7 @@ from pathlib import Path
 from pipeline import __version__
 from pipeline import config as cfg
 from pipeline.fingerprint import OutputBusy
+from pipeline.guard import ForeignOutput
 from pipeline.segment.segmenters import SegmenterError
 from pipeline.vocab.training import VocabError
 from pipeline.summary import detail_lines, stage_table
@@ -33,6 +35,32 @@ SECTIONS_FOR = {
     "run": cfg.Config.SECTIONS,
     "config": cfg.Config.SECTIONS,
 }
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with two changes for a command with subcommands: an unknown option is reported with the
+    subcommand's usage (not the top-level ``usage: wwm ...``), and with the closest known option."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extras = super().parse_known_args(args, namespace)
+        commands = getattr(self, "commands", None)
+        if commands and extras and getattr(parsed, "command", None) in commands:
+            sub = commands[parsed.command]
+            sub.error(unknown_message(sub, extras))
+        return parsed, extras
+
+
+def unknown_message(parser: argparse.ArgumentParser, extras: list[str]) -> str:
+    """"unrecognized arguments: ..." with "did you mean" for each unknown option that is close to a known one."""
+    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    hints = []
+    for extra in extras:
+        name = extra.split("=", 1)[0]
+        if name.startswith("-"):
+            close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+            if close:
+                hints.append(f"{name}: did you mean {close[0]}?")
+    return f"unrecognized arguments: {' '.join(extras)}" + ("".join(f"\n  {h}" for h in hints) if hints else "")
+
+
 def _flag(section: str, name: str) -> str:
     return f"--{section}-{name.replace('_', '-')}"
 
@@ -57,6 +85,10 @@ def _add_option(group, section: str, f: dataclasses.Field) -> None:
                            f.name.upper(), help=help_text)
 
 
+def top_help(name: str) -> str:
+    return {f.name: f for f in dataclasses.fields(cfg.Config)}[name].metadata["help"]
+
+
 def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
     top = {f.name: f for f in dataclasses.fields(cfg.Config)}
     parser.add_argument("--config", metavar="FILE", help="YAML file with any of the options below (keys: "
@@ -75,7 +107,7 @@ def _add_common(parser: argparse.ArgumentParser, command: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="wwm",
         description="Raw Chinese text to whole-word-masked BERT pretraining data, on Apache Beam or PySpark.",
         epilog="Stages: ingest -> clean -> dedup -> segment -> vocab -> shards -> pretrain. "
@@ -122,7 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", dest="ingest.source", default=None, help="source name of a single input")
     p.add_argument("--force", action="store_true", default=None,
                    help="run every stage, even those whose output is up to date (same inputs, settings and "
-                        "package version as recorded in OUTPUT/<stage>/fingerprint.json)")
+                        "package version as recorded in OUTPUT/<stage>/fingerprint.json): the way out when "
+                        "the check cannot see a change")
+    p.add_argument("--up-to-date", dest="up_to_date", choices=["stat", "content"], default=None,
+                   help=top_help("up_to_date") + " (default: stat)")
     _add_common(p, "run")
 
     p = sub.add_parser("shards", help="whole-word-masked TFRecord shards in google-research/bert's format",
@@ -181,6 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Print defaults + --config file + flags as YAML (readable by --config).")
     p.add_argument("inputs", nargs="*", metavar="INPUT")
     _add_common(p, "config")
+    parser.commands = sub.choices
     return parser
 
 
@@ -212,7 +248,23 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 
 def config_from_args(args: argparse.Namespace) -> cfg.Config:
-    return cfg.load(args.config, _overrides(args))
+    try:
+        return cfg.load(args.config, _overrides(args))
+    except UnicodeDecodeError as exc:
+        raise cfg.ConfigError(f"--config {args.config}: not a UTF-8 text file ({exc.reason} at byte {exc.start})")
+
+
+def read_text_input(what: str, path: str, read):
+    """``read(path)`` for an input file given on the command line: a directory, a binary file or a missing
+    file is a :class:`ConfigError` naming the flag."""
+    try:
+        return read(path)
+    except UnicodeDecodeError as exc:
+        raise cfg.ConfigError(f"{what} {path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})")
+    except IsADirectoryError:
+        raise cfg.ConfigError(f"{what} {path}: is a directory, a file is expected")
+    except FileNotFoundError:
+        raise cfg.ConfigError(f"{what} {path}: no such file")
 
 
 def report(run_dir: str) -> dict:
@@ -221,7 +273,10 @@ def report(run_dir: str) -> dict:
     for stage in STAGES:
         path = root / stage / "stats.json"
         if path.exists():
-            stages[stage] = json.loads(path.read_text(encoding="utf-8"))
+            try:
+                stages[stage] = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise cfg.ConfigError(f"{path}: not a stats file wwm wrote ({exc})") from None
     if not stages:
         raise FileNotFoundError(f"no stage stats under {root}")
     lines = stage_table(stages) + detail_lines(stages)
@@ -235,17 +290,21 @@ def report(run_dir: str) -> dict:
 
 def _slice(text: str) -> slice:
     start, sep, end = text.partition(":")
-    if not sep:
-        raise cfg.ConfigError(f"--sentences expects START:END, got {text!r}")
-    return slice(int(start) if start else None, int(end) if end else None)
+    try:
+        if not sep:
+            raise ValueError(text)
+        return slice(int(start) if start else None, int(end) if end else None)
+    except ValueError:
+        raise cfg.ConfigError(f"--sentences expects START:END (whole numbers, either may be left out), "
+                              f"got {text!r}") from None
 
 
 def train_segmenter(args) -> dict:
     from pipeline.segment.gold import read_gold, split_dev, train_legacy
 
-    sentences = read_gold(args.gold)[_slice(args.sentences)]
+    sentences = read_text_input("GOLD", args.gold, read_gold)[_slice(args.sentences)]
     if args.eval:
-        train, dev = sentences, read_gold(args.eval)
+        train, dev = sentences, read_text_input("--eval", args.eval, read_gold)
     else:
         train, dev = split_dev(sentences, args.dev_share)
     info = train_legacy(train, dev, args.out, epochs=args.epochs, algorithm=args.algorithm)
@@ -323,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             from pipeline.segment.gold import evaluate, read_gold
             from pipeline.segment.segmenters import make_segmenter
 
-            gold = read_gold(args.gold)[_slice(args.sentences)]
+            gold = read_text_input("--gold", args.gold, read_gold)[_slice(args.sentences)]
             print(json.dumps(evaluate(make_segmenter(config.segment), gold), ensure_ascii=False))
             return 0
         if args.command == "config":
@@ -340,8 +399,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0
-    except (cfg.ConfigError, FileNotFoundError, SegmenterError, VocabError, OutputBusy) as exc:
+    except (cfg.ConfigError, FileNotFoundError, SegmenterError, VocabError, OutputBusy,
+            ForeignOutput) as exc:
         print(f"wwm {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except (NotADirectoryError, IsADirectoryError, PermissionError) as exc:    # a path of the wrong kind
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"wwm {args.command}: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except AccountingError as exc:
         print(f"wwm {args.command}: accounting failed, nothing published: {exc}", file=sys.stderr)

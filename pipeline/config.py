@@ -186,6 +186,11 @@ class Config:
     inputs: list = option([], "inputs: paths, or 'SOURCE=PATH', or in YAML a list of "
                           "{path, format, source}")
     progress: bool = option(True, "print a progress line (documents/s, MB/s) while reading")
+    up_to_date: str = option("stat", "how wwm run tells that a stage's inputs are unchanged: stat (path, size and "
+                             "modification time of each file) or content (path, size and SHA-256 of each file's "
+                             "bytes: reads every input once more; sees an edit that kept size and time, and takes "
+                             "a file touched or copied anew with the same bytes as unchanged)",
+                             choices=["stat", "content"])
     beam: BeamOptions = field(default_factory=BeamOptions)
     spark: SparkOptions = field(default_factory=SparkOptions)
     ingest: IngestOptions = field(default_factory=IngestOptions)

@@ -4,7 +4,10 @@ After ``run_all`` publishes a stage it writes ``OUTPUT/<stage>/fingerprint.json`
 
 - ``made_from``: the stage, the package version, the stage's own settings (its section of the config) and
   its inputs.  Ingest's inputs are the input specs and every input file's path, size and modification time
-  (``st_mtime_ns``; contents are not hashed: a 30 GB corpus would take minutes to read).  A later stage's
+  (``st_mtime_ns``; by default contents are not hashed: a 30 GB corpus would take minutes to read).  With
+  ``--up-to-date content`` (``up_to_date: content``) the SHA-256 of each file's bytes takes the place of its
+  modification time, here and for the other files below: an input edited in place with its size and time
+  unchanged is seen, and a file touched or copied anew with the same bytes is not a change.  A later stage's
   inputs are the ``digest`` of the stage it reads (so a change anywhere upstream changes every digest after
   it), plus the files it reads besides: the segmenter's model and user dictionary, a given vocab or reference
   vocab, the shards' ``--shards-vocab``.
@@ -126,22 +129,40 @@ def _canonical(value) -> bytes:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
-def _files(path: str | Path) -> dict:
-    """Name, size and modification time of a file, or of every file under a directory."""
+def content_sha256(path: str | Path) -> str:
+    """``sha256:<hex>`` of a file's bytes (local or on an object store), read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with storage.open_input_stream(str(path)) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
+def _stamp(path: str | Path, content: bool, mtime_ns: int | None = None):
+    """What tells a file changed: its modification time, or with ``content`` the hash of its bytes."""
+    if content:
+        return content_sha256(path)
+    return storage.mtime_ns(str(path)) if mtime_ns is None else mtime_ns
+
+
+def _files(path: str | Path, content: bool = False) -> dict:
+    """Name, size and modification time (or content hash) of a file, or of every file under a directory."""
+    key = "sha256" if content else "mtime_ns"
     if storage.is_remote(path):
         if storage.is_file(path):
-            return {"path": str(path), "size": storage.size(path), "mtime_ns": storage.mtime_ns(path)}
-        found = [list(item) for item in storage.walk(path)]
+            return {"path": str(path), "size": storage.size(path), key: _stamp(path, content)}
+        found = [[rel, size, _stamp(storage.join(str(path), rel), content, mtime) if content else mtime]
+                 for rel, size, mtime in storage.walk(path)]
         return {"path": str(path), "files": found} if found else {"path": str(path), "missing": True}
     path = Path(path)
     if path.is_file():
         st = path.stat()
-        return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"path": str(path.resolve()), "size": st.st_size, key: _stamp(path, content, st.st_mtime_ns)}
     if path.is_dir():
         found = []
         for item in sorted(p for p in path.rglob("*") if p.is_file()):
             st = item.stat()
-            found.append([str(item.relative_to(path)), st.st_size, st.st_mtime_ns])
+            found.append([str(item.relative_to(path)), st.st_size, _stamp(item, content, st.st_mtime_ns)])
         return {"path": str(path.resolve()), "files": found}
     return {"path": str(path), "missing": True}
 
@@ -161,12 +182,13 @@ def made_from(config: Config, stage: str) -> dict | None:
 
     settings = dataclasses.asdict(getattr(config, stage))
     what = {"format": FORMAT, "stage": stage, "version": __version__, "settings": settings}
+    content = getattr(config, "up_to_date", "stat") == "content"
     try:
         if stage == "ingest":
             what["inputs"] = [{"spec": vars(spec),
                                "files": [[f.path, f.relpath, f.source, f.format, f.size,
-                                          storage.mtime_ns(f.path)]
-                                         for f in expand(spec.path, spec.source, spec.format)]}
+                                          _stamp(f.path, content)]
+                                         for f in expand(spec.path, spec.source, spec.format, config.output)]}
                               for spec in config.input_specs()]
             return what
     except OSError:
@@ -174,18 +196,29 @@ def made_from(config: Config, stage: str) -> dict | None:
     upstream = {}
     for previous in UPSTREAM[stage]:
         if previous == "vocab" and config.shards.vocab:
-            upstream["vocab_file"] = _files(config.shards.vocab)
+            upstream["vocab_file"] = _files(config.shards.vocab, content)
             continue
         upstream[previous] = published_digest(config, previous)
         if upstream[previous] is None:
             return None
     if stage == "segment":
-        upstream.update({"model": _files(settings["model"]) if settings["model"] else None,
-                         "user_dict": _files(settings["user_dict"]) if settings["user_dict"] else None})
+        upstream.update({"model": _files(settings["model"], content) if settings["model"] else None,
+                         "user_dict": _files(settings["user_dict"], content) if settings["user_dict"] else None})
     if stage == "vocab":
-        upstream.update({key: _files(settings[key]) if settings[key] else None for key in ("vocab", "reference")})
+        upstream.update({key: _files(settings[key], content) if settings[key] else None
+                         for key in ("vocab", "reference")})
     what["inputs"] = upstream
     return what
+
+
+def skip_hint(config: Config, skipped) -> str:
+    """The line ``wwm run`` prints after skipping stages: what it compared, and the ways to make them run."""
+    if getattr(config, "up_to_date", "stat") == "content":
+        how = "the same settings, package version and input contents (SHA-256)"
+    else:
+        how = ("the same settings, package version and input files by path, size and modification time "
+               "(--up-to-date content compares their bytes)")
+    return f"skipped {', '.join(skipped)}: made from {how}; --force reruns every stage"
 
 
 def digest(what: dict) -> str:

@@ -43,7 +43,7 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline import schema, storage
+from pipeline import guard, schema, storage
 from pipeline.records import to_row
 
 ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -169,6 +169,7 @@ class StageOutput:
         return self.progress_dir
 
     def __enter__(self) -> "StageOutput":
+        guard.refuse_foreign_output(self.final, self.stage)     # never replace a folder wwm did not write
         storage.makedirs(self.tmp)
         return self
 

@@ -19,7 +19,7 @@ import json
 import time
 from typing import Callable
 
-from pipeline import __version__, fingerprint, schema, storage
+from pipeline import __version__, fingerprint, guard, schema, storage
 from pipeline.config import Config, ConfigError
 from pipeline.dedup.stage import duplicate_summary
 from pipeline.engine import Counts, Engine, Job, Plan, Ran, engine
@@ -99,7 +99,7 @@ def _plan_ingest(spec: StageSpec, config: Config, input_dir: str | None) -> Plan
     specs = config.input_specs()
     if not specs:
         raise ConfigError("ingest: no inputs (pass paths, or 'inputs' in the config file)")
-    files = tuple(f for s in specs for f in expand(s.path, s.source, s.format))
+    files = tuple(f for s in specs for f in expand(s.path, s.source, s.format, config.output))
     size = sum(f.size for f in files)
     return Plan(files=files, monitor={"total_bytes": size},
                 input={"files": len(files), "bytes": size, "inputs": [vars(s) for s in specs]})
@@ -252,20 +252,24 @@ def run_all(config: Config, stages=STAGES, log=print, force: bool = False) -> di
     (``pipeline.fingerprint``)."""
     with fingerprint.run_lock(config.output):
         fingerprint.recover(config.output, log)
+        guard.refuse_foreign_outputs(config, stages)     # before the first stage runs
         return _run_all(config, stages, log, force)
 
 
 def _run_all(config: Config, stages, log, force: bool) -> dict:
-    results = {}
+    results, skipped = {}, []
     for stage in stages:
         made_from = fingerprint.made_from(config, stage)
         stats = None if force else fingerprint.up_to_date(config, stage, made_from)
         if stats is not None:
             log(f"{stage}: up to date, skipped")
+            skipped.append(stage)
         else:
             stats = run_stage(stage, config, log=log)
             fingerprint.record(config, stage, made_from)
         results[stage] = stats
+    if skipped:
+        log(fingerprint.skip_hint(config, skipped))
     summary = {"stages": results}
     if stages and SPECS[stages[0]].reads is None:   # each stage read what the one before kept
         total = {key: sum(r["accounting"][key] for r in results.values())

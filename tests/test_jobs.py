@@ -3,6 +3,7 @@ will read them (Beam's PipelineOptions, wwm's own CLI, bash), and the local step
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -143,20 +144,63 @@ def test_tpu_train_creates_the_vm_and_starts_wwm_pretrain_on_it(capsys):
     assert cmds[1] == ["gcloud", "storage", "cp", "build/jobs/wwm_pipeline-0.1.0-py3-none-any.whl",
                        "gs://bkt/wwm/dist/"]
     assert cmds[2] == ["gcloud", "compute", "tpus", "tpu-vm", "create", "t", *where, "--accelerator-type=v3-8",
-                       "--version=tpu-ubuntu2204-base", "--spot"]
+                       "--version=tpu-vm-tf-2.16.1-pjrt", "--spot"]
     assert cmds[3][:8] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "t", *where][:8]
     assert cmds[3][8] == "--worker=all"
     assert cmds[4] == ["gcloud", "compute", "tpus", "tpu-vm", "delete", "t", *where, "--quiet"]
     script = cmds[3][9].removeprefix("--command=")
     assert subprocess.run(["bash", "-n", "-c", script], check=False).returncode == 0
     assert "gcloud storage cp gs://bkt/wwm/run/vocab/vocab.txt wwm/vocab.txt" in script
-    pretrain = shlex.split(re.search(r"\{ (python3 -m pipeline\.cli pretrain [^;]*);", script).group(1))
-    args = build_parser().parse_args(pretrain[3:])
+    pretrain = shlex.split(re.search(r"\{ (python3 -m pipeline\.pretrain [^;]*);", script).group(1))
+    args = build_parser().parse_args(["pretrain", *pretrain[3:]])
     # the shards are read from the bucket (tests/test_pretrain_gfile.py: the runner reads tf.io.gfile URLs)
     assert (args.shards, args.output_dir, args.tpu, args.vocab, args.preset, args.train_batch_size) == (
         "gs://bkt/wwm/run/shards", "wwm/pretrain", "local", "wwm/vocab.txt", "base", 256)
     # the setup.py version the wheel is named after
     assert 'version="0.1.0"' in (ROOT / "setup.py").read_text()
+
+
+def pretrain_extra() -> list[str]:
+    import ast
+
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict) and any(isinstance(k, ast.Constant) and k.value == "pretrain"
+                                               for k in node.keys):
+            return ast.literal_eval(node.values[[k.value for k in node.keys].index("pretrain")])
+    raise AssertionError("no pretrain extra in setup.py")
+
+
+def test_tpu_vm_uses_googles_tensorflow_runtime_and_installs_only_the_runners_packages(capsys):
+    from jobs.targets import RUNNER_REQUIREMENTS, Settings, tpu_script
+
+    cmds = dry_run("tpu-train", capsys=capsys)
+    assert "--version=tpu-vm-tf-2.16.1-pjrt" in cmds[2]            # TensorFlow for TPU preinstalled
+    script = cmds[3][-1].removeprefix("--command=")
+    installs = [step for step in script.split(" && ") if "pip install" in step]
+    # the wheel without its dependencies (no Beam, PySpark, LTP, jieba, tokenizers), then what the runner imports
+    # besides TensorFlow: setup.py's pretrain extra less tensorflow; TensorFlow itself is never pip-installed
+    assert installs[0] == "python3 -m pip install --quiet --no-deps wwm/wwm_pipeline-0.1.0-py3-none-any.whl"
+    assert shlex.split(installs[1])[5:] == RUNNER_REQUIREMENTS
+    assert RUNNER_REQUIREMENTS == [r for r in pretrain_extra() if not r.startswith("tensorflow")]
+    assert "tensorflow-tpu" not in script and "libtpu" not in script
+    # a multi-host slice gets the -pod runtime; --tpu-version overrides
+    assert Settings("p", "b", accelerator_type="v4-16").tpu_runtime == "tpu-vm-tf-2.16.1-pod-pjrt"
+    assert Settings("p", "b", accelerator_type="v5litepod-8").tpu_runtime == "tpu-vm-tf-2.16.1-pjrt"
+    assert Settings("p", "b", tpu_version="tpu-vm-tf-2.15.0-pjrt").tpu_runtime == "tpu-vm-tf-2.15.0-pjrt"
+    assert "python3 -m pipeline.pretrain gs://b/wwm/run/shards" in tpu_script(Settings("p", "b"))
+
+
+def test_the_runners_entry_point_imports_no_stage_engine():
+    probe = ("import sys, runpy; sys.argv = ['x', '--help']\n"
+             "try:\n    runpy.run_module('pipeline.pretrain', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+             "bad = sorted({m.split('.')[0] for m in sys.modules} & {'apache_beam', 'pyspark', 'ltp', 'ltp_extension', "
+             "'jieba', 'tokenizers', 'yaml', 'opencc', 'lxml', 'pandas', 'matplotlib', 'tensorflow'})\n"
+             "assert not bad, bad")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "--num_warmup_steps" in done.stdout
 
 
 def test_real_mode_submits_stages_on_gs_paths(tmp_path):

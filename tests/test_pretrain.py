@@ -455,3 +455,43 @@ def test_optimizers_match_their_definitions(kind):
             state[name] = reference_update(kind, w, grads[name], m, v, step + 1, lr, decay=name.endswith("kernel"))
             np.testing.assert_allclose(weights[name].numpy(), state[name][0], rtol=1e-5, atol=1e-6, err_msg=name)
     assert int(optimizer.iterations.numpy()) == 3
+
+
+# ---- what a user running a short job sees (issue 19: warm-up longer than the run, steps/s and ETA)
+def test_warmup_defaults_to_a_tenth_of_the_steps_and_a_too_long_one_is_warned_about(shards, tmp_path):
+    from pipeline.pretrain.train import eta, warmup_steps
+
+    assert warmup_steps(60, -1) == (6, None)
+    assert warmup_steps(100_000, -1) == (10_000, None)
+    assert warmup_steps(1_000_000, -1) == (10_000, None)
+    kept, warning = warmup_steps(60, 10_000)
+    assert kept == 10_000 and "the learning rate only reaches 0.6% of its peak" in warning
+    assert warmup_steps(60, 30) == (30, None)
+    assert eta(3725) == "1:02:05" and eta(90_061) == "1d 1:01:01"
+    log: list[str] = []
+    last = train(options(shards, tmp_path / "long", num_train_steps=20, num_warmup_steps=10_000, steps_per_loop=10,
+                         learning_rate=1e-3), log=log.append)
+    assert any(line.startswith("warning: --num_warmup_steps 10,000 >= --num_train_steps 20") for line in log)
+    assert last["learning_rate"] == pytest.approx(1e-3 * 20 / 10_000, rel=1e-3)
+    log.clear()
+    last = train(options(shards, tmp_path / "auto", num_train_steps=20, num_warmup_steps=-1, steps_per_loop=10,
+                         learning_rate=1e-3), log=log.append)
+    assert not any(line.startswith("warning") for line in log)
+    assert any("warm-up 2" in line for line in log)
+    assert last["learning_rate"] == pytest.approx(0.0, abs=1e-9)    # the peak reached, then decayed to 0 at the end
+
+
+def test_progress_lines_carry_steps_per_second_and_eta(shards, tmp_path):
+    log: list[str] = []
+    train(options(shards, tmp_path / "out", num_train_steps=30, steps_per_loop=10), log=log.append)
+    progress = [line for line in log if line.startswith("step ")]
+    assert len(progress) == 3
+    for line in progress:
+        words = line.split()
+        rate = float(words[words.index("steps_per_second") + 1])
+        assert rate > 0
+        assert words[words.index("eta") + 1].count(":") == 2
+    assert progress[-1].endswith("eta 0:00:00")
+    history = metrics(tmp_path / "out")
+    assert [m["eta_seconds"] for m in history][-1] == 0
+    assert history[0]["eta_seconds"] > 0 and all(m["steps_per_second"] > 0 for m in history)

@@ -15,7 +15,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
-from pipeline import storage
+from pipeline import guard, storage
 from pipeline.beam.io import NAMESPACE, RowGroups, WriteLines, WriteTable, read_lines, read_tables, tables_of, tick
 from pipeline.beam.transforms import (DEDUP_COLUMNS, SEGMENT_COLUMNS, SHARD_COLUMNS, BuildShards, CleanDocuments,
                                       CountPreTokens, DedupKeys, ExactSimilarities, KeptDocuments, NearDuplicateEdges,
@@ -45,7 +45,8 @@ def _runner(config: Config):
 
 def _run(config: Config, build) -> Counts:
     export_worker_environment()
-    pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
+    with guard.beam_local_temp(config.output):     # its beam-pipeline-temp* under OUTPUT, not /tmp
+        pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
     build(pipeline)
     result = pipeline.run()
     result.wait_until_finish()

@@ -71,17 +71,30 @@ def _is_hidden(rel: str) -> bool:
     return any(part.startswith((".", "_")) for part in Path(rel).parts)
 
 
-def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[InputFile]:
+def _inside(path: str, root: str) -> bool:
+    """Whether ``path`` is ``root`` or under it (local paths, symlinks resolved; URIs by prefix)."""
+    if storage.is_remote(root) or storage.is_remote(path):
+        root = root.rstrip("/")
+        return path.rstrip("/") == root or path.startswith(root + "/")
+    path, root = os.path.realpath(path), os.path.realpath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def expand(path: str, source: str | None = None, fmt: str = "auto", exclude: str | None = None) -> list[InputFile]:
     """The files of one input (file, directory read recursively, or glob), sorted.
 
-    Hidden files and names starting with '_' are skipped inside directories.
+    Hidden files and names starting with '_' are skipped inside directories.  So is ``exclude`` (the run's own
+    output directory) when it lies inside a directory or under a glob being expanded: a run's outputs are never
+    read back as its input (an input that names a file or directory inside it explicitly is read).
     A directory that cannot be listed comes as an ``InputFile`` with ``error``
     set (the reader quarantines it).  An input that matches nothing raises
     ``FileNotFoundError``.
     """
     source = source or default_source(path)
+    if exclude and _inside(path, exclude):
+        exclude = None                       # asked for explicitly
     if storage.is_remote(path):
-        return _expand_remote(path, source, fmt)
+        return _expand_remote(path, source, fmt, exclude)
     found: list[tuple[str, str]] = []
     unlisted: list[tuple[str, str, str]] = []
 
@@ -91,6 +104,8 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
 
     if os.path.isdir(path):
         for dirpath, dirnames, filenames in os.walk(path, onerror=unreadable):
+            if exclude:
+                dirnames[:] = [d for d in dirnames if not _inside(os.path.join(dirpath, d), exclude)]
             dirnames.sort()
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
@@ -103,7 +118,7 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
         matches = sorted(glob.glob(path, recursive=True))
         base = os.path.dirname(path.split("*")[0]) if "*" in path else os.path.dirname(path)
         for full in matches:
-            if os.path.isfile(full):
+            if os.path.isfile(full) and not (exclude and _inside(full, exclude)):
                 found.append((full, os.path.relpath(full, base or ".")))
     if not found and not unlisted:
         raise FileNotFoundError(f"input {path!r} matches no file")
@@ -120,7 +135,7 @@ def expand(path: str, source: str | None = None, fmt: str = "auto") -> list[Inpu
     return files
 
 
-def _expand_remote(path: str, source: str, fmt: str) -> list[InputFile]:
+def _expand_remote(path: str, source: str, fmt: str, exclude: str | None = None) -> list[InputFile]:
     """``expand`` for an object-store URI: one object, every object under a prefix (hidden names skipped), or
     a wildcard pattern (``fnmatch``: ``*`` also matches ``/``)."""
     found: list[tuple[str, str, int]] = []
@@ -132,6 +147,8 @@ def _expand_remote(path: str, source: str, fmt: str) -> list[InputFile]:
         found = [(path, storage.name(path), storage.size(path))]
     else:
         found = [(storage.join(path, rel), rel, size) for rel, size, _ in storage.walk(path) if not _is_hidden(rel)]
+    if exclude:
+        found = [item for item in found if not _inside(item[0], exclude)]
     if not found:
         raise FileNotFoundError(f"input {path!r} matches no file")
     return [InputFile(path=full, relpath=rel, source=source, format=fmt, size=size) for full, rel, size in found]

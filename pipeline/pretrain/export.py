@@ -5,7 +5,10 @@
   ``vocab.txt``, as Chinese-BERT-wwm ships its models.
 - Hugging Face's: ``config.json`` (``BertForPreTraining``) and ``model.safetensors`` with transformers' BERT
   parameter names, written here from NumPy (safetensors is an 8-byte little-endian header length, a JSON
-  header, then the raw little-endian tensors), so no torch is needed; plus ``vocab.txt``.
+  header, then the raw little-endian tensors), so no torch is needed; plus ``vocab.txt``,
+  ``tokenizer_config.json`` (``model_max_length`` = the model's ``max_position_embeddings``, so
+  ``truncation=True`` cuts an over-long input to what the model can take; ``do_lower_case`` as the shards
+  were made) and ``special_tokens_map.json``.
 - :func:`init_from_checkpoint` reads a google-format checkpoint (Google's Chinese BERT, or our export) or one
   of our training checkpoints (``tf.train.Checkpoint``), and copies every weight by name; a position table
   shorter than the model's (phase 2 at 512 from a 128-position phase 1) fills the first rows and says so.
@@ -165,19 +168,37 @@ def read_safetensors(path: str | Path) -> dict[str, np.ndarray]:
 
 
 def hf_config(config: BertConfig) -> dict:
+    # "dtype", not "torch_dtype": transformers 5 renamed the key (4.56+ read both; older 4.x keep an unknown
+    # key as a plain attribute, and the safetensors' own F32 sets the weights' type)
     return {"architectures": ["BertForPreTraining"], "model_type": "bert", **config.to_dict(),
             "layer_norm_eps": 1e-12, "pad_token_id": 0, "position_embedding_type": "absolute",
-            "tie_word_embeddings": True, "torch_dtype": "float32"}
+            "tie_word_embeddings": True, "dtype": "float32"}
+
+
+SPECIAL_TOKENS = {"unk_token": "[UNK]", "sep_token": "[SEP]", "pad_token": "[PAD]", "cls_token": "[CLS]",
+                  "mask_token": "[MASK]"}
+
+
+def hf_tokenizer_config(config: BertConfig, do_lower_case: bool = True) -> dict:
+    """``tokenizer_config.json`` for ``BertTokenizer``/``BertTokenizerFast``: without it transformers takes
+    ``model_max_length`` as 1e30 and ``truncation=True`` truncates nothing."""
+    return {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
+            "strip_accents": None, "tokenize_chinese_chars": True,
+            "model_max_length": config.max_position_embeddings, "clean_up_tokenization_spaces": True,
+            **SPECIAL_TOKENS}
 
 
 def export_hf(weights: dict[str, np.ndarray], config: BertConfig, directory: str | Path,
-              vocab: str | Path | None = None) -> list[Path]:
+              vocab: str | Path | None = None, do_lower_case: bool = True) -> list[Path]:
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors = {hf: (weights[name].T if transpose else weights[name]) for hf, name, transpose in hf_names(config)}
     paths = [write_safetensors(tensors, directory / "model.safetensors")]
-    (directory / "config.json").write_text(json.dumps(hf_config(config), indent=2) + "\n", encoding="utf-8")
-    paths.append(directory / "config.json")
+    for name, body in (("config.json", hf_config(config)),
+                       ("tokenizer_config.json", hf_tokenizer_config(config, do_lower_case)),
+                       ("special_tokens_map.json", SPECIAL_TOKENS)):
+        (directory / name).write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        paths.append(directory / name)
     if vocab and Path(vocab).exists():
         paths.append(Path(shutil.copyfile(vocab, directory / "vocab.txt")))
     return paths
@@ -194,8 +215,9 @@ def export_google(weights: dict[str, np.ndarray], config: BertConfig, directory:
     return paths
 
 
-def export_all(model: BertPretrainer, directory: str | Path, vocab: str | Path | None = None) -> list[Path]:
+def export_all(model: BertPretrainer, directory: str | Path, vocab: str | Path | None = None,
+               do_lower_case: bool = True) -> list[Path]:
     """google layout in ``directory``, Hugging Face layout in ``directory/hf``."""
     weights = model.numpy_weights()
     return (export_google(weights, model.config, directory, vocab)
-            + export_hf(weights, model.config, Path(directory) / "hf", vocab))
+            + export_hf(weights, model.config, Path(directory) / "hf", vocab, do_lower_case))

@@ -36,7 +36,7 @@ class TrainOptions:
     preset: str = "base"
     train_batch_size: int = 32                    # global
     num_train_steps: int = 1000
-    num_warmup_steps: int = 100
+    num_warmup_steps: int = -1                    # < 0: auto, see warmup_steps
     learning_rate: float = 1e-4
     optimizer: str = "adamw"                      # adamw | lamb
     weight_decay: float = 0.01
@@ -56,6 +56,31 @@ class TrainOptions:
     cycle_length: int = 8
     stop_after_steps: int = 0                     # stop this run early at this step (checkpointed)
     export: bool = True
+
+
+def warmup_steps(num_train_steps: int, num_warmup_steps: int) -> tuple[int, str | None]:
+    """The warm-up to use, and a warning when it leaves the run no time at the peak learning rate.
+
+    A negative ``num_warmup_steps`` is "auto": 10% of the steps, at most 10,000 (google-research/bert's
+    10,000 of 100,000). A warm-up given explicitly is kept, but one as long as the run or longer means the
+    learning rate never reaches its peak (a 60-step run with 10,000 warm-up steps ends at 0.6% of it).
+    """
+    if num_warmup_steps < 0:
+        return min(10_000, num_train_steps // 10), None
+    if num_train_steps > 0 and num_warmup_steps >= num_train_steps:
+        reached = num_train_steps / max(num_warmup_steps, 1)
+        return num_warmup_steps, (f"warning: --num_warmup_steps {num_warmup_steps:,} >= --num_train_steps "
+                                  f"{num_train_steps:,}: the learning rate only reaches {reached:.1%} of its peak "
+                                  f"(leave --num_warmup_steps out for 10% of the steps)")
+    return num_warmup_steps, None
+
+
+def eta(seconds: float) -> str:
+    """``H:MM:SS`` (days as ``Dd H:MM:SS``)."""
+    seconds = max(0, int(round(seconds)))
+    days, rest = divmod(seconds, 86_400)
+    text = f"{rest // 3600}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+    return f"{days}d {text}" if days else text
 
 
 def get_strategy(tpu: str = "", cpu_replicas: int = 0) -> tf.distribute.Strategy:
@@ -119,9 +144,12 @@ class Trainer:
         self.masking = None
         if self.manifest["features"] == "unmasked":
             self.masking = pdata.Masking.from_manifest(self.manifest, options.vocab or None)
+        self.warmup, warning = warmup_steps(options.num_train_steps, options.num_warmup_steps)
+        if warning:
+            log(warning)
         with self.strategy.scope():
             self.model = BertPretrainer(self.config, seed=options.seed, compute_dtype=self.compute_dtype)
-            schedule = WarmupLinearDecay(options.learning_rate, options.num_train_steps, options.num_warmup_steps)
+            schedule = WarmupLinearDecay(options.learning_rate, options.num_train_steps, self.warmup)
             self.optimizer = Optimizer(self.model.weights, schedule, kind=options.optimizer,
                                        weight_decay=options.weight_decay, clip_norm=options.clip_norm)
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
@@ -212,8 +240,9 @@ class Trainer:
         self.log(f"pretrain: {self.kind} x{self.replicas} replicas, {self.mode} mode, "
                  f"{self.config.num_hidden_layers} layers x {self.config.hidden_size}, "
                  f"{'bf16' if self.compute_dtype == tf.bfloat16 else 'fp32'}{', XLA' if self.jit else ''}, {o.optimizer}, "
-                 f"batch {o.train_batch_size}, steps {start} -> {end} of {o.num_train_steps}")
+                 f"batch {o.train_batch_size}, steps {start} -> {end} of {o.num_train_steps}, warm-up {self.warmup}")
         step, last = start, {}
+        timed_steps, timed_seconds = 0, 0.0     # after the first call (which traces and compiles)
         with open(out / "metrics.jsonl", "a", encoding="utf-8") as metrics_file:
             while step < end:
                 steps = min(o.steps_per_loop, end - step)
@@ -222,13 +251,18 @@ class Trainer:
                 started = time.perf_counter()
                 sums = loop(iterator, tf.constant(steps, tf.int32)).numpy()
                 seconds = time.perf_counter() - started
+                if step > start:
+                    timed_steps, timed_seconds = timed_steps + steps, timed_seconds + seconds
                 step += steps
+                rate = (timed_steps / max(timed_seconds, 1e-9)) if timed_steps else steps / max(seconds, 1e-9)
                 last = {"step": step, **losses.summarize(sums, steps),
                         "learning_rate": float(self.optimizer.learning_rate().numpy()),
-                        "examples_per_second": float(sums[-1]) / max(seconds, 1e-9)}
+                        "examples_per_second": float(sums[-1]) / max(seconds, 1e-9),
+                        "steps_per_second": rate, "eta_seconds": round((end - step) / max(rate, 1e-9), 1)}
                 if self.mode != "bert":
                     last.pop("nsp_loss"), last.pop("nsp_accuracy")
-                self.log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()))
+                self.log(" ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in last.items()
+                                  if k != "eta_seconds") + f" eta {eta(last['eta_seconds'])}")
                 metrics_file.write(json.dumps(last) + "\n")
                 metrics_file.flush()
                 with writer.as_default(step=step):
@@ -241,7 +275,8 @@ class Trainer:
         if o.export and step >= o.num_train_steps:
             from pipeline.pretrain.export import export_all
 
-            for path in export_all(self.model, out / "export", vocab=o.vocab or self.manifest.get("vocab")):
+            for path in export_all(self.model, out / "export", vocab=o.vocab or self.manifest.get("vocab"),
+                                   do_lower_case=bool(self.manifest.get("settings", {}).get("lowercase", True))):
                 self.log(f"exported {path}")
         return last
 
