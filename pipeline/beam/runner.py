@@ -25,7 +25,7 @@ from pipeline.beam.transforms import (DEDUP_COLUMNS, NAMESPACE, SHARD_COLUMNS, B
 from pipeline import storage
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
-from pipeline.dedup.minhash import edge_from_json, edge_to_json, near_duplicates
+from pipeline.dedup.minhash import Rule, edge_from_json, edge_to_json, near_duplicates
 from pipeline.outputs import TableWriter, parquet_files
 from pipeline.records import Duplicate, Quarantined
 from pipeline.vocab.training import read_counts
@@ -157,7 +157,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
         local = Counters()
         writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
-        for duplicate in near_duplicates(edges, options.verify, options.threshold, exact_check, local):
+        for duplicate in near_duplicates(edges, options.verify, Rule.of(options), exact_check, local):
             writer.add(duplicate)
         writer.close()
         counters = merge(counters, exact_counts, local.as_dict())

@@ -30,7 +30,7 @@ from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
 from pipeline.dedup.minhash import (MinHasher, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
-                                    near_duplicates)
+                                    near_duplicates, Rule)
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, parquet_file, read_row_group, read_row_group_table, row_groups, table_rows
 from pipeline.progress import reporter, text_size
@@ -273,7 +273,7 @@ def dedup(config: Config, documents_dir: str, out) -> dict[str, int]:
 
         local = Counters()
         writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
-        for duplicate in near_duplicates(found, options.verify, options.threshold, exact_check, local):
+        for duplicate in near_duplicates(found, options.verify, Rule.of(options), exact_check, local):
             writer.add(duplicate)
         writer.close()
         counters = merge(counters, *(value for kind, value in results if kind == "counts"), local.as_dict())
