@@ -140,6 +140,9 @@ class VocabOptions:
                                  "its ## form; 0 = automatic: the smallest count at which the characters and their "
                                  "## forms fill at most 75% of the entries after the reserved ones")
     min_frequency: int = option(2, "WordPiece trainer: fewest occurrences of a pair for it to be merged")
+    ascii: bool = option(True, "reserve an entry for every printable ASCII character (upper case only when not "
+                         "lowercasing) right after the reserved layout, as Google's vocab does, and the ## form of "
+                         "each digit and letter: '{' or '~' that the corpus never shows is not [UNK]")
     lowercase: bool = option(True, "lowercase and strip accents before counting, as BERT's uncased Chinese vocab")
     held_out_fraction: float = option(0.01, "share of documents (chosen by a hash of their id, the same on every "
                                       "engine) left out of counting; the stats tokenize them with the new vocab")
