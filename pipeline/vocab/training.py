@@ -5,8 +5,9 @@ The vocab is assembled in this order:
 1. the reserved layout of Google's Chinese vocab: ``[PAD]``, ``[unused1]`` ..
    ``[unusedR]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, ``<S>``, ``<T>``;
    then (``ascii``, the default) every printable ASCII character from ``!`` to
-   ``~`` in code point order (upper case left out when lowercasing), as
-   Google's vocab has them there, and the ``##`` form of each digit and letter:
+   ``~`` in code point order (upper case left out when lowercasing; the
+   backquote, which Google's lacks, last), as Google's vocab has them there,
+   and the ``##`` form of each digit and letter:
    a character the corpus never shows (``{``, ``}``) still has an entry, and a
    rare letter inside a word does not turn the whole word into ``[UNK]``;
 2. every CJK character counted at least ``min_char_count`` times, by code
@@ -52,8 +53,10 @@ def reserved_layout(reserved_unused: int = 99) -> list[str]:
 
 
 def ascii_entries(lowercase: bool = True) -> list[str]:
-    """Printable ASCII ``!`` .. ``~`` (no upper case when lowercasing), then ``##`` + each digit and letter."""
-    chars = [chr(c) for c in range(0x21, 0x7F) if not (lowercase and "A" <= chr(c) <= "Z")]
+    """Printable ASCII ``!`` .. ``~`` (no upper case when lowercasing) in Google's order, then ``##`` + each digit
+    and letter.  Google's vocab has every one of them but the backquote, so it comes last here: the entries
+    before it get Google's ids."""
+    chars = [chr(c) for c in range(0x21, 0x7F) if c != 0x60 and not (lowercase and "A" <= chr(c) <= "Z")] + ["`"]
     return chars + ["##" + c for c in chars if c.isalnum()]
 
 
