@@ -288,6 +288,20 @@ def report(run_dir: str) -> dict:
     return summary
 
 
+def run_report(root: str) -> str:
+    """Write the HTML report of a finished ``wwm run`` beside its outputs; the line that says where (or why not:
+    a report that cannot be written never fails the run that produced the data)."""
+    if "://" in root:
+        return f"report: not written for an object-store output (wwm report reads local run directories)"
+    from pipeline.report import write_report
+
+    try:
+        write_report(root)
+    except Exception as exc:  # noqa: BLE001 - the run's outputs are published; say what went wrong, go on
+        return f"report: not written ({type(exc).__name__}: {exc}); try 'wwm report {root}'"
+    return f"report: {root}/report.html (JSON: {root}/report.json)"
+
+
 def _slice(text: str) -> slice:
     start, sep, end = text.partition(":")
     try:
@@ -396,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"duplicate {a.get('duplicate', 0):,} + quarantined {a.get('quarantined', 0):,}")
             root = config.output.rstrip("/") if "://" in config.output else str(Path(config.output).resolve())
             print(f"outputs: {root}/{{{','.join(STAGES)}}}  (run.json beside them); the shards are in {root}/shards")
+            print(run_report(root))
             return 0
         run_stage(args.command, config, getattr(args, "input", None))
         return 0

@@ -96,6 +96,12 @@ class DedupOptions:
     threshold: float = option(0.6, "near dedup: Jaccard similarity of character shingles at or above which two "
                               "documents are duplicates (0.6 finds copies keeping >= 80% of their text, "
                               "inserted text included; 0.8 only lightly edited ones)")
+    containment: float = option(0.8, "near dedup (exact verify): also a duplicate when the shared shingles over "
+                                "the smaller document's shingles reach this (an article and a truncated or "
+                                "abridged copy of it); 0 turns it off")
+    containment_min_jaccard: float = option(0.4, "near dedup: least Jaccard of a containment duplicate (a short "
+                                            "text inside a long one is not one); with containment on, the LSH "
+                                            "bands are derived for the lower of this and threshold")
     num_perm: int = option(128, "near dedup: MinHash permutations per signature")
     bands: int = option(0, "near dedup: LSH bands (0 = derived with rows from threshold and num_perm)")
     rows: int = option(0, "near dedup: rows per band (0 = derived)")
@@ -134,6 +140,9 @@ class VocabOptions:
                                  "its ## form; 0 = automatic: the smallest count at which the characters and their "
                                  "## forms fill at most 75% of the entries after the reserved ones")
     min_frequency: int = option(2, "WordPiece trainer: fewest occurrences of a pair for it to be merged")
+    ascii: bool = option(True, "reserve an entry for every printable ASCII character (upper case only when not "
+                         "lowercasing) right after the reserved layout, as Google's vocab does, and the ## form of "
+                         "each digit and letter: '{' or '~' that the corpus never shows is not [UNK]")
     lowercase: bool = option(True, "lowercase and strip accents before counting, as BERT's uncased Chinese vocab")
     held_out_fraction: float = option(0.01, "share of documents (chosen by a hash of their id, the same on every "
                                       "engine) left out of counting; the stats tokenize them with the new vocab")

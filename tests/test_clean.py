@@ -140,3 +140,44 @@ def test_shared_traditional_text_is_converted():
     kept = [r for r in (Cleaner().process(d, count) for d in docs) if isinstance(r, Document)]
     assert count["clean.docs_converted"] >= 95 and count["clean.chars_converted"] > 1000
     assert "學" not in "".join(d.text for d in kept)
+
+
+@pytest.mark.parametrize("name", ["drcd_dev_traditional.json", "wiki2019zh_sample.jsonl", "cmrc2018_dev.json"])
+def test_clean_text_is_what_opencc_gives_on_the_whole_document(name):
+    """Issue 19.7: whatever clean does around the conversion (invisible characters, markup, full-width, lines),
+    its text is OpenCC ``t2s`` run once over the whole raw document, then cleaned without conversion; no
+    per-line, per-sentence or per-character shortcut that converts ``於`` differently."""
+    import dataclasses
+
+    import opencc
+
+    path = shared_file("corpora", name)
+    whole = opencc.OpenCC("t2s.json")
+    cleaner, unconverted = Cleaner(), Cleaner(CleanOptions(convert="none"))
+    compared = with_yu = 0
+    for doc in (r for f in expand(str(path)) for r in read_file(f) if isinstance(r, Document)):
+        got = cleaner.process(doc)
+        want = unconverted.process(dataclasses.replace(doc, text=whole.convert(doc.text)))
+        assert type(got) is type(want), doc.id
+        if isinstance(got, Document):
+            assert got.text == want.text, doc.id
+            assert got.title == (whole.convert(doc.title) if doc.title else doc.title)
+            compared += 1
+            with_yu += "於" in doc.text
+    assert compared >= 60 and (with_yu >= 50 or name != "drcd_dev_traditional.json")
+
+
+def test_yu_in_shu_yu_and_she_yu_is_simplified_as_opencc_does():
+    """The contexts of the report (``屬於``, ``設於``, mixed-script ``属於``): clean gives ``于``, as OpenCC does on
+    the whole text.  Where OpenCC's own phrase table keeps ``於`` (its entry ``於倫``: ``位於倫敦`` gives
+    ``位於伦敦``), clean keeps it too: the contract is OpenCC's output, not a second pass."""
+    import opencc
+
+    whole = opencc.OpenCC("t2s.json")
+    cleaner = Cleaner(CleanOptions(min_chars=1))
+    for raw, expected in [("香山縣直屬於省。", "香山县直属于省。"), ("總部設於市內。", "总部设于市内。"),
+                          ("学堂隶属於伦敦传道会。", "学堂隶属于伦敦传道会。"), ("縣署設於佳里興。", "县署设于佳里兴。"),
+                          ("他位於倫敦。", whole.convert("他位於倫敦。"))]:
+        doc = Document(id="x", source="s", format="jsonl", text=raw, file="f", position=1)
+        out = cleaner.process(doc)
+        assert isinstance(out, Document) and out.text == expected == whole.convert(raw), (raw, out)

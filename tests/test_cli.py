@@ -61,6 +61,8 @@ def test_run_and_report_from_the_command_line(tmp_path, capsys):
                  "--no-progress", "--segment-segmenter", "jieba"]) == 0
     printed = capsys.readouterr().out
     assert "run: read 46 = kept" in printed and str(out.resolve()) in printed
+    # issue 19.5: the run writes its report and says where
+    assert f"report: {out.resolve()}/report.html" in printed and (out / "report.html").is_file()
     table = {}
     for line in printed.splitlines():
         if line.split():

@@ -170,3 +170,28 @@ def test_rerunning_a_stage_replaces_its_output(tmp_path, sample_inputs):
     second = run_stage("ingest", config, log=lambda *_: None)
     assert first["accounting"] == second["accounting"]
     assert not marker.exists() and not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
+
+
+@pytest.mark.parametrize("engine", ["beam", "spark"])
+def test_containment_finds_a_truncated_copy_on_both_engines(tmp_path, engine):
+    """Issue 19.6 through each engine's dedup: an article and its copy cut to 60% are one cluster with the
+    default containment rule, two documents with ``containment: 0`` (the option reaches the verification)."""
+    import random
+
+    rng = random.Random(7)
+    han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]
+    sentences = ["".join(rng.choice(han) for _ in range(rng.randint(15, 30))) + "。" for _ in range(60)]
+    article = "".join(sentences)
+    docs = [{"id": "a", "title": "甲", "text": article}, {"id": "b", "title": "甲", "text": article[:int(0.6 * len(article))]},
+            {"id": "c", "title": "乙", "text": "".join(sentences[::-1][:20]) + "".join(rng.choice(han) for _ in range(600))}]
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    found = {}
+    for containment in (0.8, 0.0):
+        output = tmp_path / f"out-{containment}"
+        config = make_config(output, [InputSpec(str(path), "auto", "t")], engine, dedup={"containment": containment})
+        run_all(config, stages=("ingest", "clean", "dedup"), log=lambda *_: None)
+        found[containment] = {(d["id"], d["duplicate_of"], d["method"])
+                              for d in rows(output, "dedup", "duplicates")}
+    assert found[0.8] == {("t:b", "t:a", "minhash")}
+    assert found[0.0] == set()

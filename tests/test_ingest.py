@@ -95,6 +95,71 @@ def test_malformed_json_lines_are_quarantined_and_reading_goes_on(tmp_path, cont
     assert len(bad) == 1 and bad[0].position == 2 and error in bad[0].error
 
 
+DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def _arrow_safe(records) -> None:
+    """Every record goes to Arrow as its table's row (what the engines do with it)."""
+    import pyarrow as pa
+
+    from pipeline.records import to_row
+    for record in records:
+        pa.Table.from_pylist([to_row(record)])
+
+
+@pytest.mark.parametrize("content, error", [
+    (b'{"id": "1", "title": "t", "text": ' + DEEP + b'}\n', "nested too deeply"),
+    (b'{"id": "1", "title": "t", "text": "\xe4\xb8\xad\\ud800\xe6\x96\x87"}\n', "field 'text' holds a lone surrogate U+D800"),
+    (b'{"id": "1", "title": "t", "text": "\\udc00"}\n', "field 'text' holds a lone surrogate U+DC00"),
+    (b'{"id": "1", "title": "\\udfff", "text": "\xe4\xb8\xad"}\n', "field 'title' holds a lone surrogate"),
+    (b'{"id": "1\\ud800", "title": "t", "text": "\xe4\xb8\xad"}\n', "field 'id' holds a lone surrogate"),
+    (b'{"id": "1", "title": "t", "url": "\\ud800", "text": "\xe4\xb8\xad"}\n', "field 'url' holds a lone surrogate"),
+])
+def test_deep_json_and_lone_surrogates_are_quarantined_and_reading_goes_on(tmp_path, content, error):
+    """Issue 19.11: neither a RecursionError from json nor a string Arrow cannot encode ends the file."""
+    good = '{"id": "2", "url": "u", "title": "好", "text": "一段正常的文字。\\ud83d\\ude00"}\n'.encode()
+    path = write(tmp_path / "x.jsonl", good + content + good.replace(b'"2"', b'"3"'))
+    for fmt in ("wiki2019zh", "auto"):
+        docs, bad, _ = read_all(path, fmt=fmt)
+        assert [d.id for d in docs] == ["src:2", "src:3"] and docs[0].text.endswith("😀")   # a pair is fine
+        assert len(bad) == 1 and bad[0].position == 2 and error in bad[0].error, bad
+        _arrow_safe(docs + bad)
+
+
+def test_lone_surrogates_in_meta_and_squad_fields_and_a_deep_first_line(tmp_path):
+    news = write(tmp_path / "news.json", '{"news_id": "n1", "title": "t", "content": "中文", "keywords": "\\ud800"}\n'
+                 '{"news_id": "n2", "title": "t", "content": "中文", "keywords": "k"}\n')
+    docs, bad, _ = read_all(news)
+    assert [d.id for d in docs] == ["src:n2"] and "field 'meta' holds a lone surrogate" in bad[0].error
+    squad = write(tmp_path / "squad.json", json.dumps({"data": [
+        {"title": "\ud800", "paragraphs": [{"id": "p1", "context": "中文"}]},
+        {"title": "好", "paragraphs": [{"id": "p2", "context": "中\udfff"}, {"id": "p3", "context": "中文"}, "\ud800"]},
+    ]}, indent=1))
+    docs, bad, _ = read_all(squad, fmt="squad")
+    assert [d.id for d in docs] == ["src:p3"]
+    assert [(b.position, b.id) for b in bad] == [(1, "p1"), (2, "p2"), (4, None)]
+    assert "'title'" in bad[0].error and "'text'" in bad[1].error and "no 'context'" in bad[2].error
+    _arrow_safe(docs + bad)
+    deep_squad = write(tmp_path / "deep.json", b'{"data": ' + DEEP + b"}")
+    docs, bad, _ = read_all(deep_squad, fmt="squad")
+    assert docs == [] and len(bad) == 1 and "nested too deeply" in bad[0].error
+    # a deep first line: the format is told from the next line, and only the deep line is quarantined
+    first = write(tmp_path / "first.jsonl", b'{"id": "d", "text": ' + DEEP + b'}\n'
+                  b'{"id": "1", "title": "t", "url": "u", "text": "\xe4\xb8\xad"}\n')
+    docs, bad, _ = read_all(first)
+    assert [d.id for d in docs] == ["src:1"] and bad[0].position == 1 and "nested too deeply" in bad[0].error
+
+
+def test_a_file_name_that_is_not_utf8_is_quarantined_with_a_writable_name(tmp_path):
+    import os
+    path = os.fsdecode(os.path.join(os.fsencode(tmp_path), b"bad\xffname.jsonl"))
+    write(Path(path), '{"id": "1", "title": "t", "text": "中文"}\n')
+    docs, bad, _ = read_all(tmp_path)
+    assert docs == [] and len(bad) == 1 and "file name is not UTF-8" in bad[0].error
+    assert bad[0].file.endswith("bad\\udcffname.jsonl")
+    _arrow_safe(bad)
+
+
 def test_truncated_bz2_keeps_what_was_read_and_quarantines_the_rest(tmp_path):
     rng = random.Random(0)
     han = [chr(c) for c in range(0x4E00, 0x4E00 + 3000)]

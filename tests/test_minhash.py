@@ -6,7 +6,7 @@ import pytest
 
 from pipeline.counters import Counters
 from pipeline.dedup.exact import DocRef
-from pipeline.dedup.minhash import (MinHasher, UnionFind, bucket_edges, clusters, edge_key, exact_similarity,
+from pipeline.dedup.minhash import (MinHasher, Rule, UnionFind, bucket_edges, clusters, edge_key, exact_similarity,
                                     near_duplicates, near_key_text, optimal_param)
 
 HAN = [chr(c) for c in range(0x4E00, 0x4E00 + 6000)]
@@ -25,13 +25,15 @@ def lsh(texts: dict[str, str], hasher=None, verify="exact"):
         signed = hasher.sign(DocRef(doc_id, "s", "f", 1), text)
         for key in hasher.band_keys(signed):
             buckets[key].append(signed)
-    edges = [e for members in buckets.values() for e in bucket_edges(members, hasher.threshold, verify)]
+    floor = hasher.candidate_threshold if verify == "exact" else hasher.threshold
+    edges = [e for members in buckets.values() for e in bucket_edges(members, floor, verify)]
 
     def exact_check(candidates):
         return {key: exact_similarity([(i, hasher.shingle_bytes(texts[i])) for i in (a.id, b.id)])
                 for a, b, _ in candidates for key in [edge_key(a.id, b.id)]}
 
-    return {d.id: d.duplicate_of for d in near_duplicates(edges, verify, hasher.threshold, exact_check)}
+    rule = hasher.rule if verify == "exact" else Rule(hasher.threshold)
+    return {d.id: d.duplicate_of for d in near_duplicates(edges, verify, rule, exact_check)}
 
 
 @pytest.mark.parametrize("threshold, num_perm, expected", [
@@ -39,16 +41,20 @@ def lsh(texts: dict[str, str], hasher=None, verify="exact"):
 def test_bands_and_rows_match_text_dedup_optimal_param(threshold, num_perm, expected):
     assert optimal_param(threshold, num_perm) == expected
     hasher = MinHasher(num_perm=num_perm, threshold=threshold, false_positive_weight=0.5,
-                       false_negative_weight=0.5)
+                       false_negative_weight=0.5, containment=0)
     assert (hasher.bands, hasher.rows) == expected
 
 
 def test_default_lsh_favours_recall_because_candidates_are_verified():
     for threshold, shape in ((0.8, (16, 8)), (None, (24, 4))):     # None: the default, 0.6
-        hasher = MinHasher(threshold=threshold) if threshold else MinHasher()
+        hasher = MinHasher(threshold=threshold, containment=0) if threshold else MinHasher(containment=0)
         assert (hasher.bands, hasher.rows) == shape
         p = 1 - (1 - hasher.threshold ** hasher.rows) ** hasher.bands
         assert p > 0.94          # a pair right at the threshold is a candidate 19 times in 20
+    # with containment on (the default), the bands are derived for its lower Jaccard level, 0.4
+    hasher = MinHasher()
+    assert hasher.candidate_threshold == 0.4 and (hasher.bands, hasher.rows) == (42, 3)
+    assert 1 - (1 - 0.4 ** hasher.rows) ** hasher.bands > 0.9
 
 
 def test_explicit_bands_and_bad_settings():
@@ -76,14 +82,58 @@ def test_traditional_and_simplified_twins_collide():
     a = hasher.sign(DocRef("a", "s", "f", 1), simplified)
     b = hasher.sign(DocRef("b", "s", "f", 1), traditional)
     assert a.signature == b.signature
-    assert exact_similarity([("a", hasher.shingle_bytes(simplified)), ("b", hasher.shingle_bytes(traditional))]) == 1.0
+    assert exact_similarity([("a", hasher.shingle_bytes(simplified)), ("b", hasher.shingle_bytes(traditional))]) == [1.0, 1.0]
     assert lsh({"a": simplified, "b": traditional}) == {"b": "a"}
 
 
 def test_a_long_prefix_is_a_near_duplicate_and_a_short_one_is_not():
     text = han_text(1000, 3)
     assert lsh({"full": text, "p90": text[:900]}) == {"p90": "full"}
-    assert lsh({"full": text, "p50": text[:500]}) == {}
+    # containment (the default): a prefix keeping half the article is its copy; one keeping 30% is not
+    # (its Jaccard, 0.3, is under containment_min_jaccard)
+    assert lsh({"full": text, "p50": text[:500]}) == {"p50": "full"}
+    assert lsh({"full": text, "p30": text[:300]}) == {}
+    # Jaccard alone (containment 0): the half prefix (Jaccard 0.5) is under the 0.6 threshold
+    assert lsh({"full": text, "p50": text[:500]}, MinHasher(containment=0)) == {}
+
+
+def test_containment_is_shared_shingles_over_the_smaller_set():
+    a = np.arange(100, dtype=np.uint32).tobytes()
+    b = np.arange(40, 100, dtype=np.uint32).tobytes()           # inside a: 60 of a's 100
+    c = np.arange(50, 150, dtype=np.uint32).tobytes()           # 50 shared of 100 each
+    assert exact_similarity([("a", a), ("b", b)]) == [0.6, 1.0]
+    assert exact_similarity([("a", a), ("c", c)]) == [50 / 150, 0.5]
+    assert exact_similarity([("a", a), ("e", b"")]) == [0.0, 0.0]
+    rule = Rule(0.6, 0.8, 0.4)
+    assert rule.why(0.6, 0.6) == "jaccard" and rule.why(0.45, 0.85) == "containment"
+    assert rule.why(0.39, 1.0) is None and rule.why(0.59, 0.79) is None
+    assert Rule(0.6, 0.0).why(0.45, 1.0) is None
+
+
+def test_truncated_and_abridged_copies_cluster_with_their_article_by_containment():
+    """Issue 19.6: an article and a copy keeping 60% of it (cut at the end, or two sentences in five deleted)
+    are one cluster; Jaccard alone at the default threshold misses them."""
+    sentences = [han_text(40, seed) for seed in range(100, 140)]
+    article = "".join(sentences)
+    copies = {"truncated": article[:int(0.6 * len(article))],
+              "abridged": "".join(x for i, x in enumerate(sentences) if i % 5 not in (1, 3))}
+    hasher = MinHasher()
+    for name, copy in copies.items():
+        jaccard, containment = exact_similarity([("a", hasher.shingle_bytes(article)),
+                                                 ("b", hasher.shingle_bytes(copy))])
+        assert jaccard < 0.6 <= 0.8 <= containment, (name, jaccard, containment)
+        assert lsh({"article": article, f"{name}-copy": copy}) in ({f"{name}-copy": "article"},
+                                                                 {"article": f"{name}-copy"}), name
+        assert lsh({"article": article, f"{name}-copy": copy}, MinHasher(containment=0)) == {}, name
+
+
+def test_containment_is_off_without_exact_verification():
+    from pipeline.config import DedupOptions
+    assert MinHasher.from_options(DedupOptions(verify="signature")).containment == 0
+    assert Rule.of(DedupOptions(verify="signature")).containment == 0
+    assert Rule.of(DedupOptions()) == Rule(0.6, 0.8, 0.4)
+    with pytest.raises(ValueError):
+        MinHasher(containment=1.5)
 
 
 def test_empty_and_one_character_documents_are_never_dropped_for_being_short():
@@ -108,8 +158,8 @@ def test_a_chain_a_b_c_is_one_cluster_even_when_a_and_c_are_not_similar():
     hasher = MinHasher()
     sets = {i: [(i, hasher.shingle_bytes(t))] for i, t in (("a", a), ("b", b), ("c", c))}
     # the premise, measured: A~B and B~C above the threshold, A~C below it
-    assert exact_similarity(sets["a"] + sets["b"]) >= 0.8 and exact_similarity(sets["b"] + sets["c"]) >= 0.8
-    assert exact_similarity(sets["a"] + sets["c"]) < 0.75
+    assert exact_similarity(sets["a"] + sets["b"])[0] >= 0.8 and exact_similarity(sets["b"] + sets["c"])[0] >= 0.8
+    assert exact_similarity(sets["a"] + sets["c"])[0] < 0.75
     assert lsh({"a": a, "b": b, "c": c}, hasher) == {"b": "a", "c": "a"}
 
 

@@ -88,3 +88,16 @@ def test_traditional_script_copies_are_all_found(report):
 
 def test_unrelated_documents_form_no_clusters(report):
     assert report["unrelated_pairs"]["count"] == 0, report["unrelated_pairs"]["examples"]
+
+
+def test_copies_keeping_60_percent_are_found_at_every_edit_and_strength(report):
+    """Issue 19.6: truncated and abridged copies (and every other edit) keeping >= 60% of the original are
+    found at every strength (containment in the verification), at precision >= 0.99."""
+    assert report["pairs"]["precision"] >= 0.99 and report["unrelated_pairs"]["count"] == 0
+    cells = [(edit, strength, row) for edit, curve in report["curve_kept_ge_0_6"].items()
+             for strength, row in curve.items()]
+    assert {e for e, _, _ in cells} == set(report["recall_by_edit"]) and len(cells) >= 30
+    for edit, strength, row in cells:
+        assert row["recall"] >= 0.95, (edit, strength, row)
+    for edit in ("truncate", "delete_sentences"):        # the edits the issue names: their 40% cells are in
+        assert report["curve_kept_ge_0_6"][edit]["0.4"]["copies"] >= 10

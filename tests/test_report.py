@@ -27,9 +27,14 @@ PLOTTED = ("funnel", "rejections", "duplicates", "conversion", "segmentation", "
 
 @pytest.fixture(scope="module")
 def run_dir(sample_inputs, tmp_path_factory) -> Path:
+    """A whole ``wwm run`` of the sample (the command line, in process): it writes the report itself."""
+    from pipeline import config as cfg
+
     out = tmp_path_factory.mktemp("report-run")
-    run_all(make_config(out, sample_inputs, segment={"segmenter": "jieba"}), log=lambda *_: None)
-    write_report(out)
+    config_file = out.parent / f"{out.name}.yaml"
+    config_file.write_text(cfg.dump(make_config(out, sample_inputs, segment={"segmenter": "jieba"})), encoding="utf-8")
+    assert main(["run", "--config", str(config_file), "--output", str(out)]) == 0
+    assert (out / "report.html").is_file() and (out / "report.json").is_file()     # issue 19.5: written by the run
     return out
 
 
@@ -258,3 +263,48 @@ def test_figures_do_not_depend_on_the_batch_size(run_dir, monkeypatch):
     for key in ("funnel", "rejections", "conversion"):
         assert small[key] == whole[key]
     assert whole["funnel"]["totals"]["ingest"]["documents"] > 3 * 4
+
+
+def test_report_shows_quarantine_errors_instances_sources_and_settings(run_dir):
+    """Issue 19.5 and 19.13: what a person about to train checks, each figure derived once."""
+    data = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    stats = data["stages"]
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    # quarantined records: error, file and line, as the rejected examples are shown
+    q = data["rejections"]["quarantined"]["ingest"]
+    assert q["total"] == stats["ingest"]["accounting"]["quarantined"] > 0
+    for ex in q["examples"]:
+        assert ex["error"] and ex["file"] and ex["line"] is not None
+        assert html.escape(f"{ex['file']}:{ex['line']}") in page and html.escape(ex["error"]) in page
+    # per instance: real tokens and masked positions, from the shards themselves
+    per = data["shards"]["per_instance"]
+    assert per["instances_read"] == min(data["shards"]["instances"], 20000)
+    assert sum(per["real_tokens"]["counts"]) == per["instances_read"] == sum(per["masked_positions"]["counts"])
+    assert per["real_tokens"]["max"] <= data["shards"]["max_seq_length"]
+    if per["instances_read"] == data["shards"]["instances"]:
+        read_masked = sum(i * n for i, n in enumerate(per["masked_positions"]["counts"]))
+        assert read_masked == data["shards"]["masked_tokens"]
+    example = per["example"]
+    assert example["tokens"][0]["token"] == "[CLS]" and example["tokens"][-1]["token"] == "[SEP]"
+    marked = [t for t in example["tokens"] if t["masked"] is not None]
+    assert len(marked) == example["masked_positions"] > 0 and 'class="instance"' in page
+    # tokens by source: the document tokens the shards are cut from
+    by_source = data["shards"]["tokens_by_source"]
+    assert by_source["tokens"] == stats["shards"]["counters"]["shards.document_tokens"]
+    assert set(by_source["by_source"]) == {s for s, per in data["funnel"]["by_source"].items()
+                                           if per["segment"]["documents"]}
+    # the Jaccard axis stops at 1; every stage has a documents/s bar
+    assert all(0 <= x <= 1 for x in data["duplicates"]["near_similarity"])
+    assert all(t["docs_per_s"] and t["docs_per_s"] > 0 for t in data["timing"])
+    # figures derived once: the conversion headline is its table's sum, shares print in percent
+    conv = data["conversion"]
+    assert conv["characters_kept"] == sum(v["characters"] for v in conv["by_source"].values())
+    assert conv["documents_kept"] == stats["clean"]["accounting"]["kept"]
+    assert f"{100 * conv['share']:.2f} %" in page
+    seg = data["segmentation"]
+    assert seg["words"] == seg["word_length"]["count"] and seg["sentences"] == seg["sentence_length"]["count"]
+    assert f"{100 * data['shards']['masked_share']:.2f} %" in page
+    # the run's settings and version
+    assert data["settings"]["report_version"] and all(v["version"] for v in data["settings"]["stages"].values())
+    assert data["settings"]["stages"]["dedup"]["settings"]["containment"] == 0.8
+    assert "Settings of each stage" in page

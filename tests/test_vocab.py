@@ -146,7 +146,7 @@ def small_counts():
 
 
 def test_vocab_layout_characters_and_size():
-    options = VocabOptions(size=150, reserved_unused=10, min_char_count=2, min_frequency=1)
+    options = VocabOptions(size=150, reserved_unused=10, min_char_count=2, min_frequency=1, ascii=False)
     entries, info = build_vocab(small_counts(), options)
     layout = ["[PAD]", *(f"[unused{i}]" for i in range(1, 11)), "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "<T>"]
     assert entries[:len(layout)] == layout == reserved_layout(10)
@@ -155,11 +155,31 @@ def test_vocab_layout_characters_and_size():
     assert len(entries) == len(set(entries)) and len(entries) <= 150
     assert {"hello", "the", "，", "。"} <= set(entries)
     assert build_vocab(small_counts(), options)[0] == entries
-    tight = VocabOptions(size=len(layout) + 7, reserved_unused=10, min_char_count=1)   # 4 chars need 8
+    tight = VocabOptions(size=len(layout) + 7, reserved_unused=10, min_char_count=1, ascii=False)   # 4 chars need 8
     with pytest.raises(VocabError, match="min-char-count"):
         build_vocab(small_counts(), tight)
-    exact = VocabOptions(size=len(layout) + 8, reserved_unused=10, min_char_count=2, min_frequency=1)
+    exact = VocabOptions(size=len(layout) + 8, reserved_unused=10, min_char_count=2, min_frequency=1, ascii=False)
     assert len(build_vocab(small_counts(), exact)[0]) == len(layout) + 8
+
+
+def test_printable_ascii_has_entries_even_when_the_corpus_never_shows_it():
+    """Issue 19.19: '{' and '}' never seen became [UNK]; Google's vocab keeps all of printable ASCII."""
+    options = VocabOptions(size=300, reserved_unused=10, min_char_count=2, min_frequency=1)
+    entries, _ = build_vocab(small_counts(), options)
+    layout = reserved_layout(10)
+    block = [chr(c) for c in range(0x21, 0x7F) if not "A" <= chr(c) <= "Z" and c != 0x60] + ["`"]
+    assert entries[len(layout):len(layout) + len(block)] == block          # right after <T>, as in Google's
+    assert {"##" + c for c in "0123456789abcdefghijklmnopqrstuvwxyz"} <= set(entries)
+    assert len(entries) == len(set(entries)) <= 300 and "A" not in entries
+    tokenizer = bert_tokenizer(entries)
+    unk = tokenizer.token_to_id("[UNK]")
+    for text in ("{x}", "a~b", "中`国", "q9z|", "HELLO{}"):     # none of these characters is in the counts
+        assert unk not in tokenizer.encode(text, add_special_tokens=False).ids, text
+    cased = build_vocab(small_counts(), VocabOptions(size=300, reserved_unused=10, min_char_count=2,
+                                                     min_frequency=1, lowercase=False))[0]
+    assert "A" in cased and "##Z" in cased
+    off = build_vocab(small_counts(), VocabOptions(size=300, reserved_unused=10, min_char_count=2, ascii=False))[0]
+    assert "{" not in off
 
 
 def test_trained_pieces_are_a_function_of_the_counts():
@@ -231,6 +251,8 @@ def test_the_vocab_has_the_layout_the_size_and_every_character(built):
     entries = read_vocab(output / "vocab" / "vocab.txt")
     google = read_vocab(shared_file("reference", "bert_base_chinese_vocab.txt"))
     assert entries[:106] == google[:106] == reserved_layout(99)
+    # printable ASCII where Google's vocab has it (it lacks the backquote, which comes right after)
+    assert entries[106:173] == google[106:173] and google[172] == "~" and entries[173] == "`" not in google
     assert len(entries) == stats["size"] <= 21128 and len(entries) == len(set(entries))
     counts = read_counts(output / "vocab" / "counts.tsv")
     chars = {c for c, n in counts.items() if len(c) == 1 and is_cjk(c) and n >= stats["min_char_count"]}

@@ -468,3 +468,24 @@ def test_whole_article():
 
 def test_whole_article_with_windows_newlines():
     assert W(ARTICLE.replace("\n", "\r\n")) == ARTICLE_TEXT
+
+
+@pytest.mark.parametrize("wikitext, expected", [
+    ("voiceless alveolar lateral fricative {{IPA|[ɬ]}}, a sound", "voiceless alveolar lateral fricative, a sound"),
+    ("a claim <ref>source</ref>. Next", "a claim. Next"),
+    ('a claim <ref name="x" /> ; next', "a claim; next"),
+    ("北京 {{lang|en|Beijing}}，是首都 <ref>资料</ref>。", "北京，是首都。"),
+    ("x {{a}} {{b}} , y", "x, y"),                              # adjacent removed pieces
+    ("x {{a}}<ref>r</ref> ) y", "x) y"),
+    ("a sound [[File:x.png|thumb|a [[caption]]]], more", "a sound, more"),
+    ("甲 [[Category:乙]]，丙", "甲，丙"),
+    ("5 {{x}} % up", "5% up"),
+    # spaces the author wrote stay: between words, and before punctuation where nothing was removed
+    ("a {{x}} b", "a b"),
+    ("[[a]] , b", "a , b"),
+    ("a , b {{x}}", "a , b"),
+    ("word {{x}}\n, b", "word\n, b"),                           # a line break is not a space to close up
+])
+def test_no_space_is_left_before_punctuation_where_a_template_or_ref_was_dropped(wikitext, expected):
+    """Issue 19.8: ``lateral fricative , a sound`` came from the space before a removed template."""
+    assert W(wikitext) == expected

@@ -13,9 +13,15 @@ Pure NumPy; the engines call these functions around their grouping:
    (from :func:`optimal_param`); documents sharing a band key are candidates.
 3. :func:`bucket_edges` turns one band bucket into edges from its smallest id
    to each other member, checked by the signature estimate; with exact
-   verification (the default) each remaining edge is then checked by the
-   Jaccard of the two documents' shingle sets, which the engines bring
-   together per edge (:func:`incident_keys`, :func:`exact_similarity`).
+   verification (the default) each remaining edge is then checked on the
+   two documents' shingle sets, which the engines bring together per edge
+   (:func:`incident_keys`, :func:`exact_similarity`): a pair is a duplicate
+   when their Jaccard reaches ``threshold``, or when their *containment*
+   (shared shingles over the smaller set's size) reaches ``containment`` and
+   their Jaccard ``containment_min_jaccard`` (an article and a copy truncated
+   to 60% of it, or abridged, or the article inside a longer page).  With
+   containment on, the bands are derived for the lower of the two Jaccard
+   levels, so such pairs become candidates.
 4. :func:`clusters` is union-find over the edges; in each component the
    smallest id is kept and every other member becomes a ``Duplicate``.
 """
@@ -95,15 +101,23 @@ class MinHasher:
     def __init__(self, num_perm: int = 128, threshold: float = 0.6, ngram: int = 5, short_ngram: int = 3,
                  short_length: int = 100, seed: int = 42, bands: int = 0, rows: int = 0,
                  convert: str = "t2s", false_positive_weight: float = 0.05,
-                 false_negative_weight: float = 0.95) -> None:
+                 false_negative_weight: float = 0.95, containment: float = 0.8,
+                 containment_min_jaccard: float = 0.4) -> None:
         if not 0 < threshold < 1:
             raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
+        if not 0 <= containment <= 1:
+            raise ValueError(f"containment must be between 0 and 1 (0: off), got {containment}")
+        if containment and not 0 < containment_min_jaccard < 1:
+            raise ValueError(f"containment_min_jaccard must be between 0 and 1, got {containment_min_jaccard}")
+        self.containment, self.containment_min_jaccard = containment, containment_min_jaccard
+        # the Jaccard level candidates must reach: the lower of the two rules' levels
+        self.candidate_threshold = min(threshold, containment_min_jaccard) if containment else threshold
         if bands and rows and bands * rows > num_perm:
             raise ValueError(f"bands x rows ({bands} x {rows}) exceeds num_perm {num_perm}")
         self.num_perm, self.threshold, self.seed = num_perm, threshold, seed
         self.ngram, self.short_ngram, self.short_length = ngram, short_ngram, short_length
         self.bands, self.rows = (bands, rows) if bands and rows else optimal_param(
-            threshold, num_perm, false_positive_weight, false_negative_weight)
+            self.candidate_threshold, num_perm, false_positive_weight, false_negative_weight)
         rng = np.random.default_rng(seed)
         self.a = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False) | np.uint64(1)
         self.b = rng.integers(0, 2**64, size=num_perm, dtype=np.uint64, endpoint=False)
@@ -116,7 +130,14 @@ class MinHasher:
                    short_ngram=options.short_ngram, short_length=options.short_length, seed=options.seed,
                    bands=options.bands, rows=options.rows, convert=options.key_convert,
                    false_positive_weight=options.false_positive_weight,
-                   false_negative_weight=options.false_negative_weight)
+                   false_negative_weight=options.false_negative_weight,
+                   containment=options.containment if options.verify == "exact" else 0.0,
+                   containment_min_jaccard=options.containment_min_jaccard)
+
+    @property
+    def rule(self) -> "Rule":
+        """The verification rule of these settings (what :func:`near_duplicates` applies)."""
+        return Rule(self.threshold, self.containment, self.containment_min_jaccard)
 
     def shingles(self, text: str) -> np.ndarray:
         """Sorted unique 32-bit hashes of the character shingles of a normalised text."""
@@ -286,7 +307,10 @@ def group_edges(hasher: MinHasher, batches, threshold: float, verify: str = "exa
                 ) -> list[tuple[DocRef, DocRef, float]]:
     """Candidate edges of one (band, shard) group's batches (:func:`band_batches`): members with equal band
     values form a bucket, whose edges are :func:`bucket_edges`' (the same buckets as grouping by
-    :meth:`MinHasher.band_keys`)."""
+    :meth:`MinHasher.band_keys`).  With exact verification the prefilter works at the hasher's
+    ``candidate_threshold`` (lower than ``threshold`` when containment is on)."""
+    if verify == "exact":
+        threshold = min(threshold, hasher.candidate_threshold)
     width, signature_width = 4 * hasher.rows, 4 * hasher.num_perm
     batches = list(batches)
     buckets: dict[bytes, list] = {}
@@ -332,26 +356,56 @@ def incident_keys(edges) -> dict[str, list[str]]:
     return index
 
 
-def exact_similarity(members) -> float:
-    """Jaccard of the two shingle sets ``[(doc id, shingle bytes), ...]`` of one edge."""
+def exact_similarity(members) -> list[float]:
+    """``[Jaccard, containment]`` of the two shingle sets ``[(doc id, shingle bytes), ...]`` of one edge;
+    containment is the shared shingles over the smaller set's size (a list: it travels as JSON)."""
     sets = [np.frombuffer(shingles, dtype=np.uint32) for _, shingles in sorted(members)]
     if len(sets) != 2:
         raise ValueError(f"an edge needs two shingle sets, got {len(sets)}")
     a, b = sets
-    if not len(a) and not len(b):
-        return 1.0
+    if not len(a) or not len(b):
+        return [1.0, 1.0] if not len(a) and not len(b) else [0.0, 0.0]
     inter = len(np.intersect1d(a, b, assume_unique=True))
-    return inter / (len(a) + len(b) - inter)
+    return [inter / (len(a) + len(b) - inter), inter / min(len(a), len(b))]
 
 
-def verified(edges, similarities: dict[str, float], threshold: float, count: CountFn = no_count
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """When a verified pair is a near duplicate: Jaccard >= ``threshold``, or containment >= ``containment``
+    (0: off) with Jaccard >= ``containment_min_jaccard``."""
+
+    threshold: float
+    containment: float = 0.0
+    containment_min_jaccard: float = 0.4
+
+    @classmethod
+    def of(cls, options) -> "Rule":
+        return cls(options.threshold, options.containment if options.verify == "exact" else 0.0,
+                   options.containment_min_jaccard)
+
+    def why(self, jaccard: float, containment: float) -> str | None:
+        """``jaccard``, ``containment`` or None (not a duplicate)."""
+        if jaccard >= self.threshold:
+            return "jaccard"
+        if self.containment and containment >= self.containment and jaccard >= self.containment_min_jaccard:
+            return "containment"
+        return None
+
+
+def verified(edges, similarities: dict, rule: "Rule | float", count: CountFn = no_count
              ) -> list[tuple[DocRef, DocRef, float]]:
-    """Edges whose exact similarity reaches the threshold, carrying that similarity."""
+    """Edges whose exact similarities pass the rule, carrying their Jaccard.  ``similarities`` maps an edge
+    key to ``[Jaccard, containment]`` (a bare Jaccard is read as containment unknown)."""
+    rule = rule if isinstance(rule, Rule) else Rule(rule)
     kept = []
     for a, b, _ in edges:
-        similarity = similarities[edge_key(a.id, b.id)]
-        if similarity >= threshold:
-            kept.append((a, b, round(similarity, 6)))
+        value = similarities[edge_key(a.id, b.id)]
+        jaccard, containment = (value, 0.0) if isinstance(value, (int, float)) else value
+        why = rule.why(jaccard, containment)
+        if why is not None:
+            kept.append((a, b, round(jaccard, 6)))
+            if why == "containment":
+                count("dedup.near.by_containment")
         else:
             count("dedup.near.candidates_rejected")
     return kept
@@ -438,10 +492,17 @@ def edge_from_json(item: list) -> tuple[DocRef, DocRef, float]:
     return DocRef(*item[0:5]), DocRef(*item[5:10]), float(item[10])
 
 
-def near_duplicates(edges, verify: str, threshold: float, exact_check, count: CountFn = no_count) -> list[Duplicate]:
+def near_duplicates(edges, verify: str, threshold: "float | Rule", exact_check, count: CountFn = no_count
+                    ) -> list[Duplicate]:
     """Duplicates from the candidate edges of every bucket: repeats removed, the exact check run
-    (``exact_check(edges) -> {edge_key: similarity}``, done by the engine) when ``verify`` is
-    ``exact``, then clustered."""
+    (``exact_check(edges) -> {edge_key: [Jaccard, containment]}``, done by the engine) when ``verify`` is
+    ``exact`` and the :class:`Rule` applied (a bare threshold: the Jaccard rule with the default
+    containment rule of :class:`pipeline.config.DedupOptions`), then clustered."""
+    if not isinstance(threshold, Rule):
+        from pipeline.config import DedupOptions
+
+        default = DedupOptions()
+        threshold = Rule(threshold, default.containment, default.containment_min_jaccard)
     edges = unique_edges(edges)
     if verify == "exact" and edges:
         edges = verified(edges, exact_check(edges), threshold, count)

@@ -36,7 +36,7 @@ import pyarrow as pa
 from pipeline.config import DedupOptions
 from pipeline.counters import CountFn, no_count
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
-from pipeline.dedup.minhash import (band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
+from pipeline.dedup.minhash import (Rule, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
                                     near_duplicates, MinHasher)
 from pipeline.outputs import read_table
 from pipeline.records import Duplicate, Quarantined, excerpt
@@ -135,7 +135,7 @@ class Deduplicator:
                         ) -> list[Duplicate]:
         """The driver's step: candidate edges -> near duplicates (``exact_check(edges) -> {edge key:
         similarity}`` is run by the engine when ``verify`` is ``exact``)."""
-        return near_duplicates(edges, self.options.verify, self.options.threshold, exact_check, count)
+        return near_duplicates(edges, self.options.verify, Rule.of(self.options), exact_check, count)
 
     def kept(self, table: pa.Table, dropped, count: CountFn = no_count) -> pa.Table:
         """A row group of the documents table without the rows whose id is in ``dropped``; without exact dedup

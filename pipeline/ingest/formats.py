@@ -78,7 +78,7 @@ def _first_json_object(text: str, lines: int = 20) -> dict | None:
             continue
         try:
             record = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):   # a line nested too deeply is the reader's to quarantine
             continue
         if isinstance(record, dict):
             return record

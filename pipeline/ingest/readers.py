@@ -30,6 +30,7 @@ _DOC_OPEN = re.compile(rb"^<doc(\s[^>]*)?>\s*$")
 _DOC_ATTR = re.compile(r'([A-Za-z_:][-\w:.]*)\s*=\s*"([^"]*)"')
 _READ_CHUNK = 1 << 20
 _SNIFF_BYTES = 64 * 1024
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Record = Document | Quarantined
 
@@ -53,7 +54,14 @@ class _Reader:
             self.progress.update(1, max(raw - self._raw_seen, 0))
             self._raw_seen = max(raw, self._raw_seen)
 
-    def document(self, native_id, position: int, text: str, title=None, url=None, meta=None) -> Document:
+    def document(self, native_id, position: int, text: str, title=None, url=None, meta=None,
+                 raw=None) -> Record:
+        """The record as a ``Document``; quarantined instead when a field holds a lone surrogate (a JSON
+        ``"\\ud800"`` escape decodes to one: it is no character, and no UTF-8 writer takes it)."""
+        bad = _surrogate_field(id=native_id, text=text, title=title, url=url, meta=meta,
+                               file=self.file.path, source=self.file.source)
+        if bad is not None:
+            return self.quarantine(position, bad, raw, record_id=_printable(native_id))
         self.count("ingest.read")
         self.count("ingest.documents")
         self.count(f"ingest.format.{self.fmt}")
@@ -90,6 +98,36 @@ class _Reader:
 
 def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
+
+
+def _surrogate_field(**fields) -> str | None:
+    """The quarantine reason when one of the string fields holds a lone surrogate code point, else None."""
+    for name, value in fields.items():
+        if isinstance(value, str) and not value.isascii():
+            found = _SURROGATE.search(value)
+            if found:
+                return (f"field {name!r} holds a lone surrogate U+{ord(found.group()):04X} at character "
+                        f"{found.start()} (an unpaired \\u{ord(found.group()):04x} escape: not a character)")
+    return None
+
+
+def _printable(value) -> str | None:
+    """``value`` as a string that any UTF-8 writer takes (lone surrogates as backslash escapes)."""
+    if value is None:
+        return None
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _json_excerpt(value) -> str:
+    """A short excerpt of a parsed JSON value for a quarantine row (safe to write: no lone surrogates)."""
+    try:
+        return _printable(json.dumps(value, ensure_ascii=False)[:800])
+    except (RecursionError, ValueError, TypeError):
+        return _printable(repr(value)[:800]) if not isinstance(value, (dict, list)) else type(value).__name__
+
+
+def _too_deep(exc: RecursionError) -> str:
+    return f"JSON nested too deeply to parse (RecursionError: {exc})"
 
 
 def _looks_like_gbk(raw: bytes) -> bool:
@@ -190,7 +228,10 @@ def _read_json_lines(r: _Reader) -> Iterator[Record]:
         except ValueError as exc:
             yield r.quarantine(lineno, _describe(exc), line)
             continue
-        yield r.document(native_id, lineno, text, title, url, meta)
+        except RecursionError as exc:          # json's C parser recurses once a level: 100k '[' end it
+            yield r.quarantine(lineno, _too_deep(exc), line)
+            continue
+        yield r.document(native_id, lineno, text, title, url, meta, raw=line)
 
 
 def _doc_attributes(match: re.Match) -> dict[str, str]:
@@ -298,12 +339,15 @@ def _read_squad(r: _Reader) -> Iterator[Record]:
     except (ValueError, KeyError, TypeError) as exc:
         yield r.quarantine(0, _describe(exc), raw[:800])
         return
+    except RecursionError as exc:
+        yield r.quarantine(0, _too_deep(exc), raw[:800])
+        return
     ordinal = 0
     for a_index, article in enumerate(articles):
         paragraphs = article.get("paragraphs") if isinstance(article, dict) else None
         if not isinstance(paragraphs, list):
             ordinal += 1
-            yield r.quarantine(ordinal, f"article {a_index} has no 'paragraphs' list", json.dumps(article)[:800])
+            yield r.quarantine(ordinal, f"article {a_index} has no 'paragraphs' list", _json_excerpt(article))
             continue
         title = article.get("title") if isinstance(article.get("title"), str) else None
         for p_index, paragraph in enumerate(paragraphs):
@@ -311,7 +355,7 @@ def _read_squad(r: _Reader) -> Iterator[Record]:
             context = paragraph.get("context") if isinstance(paragraph, dict) else None
             if not isinstance(context, str):
                 yield r.quarantine(ordinal, f"article {a_index} paragraph {p_index} has no 'context' string",
-                                   json.dumps(paragraph, ensure_ascii=False)[:800])
+                                   _json_excerpt(paragraph))
                 continue
             native = paragraph.get("id")
             if not isinstance(native, (str, int)) or isinstance(native, bool):
@@ -396,6 +440,13 @@ def read_file(file: InputFile, max_record_bytes: int = 64 << 20, count: CountFn 
     count("ingest.files")
     count("ingest.bytes", file.size)
     fmt = file.format
+    if _SURROGATE.search(file.path):
+        # a file name that is not UTF-8 (os.fsdecode keeps its bytes as lone surrogates): no table can hold it
+        count("ingest.read")
+        count("ingest.quarantined")
+        yield Quarantined(stage=STAGE, source=_printable(file.source), file=_printable(file.path), position=0,
+                          error="file name is not UTF-8 (rename the file: its path cannot be written to a table)")
+        return
     try:
         if file.error:
             raise OSError(file.error)

@@ -211,15 +211,48 @@ def _strip_blocks(text: str) -> str:
         if entry[0] == _TABLE:  # unclosed table: drop to the end
             record(entry[1], len(text))
             break
+    return _splice(text, spans)
+
+
+# punctuation that attaches to the word before it: a space left before it by a removed template or ref goes
+_CLOSING_PUNCT = frozenset(",.;:!?)]}%\u3001\u3002\uff0c\uff0e\uff1b\uff1a\uff01\uff1f\uff09\uff3d\uff5d"
+                           "\u300d\u300f\u3011\u300b\u3009\u3015\u3017\u2019\u201d")
+_GAP = " \t"
+
+
+def _splice(text: str, spans) -> str:
+    """``text`` without the (sorted, disjoint) ``spans``.
+
+    Where a removed piece stood between a space and punctuation that attaches to the word before it
+    (``fricative {{IPA|ɬ}}, a sound``), the spaces around it go too: ``fricative, a sound``, not
+    ``fricative , a sound``.  Spaces the author put between words stay (``a {{x}} b`` keeps one).
+    """
     if not spans:
         return text
-    out = []
+    out: list[str] = []
     pos = 0
     for start, end in spans:
         out.append(text[pos:start])
         pos = end
+        if _attach_punctuation(out, text[pos:pos + 200]):
+            while pos < len(text) and text[pos] in _GAP:
+                pos += 1
     out.append(text[pos:])
     return "".join(out)
+
+
+def _attach_punctuation(out: list[str], following: str) -> bool:
+    """When the text ``following`` a removed piece starts (after spaces) with attaching punctuation, strip the
+    spaces at the end of ``out`` (back over pieces left empty); whether it did."""
+    if following.lstrip(_GAP)[:1] not in _CLOSING_PUNCT or not following.lstrip(_GAP):
+        return False
+    i = len(out) - 1
+    while i >= 0:          # back over pieces left empty between adjacent removed spans
+        out[i] = out[i].rstrip(_GAP)
+        if out[i]:
+            break
+        i -= 1
+    return True
 
 
 # ---------------------------------------------------------------------------
@@ -267,17 +300,29 @@ def _replace_internal_links(text: str) -> str:
         return text
     stack: list[list[str]] = [[]]
     pos = 0
+    dropped = False       # the last piece was a link that shows nothing (a file, a category)
+
+    def add(piece: str) -> None:
+        nonlocal dropped
+        if dropped:
+            _attach_punctuation(stack[-1], piece)
+            piece = piece.lstrip(_GAP) if piece.lstrip(_GAP)[:1] in _CLOSING_PUNCT else piece
+        stack[-1].append(piece)
+        dropped = False
+
     for match in _LINK_TOKEN.finditer(text):
-        stack[-1].append(text[pos:match.start()])
+        add(text[pos:match.start()])
         pos = match.end()
         if match.group() == "[[":
             stack.append([])
         elif len(stack) > 1:
             inner = "".join(stack.pop())
-            stack[-1].append(_link_text(inner))
+            shown = _link_text(inner)
+            stack[-1].append(shown)
+            dropped = not shown
         else:
             stack[-1].append("]]")
-    stack[-1].append(text[pos:])
+    add(text[pos:])
     out = stack[0]
     for unclosed in stack[1:]:  # "[[" never closed: left as text
         out.append("[[")
@@ -391,7 +436,7 @@ def _drop_elements(text: str) -> str:
     removed alone."""
     if "<" not in text:
         return text
-    out = []
+    spans: list[tuple[int, int]] = []
     pos = 0
     no_closer: set[str] = set()  # names whose closer is absent from here on
     search = _DROPPED_OPEN.search
@@ -399,20 +444,22 @@ def _drop_elements(text: str) -> str:
         match = search(text, pos)
         if match is None:
             break
-        out.append(text[pos:match.start()])
         pos = match.end()
         if match.group(2):  # <ref name="x" />
+            spans.append((match.start(), pos))
             continue
         name = match.group(1).lower()
         if name in no_closer:
+            spans.append((match.start(), pos))
             continue
         closer = _DROPPED_CLOSE[name].search(text, pos)
         if closer is None:
             no_closer.add(name)
+            spans.append((match.start(), pos))
             continue
         pos = closer.end()
-    out.append(text[pos:])
-    return "".join(out)
+        spans.append((match.start(), pos))
+    return _splice(text, spans)
 
 
 # ---------------------------------------------------------------------------

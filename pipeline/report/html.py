@@ -35,6 +35,9 @@ th{background:#f3f3f3}td.t,th.t{text-align:left}
 figure.plot{margin:.6em 0}figure.plot svg{max-width:100%;height:auto}
 .pair{display:flex;gap:1em;margin:.5em 0 1em}.pair>div{flex:1;border:1px solid #ddd;padding:.5em;background:#fafafa}
 .text{white-space:pre-wrap;font-size:.9em}.meta{color:#666;font-size:.85em}.none{color:#a33;font-style:italic}
+.instance{line-height:2;font-size:.95em}.instance span{padding:0 .15em;margin:0 .05em;border-radius:3px}
+.instance .seg1{background:#eef4fb}.instance .masked{background:#f4c7c3;font-weight:bold}
+.instance .masked sub{font-weight:normal;color:#555}
 """
 
 CHECK_SCRIPT = """
@@ -88,6 +91,11 @@ def _n(value) -> str:
     return _e(value)
 
 
+def _pct(share) -> str:
+    """A share (0..1) as a percentage, the one way every share is printed."""
+    return "–" if share is None else f"{100 * share:.2f} %"
+
+
 def _table(headers, rows, text_columns=(0,)) -> str:
     head = "".join(f'<th class="{"t" if i in text_columns else ""}">{_e(h)}</th>' for i, h in enumerate(headers))
     body = "".join("<tr>" + "".join(f'<td class="{"t" if i in text_columns else ""}">{cell}</td>'
@@ -109,6 +117,17 @@ def _summary(data, plots) -> str:
                      _n(a["duplicate"]), _n(a["quarantined"]), "yes" if a.get("balanced") else "NO"])
     parts.append(_table(["stage", "engine", "read", "kept", "rejected", "duplicate", "quarantined", "balanced"],
                         rows, (0, 1)))
+    settings = data.get("settings") or {}
+    if settings:
+        versions = sorted({str(v.get("version")) for v in settings.get("stages", {}).values()})
+        parts.append(f"<p>wwm version {_e(', '.join(versions))} (report written by {_e(settings.get('report_version'))}"
+                     f").</p>")
+        rows = [[_e(stage), _e(v.get("engine")),
+                 _e(", ".join(f"{k}={val}" for k, val in sorted((v.get("settings") or {}).items())))
+                 if v.get("settings") is not None else '<span class="none">not recorded (no fingerprint.json)</span>']
+                for stage, v in settings.get("stages", {}).items()]
+        parts.append("<details><summary>Settings of each stage</summary>" +
+                     _table(["stage", "engine", "settings"], rows, (0, 1, 2)) + "</details>")
     if data.get("accounting"):
         a = data["accounting"]
         parts.append(f"<p>Whole run: read {_n(a['read'])} = kept {_n(a['kept'])} + rejected {_n(a['rejected'])} + "
@@ -167,6 +186,17 @@ def _rejections(data, plots) -> str:
         rows = [[_e(stage), _e(source), _n(n)] for stage, per in r["quarantined_by_source"].items()
                 for source, n in per.items()]
         parts.append("<h3>Quarantined (unreadable) records</h3>" + _table(["stage", "source", "records"], rows, (0, 1)))
+    for stage, q in (r.get("quarantined") or {}).items():
+        kinds = ", ".join(f"{_e(k)} ({_n(n)})" for k, n in q["by_error"].items())
+        parts.append(f"<h3>{_e(stage)}: quarantined ({_n(q['total'])})</h3><p class=\"meta\">by error: {kinds}</p>")
+        for ex in q["examples"]:
+            where = f"{ex['file']}:{ex['line']}"
+            parts.append(f'<div class="pair"><div><div class="meta">{_e(where)} · {_e(ex["source"])}'
+                         f'{" · " + _e(ex["id"]) if ex["id"] else ""}</div><div><b>{_e(ex["error"])}</b></div>'
+                         f'<div class="text">{_e(ex["excerpt"])}</div></div></div>')
+        if q["total"] > len(q["examples"]):
+            parts.append(f'<p class="meta">The first {len(q["examples"])} of {_n(q["total"])}; all are in '
+                         f'<code>{_e(stage)}/quarantined</code>.</p>')
     return "".join(parts)
 
 
@@ -195,8 +225,10 @@ def _duplicates(data, plots) -> str:
     ax.set_ylabel("clusters")
     ax.legend()
     if d["near_similarity"]:
-        axes[0][1].hist(d["near_similarity"], bins=20, color="#4f81bd")
-        axes[0][1].set_xlabel("estimated Jaccard similarity (near duplicates)")
+        low = min(0.4, min(d["near_similarity"]))
+        axes[0][1].hist(d["near_similarity"], bins=20, range=(low, 1.0), color="#4f81bd")
+        axes[0][1].set_xlim(low, 1.0)                  # a similarity never exceeds 1
+        axes[0][1].set_xlabel("Jaccard similarity of the shingle sets (near duplicates)")
         axes[0][1].set_ylabel("dropped documents")
     parts.append(plots.svg(fig, "duplicates"))
     rows = [[_e(m), _n(c["clusters"]), _e(", ".join(f"{k}: {v}" for k, v in c["size_histogram"].items()))]
@@ -220,8 +252,9 @@ def _conversion(data, plots) -> str:
     if c is None:
         return _none("The clean stage was not run.")
     parts = [f"<p>{_n(c['characters_converted'])} of {_n(c['characters_kept'])} kept characters "
-             f"({_n(100 * c['share'] if c['share'] is not None else None)} %) were converted from traditional to "
-             f"simplified script, in {_n(c['documents_converted'])} of {_n(c['documents_kept'])} documents.</p>"]
+             f"({_pct(c['share'])}) were converted from traditional to "
+             f"simplified script, in {_n(c['documents_converted'])} of {_n(c['documents_kept'])} documents "
+             f"(the sums of the table below).</p>"]
     sources = list(c["by_source"])
     fig, ax = plt.subplots(figsize=(8, .35 * len(sources) + 1))
     ax.barh(sources, [100 * (c["by_source"][s]["share"] or 0) for s in sources], color="#9bbb59")
@@ -229,8 +262,10 @@ def _conversion(data, plots) -> str:
     ax.set_xlabel("% of characters converted")
     parts.append(plots.svg(fig, "conversion"))
     rows = [[_e(s), _n(v["documents"]), _n(v["documents_converted"]), _n(v["characters"]),
-             _n(v["characters_converted"]), _n(v["share"])] for s, v in c["by_source"].items()]
+             _n(v["characters_converted"]), _pct(v["share"])] for s, v in c["by_source"].items()]
     parts.append(_table(["source", "documents", "converted", "characters", "converted", "share"], rows))
+    if c.get("note"):
+        parts.append(f'<p class="meta">{_e(c["note"])}.</p>')
     return "".join(parts)
 
 
@@ -261,7 +296,8 @@ def _segmentation(data, plots) -> str:
             for name, h in (("sentence", s["sentence_length"]), ("word", s["word_length"]))]
     parts.append(_table(["length (characters)", "count", "mean", "median", "p95", "max"], rows))
     parts.append(f'<p class="meta">Distributions from the first {_n(s["distribution_documents"])} segmented documents; '
-                 f'whitespace runs are not counted as words.</p>')
+                 f'whitespace runs are not counted as words; the sentence and word counts above are from '
+                 f'{_e(s.get("counts_from", "the stage counters"))}.</p>')
     return "".join(parts)
 
 
@@ -307,9 +343,9 @@ def _shards(data, plots) -> str:
         return _none("The shards stage was not run.")
     nsp = s["next_sentence"]
     parts = [f"<p>{_n(s['instances'])} instances in {_n(s['shards'])} shards, {_n(s['tokens'])} tokens; "
-             f"<b>masked share {_n(s['masked_share'])}</b> ({_n(s['masked_tokens'])} masked tokens in "
+             f"<b>masked share {_pct(s['masked_share'])}</b> ({_n(s['masked_tokens'])} masked tokens in "
              f"{_n(s['masked_words'])} words); next sentence: {_n(nsp['random'])} random, {_n(nsp['actual'])} actual "
-             f"(<b>random share {_n(nsp['random_share'])}</b>); <b>{_n(s['truncated_tokens'])} truncated tokens</b> "
+             f"(<b>random share {_pct(nsp['random_share'])}</b>); <b>{_n(s['truncated_tokens'])} truncated tokens</b> "
              f"of {_n(s['document_tokens'])} document tokens (and {_n(s['borrowed_truncated_tokens'])} truncated from "
              f"random next segments).</p>"]
     per = s["per_shard"]
@@ -327,11 +363,64 @@ def _shards(data, plots) -> str:
         ax.set_xlabel("shard")
     parts.append(plots.svg(fig, "shards"))
     rows = [[_e(p["file"]), _n(p["instances"]), _n(p["tokens"]), _n(p["masked"]),
-             _n(round(p["masked"] / p["tokens"], 4) if p["tokens"] else None), _n(p["random_next"]),
+             _pct(p["masked"] / p["tokens"] if p["tokens"] else None), _n(p["random_next"]),
              _n(p["truncated"]), _n(p["bytes"])] for p in per]
     parts.append(_table(["file", "instances", "tokens", "masked", "masked share", "random next", "truncated",
                          "bytes"], rows))
+    parts.append(_instances(s.get("per_instance"), plots))
+    parts.append(_tokens_by_source(s.get("tokens_by_source"), plots))
     return "".join(parts)
+
+
+def _instances(p, plots) -> str:
+    if p is None:
+        return _none("No instance could be read from the shards.")
+    parts = ["<h3>Per instance</h3>"]
+    hists = [("real_tokens", "real tokens per instance ([CLS] and [SEP] included)")]
+    if p.get("masked_positions"):
+        hists.append(("masked_positions", "masked positions per instance"))
+    fig, axes = plt.subplots(1, len(hists), figsize=(5.5 * len(hists), 3.3), squeeze=False)
+    for ax, (key, label) in zip(axes[0], hists):
+        counts = p[key]["counts"]
+        ax.bar(range(len(counts)), counts, width=1.0, color="#4f81bd" if key == "real_tokens" else "#c0504d")
+        ax.set_xlabel(label)
+        ax.set_ylabel("instances")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    parts.append(plots.svg(fig, "instances"))
+    rows = [[_e(label)] + [_n(p[key][k]) for k in ("count", "mean", "median", "p95", "max")] for key, label in hists]
+    parts.append(_table(["per instance", "instances", "mean", "median", "p95", "max"], rows))
+    parts.append(f'<p class="meta">From the first {_n(p["instances_read"])} instances of the shards.</p>')
+    ex = p.get("example")
+    if ex:
+        spans = []
+        for t in ex["tokens"]:
+            cls = ("masked " if t["masked"] is not None else "") + ("seg1" if t["segment"] else "")
+            shown = _e(t["token"])
+            if t["masked"] is not None:
+                shown += f"<sub>{_e(t['masked'])}</sub>"
+            spans.append(f'<span class="{cls.strip()}">{shown}</span>')
+        parts.append(f"<h3>One instance, decoded</h3><p class=\"meta\">The first instance of the first shard: masked "
+                     f"positions in red, with the original token below ({_n(ex['masked_positions'])} masked); segment B "
+                     f"shaded; next sentence {'random' if ex['random_next'] else 'actual'}.</p>"
+                     f'<div class="instance">{" ".join(spans)}</div>')
+        if not ex.get("vocab_found"):
+            parts.append(_none("The vocab file was not found: tokens are shown as ids."))
+    return "".join(parts)
+
+
+def _tokens_by_source(t, plots) -> str:
+    if not t or not t["by_source"]:
+        return ""
+    sources = list(t["by_source"])
+    fig, ax = plt.subplots(figsize=(8, .35 * len(sources) + 1))
+    ax.barh(sources, [100 * (t["by_source"][x]["share"] or 0) for x in sources], color="#8064a2")
+    ax.invert_yaxis()
+    ax.set_xlabel("% of the shards' document tokens")
+    rows = [[_e(x), _n(v["tokens"]), _pct(v["share"])] for x, v in t["by_source"].items()]
+    return ("<h3>Tokens by source</h3>" + plots.svg(fig, "tokens-by-source") +
+            _table(["source", "tokens", "share"], rows) +
+            f'<p class="meta">WordPiece tokens of the segmented text the shards are cut from, per source (first '
+            f'{_n(t["documents"])} documents; each is used dupe_factor times).</p>')
 
 
 def _timing(data, plots) -> str:

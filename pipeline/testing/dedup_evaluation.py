@@ -76,7 +76,7 @@ from itertools import combinations
 from pipeline.clean.normalize import ScriptConverter
 from pipeline.clean.sentences import split_line
 from pipeline.dedup.exact import DocRef
-from pipeline.dedup.minhash import (MinHasher, bucket_edges, edge_key, exact_similarity, near_duplicates,
+from pipeline.dedup.minhash import (MinHasher, Rule, bucket_edges, edge_key, exact_similarity, near_duplicates,
                                     near_key_text)
 from pipeline.records import Document
 
@@ -84,6 +84,7 @@ EDITS = ("delete_sentences", "insert_sentences", "reorder_paragraphs", "traditio
 STRENGTHS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5)
 MIN_CHARS = 200
 KEPT_TARGET = 0.8
+KEPT_FLOOR = 0.6          # issue 19.6: every edit, every strength, copies keeping >= 60% of the original
 KEPT_GRAM = 5
 COPY_SOURCE = "near-copy"
 JACCARD_BANDS = (0.95, 0.9, 0.85, 0.8, 0.7, 0.0)
@@ -380,13 +381,15 @@ def run_detection(items: list[tuple[DocRef, str]], hasher: MinHasher, verify: st
         for key in hasher.band_keys(signed):
             buckets[key].append(signed)
     edges = [edge for members in buckets.values() if len(members) > 1
-             for edge in bucket_edges(members, hasher.threshold, verify)]
+             for edge in bucket_edges(members, hasher.candidate_threshold if verify == "exact" else hasher.threshold,
+                                      verify)]
 
     def exact_check(candidates) -> dict[str, float]:
         return {edge_key(a.id, b.id): exact_similarity([(a.id, shingles[a.id]), (b.id, shingles[b.id])])
                 for a, b, _ in candidates}
 
-    return near_duplicates(edges, verify, hasher.threshold, exact_check), len(edges), len(buckets)
+    rule = hasher.rule if verify == "exact" else Rule(hasher.threshold)
+    return near_duplicates(edges, verify, rule, exact_check), len(edges), len(buckets)
 
 
 def evaluate(labelled: LabelledSet, hasher: MinHasher, verify: str = "signature") -> dict:
@@ -443,6 +446,7 @@ def evaluate(labelled: LabelledSet, hasher: MinHasher, verify: str = "signature"
         return out
 
     target = [r for r in records if r[0].kept_share >= KEPT_TARGET]
+    kept_floor = [r for r in records if r[0].kept_share >= KEPT_FLOOR]
     by_edit, curve, by_jaccard, by_kept = {}, {}, {}, {}
     for edit in labelled.settings.get("edits", EDITS):
         rows = [r for r in records if r[0].edit == edit]
@@ -461,7 +465,9 @@ def evaluate(labelled: LabelledSet, hasher: MinHasher, verify: str = "signature"
     return {
         "hasher": {"num_perm": hasher.num_perm, "threshold": hasher.threshold, "bands": hasher.bands,
                    "rows": hasher.rows, "ngram": hasher.ngram, "short_ngram": hasher.short_ngram,
-                   "short_length": hasher.short_length, "seed": hasher.seed, "verify": verify},
+                   "short_length": hasher.short_length, "seed": hasher.seed, "verify": verify,
+                   "containment": hasher.containment if verify == "exact" else 0.0,
+                   "containment_min_jaccard": hasher.containment_min_jaccard},
         "labelled_set": {"originals": len(labelled.originals), "copies": len(labelled.copies),
                          "unrelated": len(labelled.unrelated), **labelled.settings,
                          "originals_rule": f"normalised text of at least {labelled.settings.get('min_chars')} "
@@ -482,6 +488,9 @@ def evaluate(labelled: LabelledSet, hasher: MinHasher, verify: str = "signature"
         "recall_by_edit": by_edit,
         "recall_by_strength": by_strength,
         "curve_by_edit_strength": curve,
+        "curve_kept_ge_0_6": {e: {f"{s:g}": rate(r for r in kept_floor if r[0].edit == e and r[0].strength == s)
+                                  for s in sorted({r[0].strength for r in kept_floor if r[0].edit == e})}
+                              for e in by_edit},
         "recall_by_jaccard": {k: rate(v) for k, v in sorted(by_jaccard.items(), reverse=True)},
         "recall_by_kept_share": {k: rate(v) for k, v in sorted(by_kept.items(), reverse=True)},
         "missed_kept_ge_0_8": {"count": len(missed),

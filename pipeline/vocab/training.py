@@ -4,6 +4,12 @@ The vocab is assembled in this order:
 
 1. the reserved layout of Google's Chinese vocab: ``[PAD]``, ``[unused1]`` ..
    ``[unusedR]``, ``[UNK]``, ``[CLS]``, ``[SEP]``, ``[MASK]``, ``<S>``, ``<T>``;
+   then (``ascii``, the default) every printable ASCII character from ``!`` to
+   ``~`` in code point order (upper case left out when lowercasing; the
+   backquote, which Google's lacks, last), as Google's vocab has them there,
+   and the ``##`` form of each digit and letter:
+   a character the corpus never shows (``{``, ``}``) still has an entry, and a
+   rare letter inside a word does not turn the whole word into ``[UNK]``;
 2. every CJK character counted at least ``min_char_count`` times, by code
    point, then the ``##`` form of each, in the same order (BERT splits every
    CJK character off on its own, so no Han text maps to ``[UNK]`` for lack of
@@ -44,6 +50,14 @@ def reserved_layout(reserved_unused: int = 99) -> list[str]:
     """Google's Chinese BERT layout: [PAD], [unused1..N], [UNK], [CLS], [SEP], [MASK], <S>, <T>."""
     return ["[PAD]", *(f"[unused{i}]" for i in range(1, reserved_unused + 1)),
             "[UNK]", "[CLS]", "[SEP]", "[MASK]", "<S>", "<T>"]
+
+
+def ascii_entries(lowercase: bool = True) -> list[str]:
+    """Printable ASCII ``!`` .. ``~`` (no upper case when lowercasing) in Google's order, then ``##`` + each digit
+    and letter.  Google's vocab has every one of them but the backquote, so it comes last here: the entries
+    before it get Google's ids."""
+    chars = [chr(c) for c in range(0x21, 0x7F) if c != 0x60 and not (lowercase and "A" <= chr(c) <= "Z")] + ["`"]
+    return chars + ["##" + c for c in chars if c.isalnum()]
 
 
 def char_counts(counts: Mapping[str, int]) -> dict[str, int]:
@@ -150,6 +164,8 @@ def train_pieces(words: Mapping[str, int], vocab_size: int, min_frequency: int =
 def build_vocab(counts: Mapping[str, int], options, count: CountFn = no_count) -> tuple[list[str], dict]:
     """The vocab entries for these pre-token counts, and what was decided on the way."""
     layout = reserved_layout(options.reserved_unused)
+    if getattr(options, "ascii", True):
+        layout += ascii_entries(options.lowercase)
     size = options.size
     if size < len(layout):
         raise VocabError(f"vocab size {size} is smaller than the {len(layout)} reserved entries")

@@ -144,6 +144,44 @@ def write_bad_corpus(root: Path | None, seed: int = 0) -> Path | None:
     _case("JSON: 'title' is a number", "fields.jsonl", 7, "kept", "title kept as the string '123'", "f6")
     _case("JSON: a line that is an array", "fields.jsonl", 8, "quarantined", "expected an object")
 
+    # issue 19.11: a line nested 100k levels deep (json recurses once a level), also as a file's first line,
+    # and lone surrogate escapes ("\ud800") in each string field; none may end the job
+    deep = b"[" * 100_000 + b"]" * 100_000
+    _write(bad, "deep.jsonl", jline({"id": "dp1", "title": "t", "url": "u", "text": han_text(rng, 100)})
+           + b'{"id": "dp2", "title": "t", "url": "u", "text": ' + deep + b"}\n"
+           + jline({"id": "dp3", "title": "t", "url": "u", "text": han_text(rng, 100)}))
+    _case("a JSON line nested 100,000 levels deep", "deep.jsonl", 2, "quarantined", "nested too deeply")
+    _case("the line after the deep one", "deep.jsonl", 3, "kept", "reading goes on", "dp3")
+    _write(bad, "deep_first.jsonl", b'{"id": "df1", "text": ' + deep + b"}\n"
+           + jline({"id": "df2", "title": "t", "url": "u", "text": han_text(rng, 100)}))
+    _case("a deep JSON line first in its file", "deep_first.jsonl", 1, "quarantined", "nested too deeply")
+    _case("the line after a deep first line (format still told)", "deep_first.jsonl", 2, "kept",
+          "format told from the next line", "df2")
+    body = han_text(rng, 100)
+    _write(bad, "surrogates.jsonl", b"".join([
+        ('{"id": "s1", "title": "t", "url": "u", "text": "%s\\ud800%s"}\n' % (body[:50], body[50:])).encode(),
+        ('{"id": "s2", "title": "t", "url": "u", "text": "\\udc00%s"}\n' % body).encode(),
+        ('{"id": "s3", "title": "\\udfff", "url": "u", "text": "%s"}\n' % body).encode(),
+        ('{"id": "s4\\ud800", "title": "t", "url": "u", "text": "%s"}\n' % body).encode(),
+        ('{"id": "s5", "title": "t", "url": "u", "text": "\\ud83d\\ude00%s"}\n' % body).encode(),
+    ]))
+    _case("lone surrogate \\ud800 in 'text'", "surrogates.jsonl", 1, "quarantined",
+          "field 'text' holds a lone surrogate U+D800")
+    _case("lone surrogate \\udc00 in 'text'", "surrogates.jsonl", 2, "quarantined",
+          "field 'text' holds a lone surrogate U+DC00")
+    _case("lone surrogate in 'title'", "surrogates.jsonl", 3, "quarantined", "field 'title' holds a lone surrogate")
+    _case("lone surrogate in 'id'", "surrogates.jsonl", 4, "quarantined", "field 'id' holds a lone surrogate")
+    _case("a surrogate pair (an emoji) in 'text'", "surrogates.jsonl", 5, "kept", "a pair is one character", "s5")
+    _write(bad, "news_surrogate.json", b"".join([
+        b'{"news_id": "ns1", "title": "t", "keywords": "\\ud800", "content": "%s"}\n' % body.encode(),
+        jline({"news_id": "ns2", "title": "t", "keywords": "k", "content": han_text(rng, 100)})]))
+    _case("lone surrogate in a meta field (news2016zh 'keywords')", "news_surrogate.json", 1, "quarantined",
+          "field 'meta' holds a lone surrogate")
+    if bad is not None:
+        _write(Path(os.fsdecode(os.fsencode(bad))), os.fsdecode(b"name\xff.jsonl"),
+               jline({"id": "nf", "title": "t", "url": "u", "text": han_text(rng, 100)}))
+    _case("a file name that is not UTF-8", "name\\udcff.jsonl", 0, "quarantined", "file name is not UTF-8")
+
     # whitespace only; emoji and control characters only; Chinese with emoji and controls inside
     _write(bad, "odd_text.jsonl", b"".join([
         jline({"id": "w1", "title": "t", "url": "u", "text": " \t\n\u3000\u00a0\n\r\n  "}),
