@@ -30,6 +30,7 @@ class InputSpec:
     path: str
     format: str = "auto"
     source: str | None = None
+    weight: float | None = None      # mixing weight of the source (see ShardOptions.weights)
 
 
 @dataclass
@@ -162,10 +163,26 @@ class ShardOptions:
     dupe_factor: int = option(10, "copies of each document, each masked (and paired) with its own seed")
     seed: int = option(12345, "global seed: every choice is seeded from (seed, document id, copy)")
     wwm: bool = option(True, "whole-word masking from the segmenter's words (false: plain per-token masking)")
+    masking: str = option("wwm", "masking units: wwm (whole words, google-research/bert's loop), ngram (runs of "
+                          "1..N whole words, MacBERT; lengths from ngram_probs) or span (SpanBERT: span lengths in "
+                          "whole words from a geometric distribution, span_p, clipped at span_max)",
+                          choices=["wwm", "ngram", "span"])
+    ngram_probs: str = option("0.4,0.3,0.2,0.1", "ngram masking: probabilities of a unit of 1, 2, ... N words "
+                              "(comma-separated; normalised)")
+    span_p: float = option(0.2, "span masking: p of the geometric distribution of span lengths (words)")
+    span_max: int = option(10, "span masking: longest span (words); the distribution is clipped there and "
+                           "renormalised (mean 3.8 words with p = 0.2)")
     mask_decision: str = option("word", "80/10/10 drawn once per masked word (word) or per token (token, as "
                                 "google-research/bert and Chinese-BERT-wwm)", choices=["word", "token"])
     unmasked: bool = option(False, "write unmasked instances with word_ids for masking on the fly in the runner "
                             "(true dynamic masking)")
+    format: str = option("tfrecord", "shard files: tfrecord (google-research/bert's Examples), parquet (the same "
+                         "features as columns, schemas/parquet_instances.v1.json) or both",
+                         choices=["tfrecord", "parquet", "both"])
+    weights: dict = option({}, "mixing weight per source name, e.g. {wiki: 2.0, web: 0.5} (also given per input "
+                           "as inputs: [{path, source, weight}] or SOURCE=PATH@WEIGHT): each document gets "
+                           "floor(w) copies and one more with probability w - floor(w), before dupe_factor; "
+                           "unnamed sources weigh 1")
     shards: int = option(0, "output shard count (0 = one per instances_per_shard estimated instances)")
     instances_per_shard: int = option(50_000, "aim when shards is 0 (a shard is held in memory while sorted)")
     pool_documents: int = option(128, "documents per pool: a random next sentence comes from another document "
