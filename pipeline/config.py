@@ -196,8 +196,8 @@ class ShardOptions:
 class Config:
     engine: str = option("beam", "engine that runs the stages: beam or spark", choices=["beam", "spark"])
     output: str = option("output", "run directory; each stage writes OUTPUT/<stage>/")
-    inputs: list = option([], "inputs: paths, or 'SOURCE=PATH', or in YAML a list of "
-                          "{path, format, source}")
+    inputs: list = option([], "inputs: paths, or 'SOURCE=PATH' ('SOURCE=PATH@WEIGHT' with a mixing weight), "
+                          "or in YAML a list of {path, format, source, weight}")
     progress: bool = option(True, "print a progress line (documents/s, MB/s) while reading")
     beam: BeamOptions = field(default_factory=BeamOptions)
     spark: SparkOptions = field(default_factory=SparkOptions)
@@ -234,17 +234,68 @@ def parse_input(item: Any, default_format: str = "auto", default_source: str = "
     if isinstance(item, InputSpec):
         return item
     if isinstance(item, dict):
-        unknown = set(item) - {"path", "format", "source"}
+        unknown = set(item) - {"path", "format", "source", "weight"}
         if unknown or "path" not in item:
-            raise ConfigError(f"input {item!r}: expected keys path, format, source")
-        return InputSpec(str(item["path"]), str(item.get("format") or default_format),
-                         str(item.get("source") or default_source) or None)
+            raise ConfigError(f"input {item!r}: expected keys path, format, source, weight")
+        weight = item.get("weight")
+        return _weighted(InputSpec(str(item["path"]), str(item.get("format") or default_format),
+                                   str(item.get("source") or default_source) or None),
+                         None if weight is None else weight, item)
     if not isinstance(item, str) or not item:
         raise ConfigError(f"input {item!r}: expected a path string")
     source, sep, path = item.partition("=")
     if sep and source and "/" not in source and not Path(item).exists():
-        return InputSpec(path, default_format, source)
+        path, weight = _split_weight(path)
+        return _weighted(InputSpec(path, default_format, source), weight, item)
     return InputSpec(item, default_format, default_source or None)
+
+
+def _split_weight(path: str) -> tuple[str, str | None]:
+    """``PATH@2.5`` -> (PATH, "2.5") when PATH@2.5 is not itself a file and the tail is a number."""
+    head, at, tail = path.rpartition("@")
+    if at and head and not Path(path).exists():
+        try:
+            float(tail)
+        except ValueError:
+            return path, None
+        return head, tail
+    return path, None
+
+
+def _weighted(spec: InputSpec, weight, item) -> InputSpec:
+    if weight is None:
+        return spec
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input {item!r}: weight {weight!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"input {item!r}: weight {weight!r} must be a finite number >= 0")
+    if not spec.source:
+        raise ConfigError(f"input {item!r}: a weight is per source, so it needs a source name "
+                          f"(SOURCE=PATH@WEIGHT, or source: in the YAML)")
+    spec.weight = value
+    return spec
+
+
+def source_weights(config: Config) -> dict[str, float]:
+    """The mixing weight of each named source: ``shards.weights``, then the inputs' own weights (which win);
+    ConfigError when two inputs of one source disagree or a weight is not a number >= 0."""
+    from pipeline.shards.mixing import check_weights
+
+    try:
+        weights = check_weights(config.shards.weights)
+    except ValueError as exc:
+        raise ConfigError(f"shards.weights: {exc}") from None
+    given: dict[str, float] = {}
+    for spec in config.input_specs():
+        if spec.weight is None:
+            continue
+        if spec.source in given and given[spec.source] != spec.weight:
+            raise ConfigError(f"source {spec.source!r}: two inputs give it different weights "
+                              f"({given[spec.source]} and {spec.weight})")
+        given[spec.source] = spec.weight
+    return {**weights, **given}
 
 
 def _input_item(item: Any) -> dict:
@@ -255,6 +306,8 @@ def _input_item(item: Any) -> dict:
         given["format"] = spec.format
     if spec.source:
         given["source"] = spec.source
+    if spec.weight is not None:
+        given["weight"] = spec.weight
     return given
 
 

@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 from pipeline import __version__, fingerprint, schema, storage
-from pipeline.config import Config, ConfigError
+from pipeline.config import Config, ConfigError, source_weights
 from pipeline.ingest.files import expand
 from pipeline.ingest.ids import make_unique
 from pipeline.outputs import (StageOutput, committed, count_by, documents_dir, read_table, table_bytes, table_exists,
@@ -297,9 +297,18 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
     from pipeline.shards import manifest as shard_manifest
     from pipeline.vocab.wordpiece import read_vocab, vocab_sha256
 
+    from pipeline.shards import mixing, units
+
     options = config.shards
     if options.max_predictions_per_seq < 1 or options.max_seq_length < 8 or options.dupe_factor < 1:
         raise ConfigError("shards: max_seq_length >= 8, max_predictions_per_seq >= 1 and dupe_factor >= 1 needed")
+    try:
+        units.of_options(options)
+    except ValueError as exc:
+        raise ConfigError(f"shards: {exc}") from None
+    # the workers read the weights from the shard options: the inputs' weights join shards.weights there
+    options = dataclasses.replace(options, weights=source_weights(config))
+    config = dataclasses.replace(config, shards=options)
     vocab = shards_vocab(config)
     entries = read_vocab(vocab)
     source = _segmented_input(config, input_dir)
@@ -326,9 +335,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
         summaries = []
         for shard in range(total):     # a shard no instance reached is an empty file, still listed
             if shard not in found:
-                empty = shard_manifest.empty_summary(shard, total)
-                storage.write_bytes(out.path(empty["file"]), b"")
-                found[shard] = empty
+                found[shard] = shard_manifest.write_empty(out.tmp, shard, total, options)
             summaries.append(found[shard])
         tables = {name: table_rows(out.table(name)) for name in STAGE_TABLES["shards"]}
         kept = counters.get("shards.kept", 0)
@@ -336,9 +343,11 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
                       "quarantined": tables["quarantined"],
                       "balanced": read == kept + tables["rejected"] + tables["quarantined"]}
         manifest = shard_manifest.build(options, str(vocab), vocab_sha256(vocab), len(entries), summaries,
-                                        documents=kept, document_tokens=counters.get("shards.document_tokens", 0))
+                                        documents=kept, document_tokens=counters.get("shards.document_tokens", 0),
+                                        sources=mixing.summary(counters, options.weights))
         shard_manifest.write(out.tmp, manifest)
-        lost = manifest["document_tokens"] * options.dupe_factor - sum(
+        weighted = counters.get("shards.weighted_document_tokens", 0)
+        lost = weighted * options.dupe_factor - sum(
             s["own_tokens"] for s in found.values()) - manifest["truncated_tokens"]
         instances = manifest["instances"]
         stats = {

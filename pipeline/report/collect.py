@@ -237,7 +237,8 @@ def shards(root: Path, stats: dict) -> dict | None:
             "borrowed_truncated_tokens": manifest.get("borrowed_truncated_tokens"),
             "next_sentence": manifest["next_sentence"],
             "max_seq_length": manifest.get("max_seq_length"),
-            "settings": manifest.get("settings", {}), "per_shard": per_shard}
+            "settings": manifest.get("settings", {}), "per_shard": per_shard,
+            "sources": manifest.get("sources", {})}
 
 
 def timing(stats: dict) -> list[dict]:

@@ -44,8 +44,16 @@ def empty_summary(shard: int, shards: int) -> dict:
             **{name: 0 for name in STAT_FIELDS}}
 
 
+def write_empty(directory, shard: int, shards: int, options) -> dict:
+    """The files of a shard no instance reached (an empty TFRecord file; a Parquet file of no rows) and its
+    summary."""
+    from pipeline.shards import builder
+
+    return builder.write_shard(directory, shard, shards, [], options)
+
+
 def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summaries: list[dict],
-          documents: int, document_tokens: int) -> dict:
+          documents: int, document_tokens: int, sources: dict | None = None) -> dict:
     """The manifest (see ``schemas/manifest.v1.json``) from the shard summaries in shard order."""
     totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *STAT_FIELDS)}
     random_next = totals["random_next"]
@@ -71,10 +79,13 @@ def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summarie
         "borrowed_truncated_tokens": totals["truncated_borrowed"],
         "single_segment_instances": totals["single_segment"],
         "bytes": totals["bytes"],
+        "sources": sources or {},
         "next_sentence": {"random": random_next, "actual": instances - random_next,
                           "random_share": round(random_next / instances, 4) if instances else None},
+        "format": getattr(options, "format", "tfrecord"),
         "shards": [{key: s[key] for key in ("file", "instances", "tokens", "masked", "random_next", "truncated",
-                                              "bytes", "sha256")} for s in summaries],
+                                              "bytes", "sha256", "parquet_file", "parquet_bytes", "parquet_sha256")
+                    if key in s} for s in summaries],
     }
 
 

@@ -415,7 +415,8 @@ def shards(config: Config, segmented_dir: str, out, vocab: str, pools: int, summ
 
     def write(shard, batches):      # batches: (shard, Kept reference or surplus records) pairs
         faults.task_started("shards.write", shard)
-        summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
+        summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches],
+                                            options)
         faults.task_ending("shards.write", shard)     # the shard file is written: a retry must replace it
         storage.makedirs(summaries)
         storage.write_text(storage.join(summaries, f"{shard:05d}.json"), json.dumps(summary))
