@@ -259,10 +259,10 @@ def _choose_units(word_ids, word_len, is_word, keys, wanted, predictions: int, d
     cdf = tf.cast(tf.math.cumsum(probs) / tf.reduce_sum(probs), tf.float32)
     cdf = tf.concat([cdf[:-1], [1.0]], axis=0)
 
-    def body(k, covered, unit_of, need, room, active):
+    def body(k, covered, unit_of, need, room, retry, active):
         u = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_fold_in(seed, k))
         below = tf.reduce_sum(tf.cast(cdf[None, :] <= u[:, None], tf.int32), axis=1)    # searchsorted, right
-        m = (tf.minimum(below, len(distribution) - 1) + 1)[:, None]
+        m = tf.where(retry, 1, tf.minimum(below, len(distribution) - 1) + 1)[:, None]
         end = tf.minimum(column + m, groups)
         covered_before = tf.concat([tf.zeros([batch, 1], tf.int32), tf.cumsum(tf.cast(covered, tf.int32), axis=1)],
                                    axis=1)
@@ -274,13 +274,16 @@ def _choose_units(word_ids, word_len, is_word, keys, wanted, predictions: int, d
         found = tf.reduce_any(valid, axis=1)
         inside = found[:, None] & (column >= start[:, None]) & (column < start[:, None] + m)
         taken = tf.where(found, tf.gather(unit_tokens, start[:, None], batch_dims=1)[:, 0], 0)
+        # a first unit that fits nowhere: one word instead, once (as the shards stage)
+        again = active & ~found & (room == predictions) & ~retry
         need, room = need - taken, room - taken
-        return (k + 1, covered | inside, tf.where(inside, start[:, None], unit_of), need, room, found & (need > 0))
+        return (k + 1, covered | inside, tf.where(inside, start[:, None], unit_of), need, room, again,
+                (found & (need > 0)) | again)
 
     state = (tf.constant(0), tf.zeros([batch, groups], tf.bool), tf.zeros([batch, groups], tf.int32), stop,
-             tf.fill([batch], predictions), stop > 0)
-    _, covered, unit_of, _, _, _ = tf.while_loop(lambda k, *rest: (k < predictions) & tf.reduce_any(rest[-1]),
-                                                 body, state)
+             tf.fill([batch], predictions), tf.zeros([batch], tf.bool), stop > 0)
+    _, covered, unit_of, _, _, _, _ = tf.while_loop(lambda k, *rest: (k < predictions + 1) & tf.reduce_any(rest[-1]),
+                                                    body, state)
     chosen = tf.gather(covered, word_ids, batch_dims=1) & (word_ids > 0)
     return chosen, unit_of
 

@@ -10,7 +10,7 @@ instance still short of its target draws the length of its k-th unit (``seeds.un
 index k, salt ``SALT_UNIT``) and takes, of the words in its random word order (the same order as ``wwm``), the
 first one that starts such a unit: that many consecutive words, none masked yet, not crossing a segment
 boundary or any ``[SEP]``, whose tokens still fit in what is left of the target.  An instance whose drawn
-unit fits nowhere stops there.  Stopping (rather than trying shorter units) keeps the lengths of the units
+unit fits nowhere stops there (one whose first unit fits nowhere tries a single word, once).  Stopping (rather than trying shorter units) keeps the lengths of the units
 taken close to the configured distribution; the cost is a masked share a little under the target (about half
 a unit short at the end of an instance).
 
@@ -119,6 +119,8 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
     room = need.copy() if cap is None else np.asarray(cap, np.int64).copy()   # tokens left under the cap
     active = need > 0
     longest = len(distribution)
+    start_room = room.copy()
+    retry = np.zeros(n, dtype=bool)
     firsts, sizes = [], []
     k = 0
     while True:
@@ -129,6 +131,7 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
         rows = np.flatnonzero(active)
         size_of = np.zeros(n, np.int64)
         size_of[rows] = draw_lengths(uniform(seeds[rows], np.full(len(rows), k, np.int64), SALT_UNIT), distribution)
+        size_of[retry] = 1
         m = size_of[row]
         ok = candidates + m - 1 <= run_end[candidates]
         last = np.minimum(candidates + m, words)
@@ -137,9 +140,18 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
             ok &= (j >= m) | ~covered[np.minimum(candidates + j, words)]
         hits = np.flatnonzero(ok)
         hit_rows, first_hit = np.unique(row[hits], return_index=True)
+        missed = active.copy()
+        missed[hit_rows] = False
         active[rows] = False
-        if not len(hit_rows):
+        # an instance whose first unit fits nowhere (a long span in a short instance) tries one word instead,
+        # once: no instance is left with nothing masked when a word of it fits
+        retry = missed & (room == start_room) & ~retry
+        active |= retry
+        if not len(hit_rows) and not retry.any():
             break
+        if not len(hit_rows):
+            k += 1
+            continue
         start = candidates[hits[first_hit]]
         size = m[hits[first_hit]]
         firsts.append(start)
