@@ -5,5 +5,6 @@ One module per step: ``tokens`` (sentences and segmenter words -> WordPiece ids 
 (tf.train.Example bytes and TFRecord framing, without TensorFlow), ``seeds`` (every random choice seeded
 from the global seed and the document), ``builder`` (a pool of documents -> keyed instances, the shard
 balancing plan, the shard writer), ``spill`` (keyed records column-wise and their binary spill format),
-``encoding`` and ``batch`` (the fast paths of tokenizing and of masking/encoding) and ``manifest``.
+``encoding`` and ``batch`` (the fast paths of tokenizing and of masking/encoding), ``units`` (n-gram and span
+masking units), ``mixing`` (per-source weights), ``parquet`` (Parquet shards) and ``manifest``.
 """
