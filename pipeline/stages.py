@@ -344,7 +344,7 @@ def run_shards(config: Config, input_dir: str | None = None, log=print) -> dict:
                       "balanced": read == kept + tables["rejected"] + tables["quarantined"]}
         manifest = shard_manifest.build(options, str(vocab), vocab_sha256(vocab), len(entries), summaries,
                                         documents=kept, document_tokens=counters.get("shards.document_tokens", 0),
-                                        sources=mixing.summary(counters, options.weights))
+                                        sources=mixing.summary(counters, options.weights, summaries))
         shard_manifest.write(out.tmp, manifest)
         weighted = counters.get("shards.weighted_document_tokens", 0)
         lost = weighted * options.dupe_factor - sum(

@@ -61,7 +61,10 @@ _SHARED: dict[tuple, ShardBuilder] = {}
 
 # Figures carried by each instance, summed per shard for the manifest.
 STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", "truncated",
-               "truncated_borrowed", "single_segment")
+               "truncated_borrowed", "single_segment", "source")
+# what a shard's summary sums; ``source`` is the id of the instance's source (``mixing.source_id``), by which
+# the summary gives instances, tokens and own tokens per source instead
+SUMMED_FIELDS = STAT_FIELDS[:-1]
 
 
 class ShardBuilder:
@@ -155,11 +158,11 @@ class ShardBuilder:
                 continue
             t0, t1 = int(piece_bounds[p0]), int(piece_bounds[p1])
             source = (sources[index] if sources else "") or ""
-            results[index] = TokenizedDocument(doc_ids[index], ids[t0:t1].copy(), flags[t0:t1].tobytes(),
-                                               (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32), source)
+            results[index] = doc = TokenizedDocument(doc_ids[index], ids[t0:t1].copy(), flags[t0:t1].tobytes(),
+                                                     (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32), source)
             kept += 1
             tokens += t1 - t0
-            count_source(count, source, t1 - t0)
+            self.count_document(doc, count)
         if kept:
             count("shards.kept", kept)
             count("shards.document_tokens", tokens)
@@ -185,7 +188,7 @@ class ShardBuilder:
         doc.source = row.get("source") or ""
         count("shards.kept")
         count("shards.document_tokens", doc.tokens)
-        count_source(count, doc.source, doc.tokens)
+        self.count_document(doc, count)
         return doc
 
     @staticmethod
@@ -210,11 +213,10 @@ class ShardBuilder:
             kept = weighted > 0                         # weight < 1: a document may get no copy at all
             docs = [doc for doc, keep in zip(docs, kept.tolist()) if keep]
             values, weighted = values[kept], weighted[kept]
-        self._count_weighted(docs, weighted, count)
         pool = pool_tokens(docs)
         copies_of = weighted * options.dupe_factor     # each weighted copy gets its dupe_factor copies
-        sources = sorted({doc.source for doc in docs})
-        source_of = np.asarray([sources.index(doc.source) for doc in docs], np.int64)
+        ids_of = {source: mixing.source_id(source) for source in {doc.source for doc in docs}}
+        source_of = np.asarray([ids_of[doc.source] for doc in docs], np.int64)
         if options.mode == "bert":
             # (copy, document) lanes, copy-major: copy c of every document that has more than c copies
             most = int(copies_of.max()) if len(docs) else 0
@@ -246,30 +248,21 @@ class ShardBuilder:
         for begin in range(0, len(table), step):
             chunk = table.rows(begin, begin + step)
             data, offsets, figures = self.encoder.encode(pool, chunk, mask_seeds[begin:begin + step])
-            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures], axis=1)
+            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures,
+                                  instance_source[begin:begin + step, None]], axis=1)
             batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
-        records = Records.concat(batches, len(STAT_FIELDS))
-        if len(records):
-            figures = records.figures
-            for k, source in enumerate(sources):
-                mine = instance_source == k
-                count(mixing.name(source, "instances"), int(mine.sum()))
-                count(mixing.name(source, "instance_tokens"), int(figures[mine, 0].sum()))
-                count(mixing.name(source, "own_tokens"), int(figures[mine, STAT_FIELDS.index("own_tokens")].sum()))
-        return records
+        return Records.concat(batches, len(STAT_FIELDS))
 
-    def _count_weighted(self, docs: list[TokenizedDocument], weighted: np.ndarray, count: CountFn) -> None:
-        """Documents and tokens after weighting, per source and in all (what dupe_factor multiplies)."""
-        tokens = np.asarray([doc.tokens for doc in docs], np.int64)
-        count("shards.weighted_document_tokens", int((tokens * weighted).sum()))
-        per_source: dict[str, list[int]] = {}
-        for doc, copies, size in zip(docs, weighted.tolist(), tokens.tolist()):
-            figures = per_source.setdefault(doc.source, [0, 0])
-            figures[0] += copies
-            figures[1] += copies * size
-        for source, (copies, size) in per_source.items():
-            count(mixing.name(source, "weighted_documents"), copies)
-            count(mixing.name(source, "weighted_tokens"), size)
+    def count_document(self, doc: TokenizedDocument, count: CountFn) -> None:
+        """A tokenized document's figures per source, before and after weighting (``mixing``)."""
+        count_source(count, doc.source, doc.tokens)
+        copies = 1
+        if self.options.weights:
+            weight = float(self.options.weights.get(doc.source, 1.0))
+            copies = int(mixing.copies(document_values(self.options.seed, [doc.id]), [weight])[0])
+        count("shards.weighted_document_tokens", copies * doc.tokens)
+        count(mixing.name(doc.source, "weighted_documents"), copies)
+        count(mixing.name(doc.source, "weighted_tokens"), copies * doc.tokens)
 
 
 # Characters of sentences tokenized in one call: large enough for NumPy to pay, small enough that the
@@ -502,9 +495,16 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts, options=N
                 f.write(chunk)
                 digest.update(chunk)
                 size += memoryview(chunk).nbytes
-    totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
+    figures = records.figures() if len(records) else np.zeros((0, len(STAT_FIELDS)), np.int64)
+    totals = figures.sum(axis=0).tolist()
     summary = {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
-               "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
+               "sha256": digest.hexdigest(), **dict(zip(SUMMED_FIELDS, (int(t) for t in totals)))}
+    ids, which = np.unique(figures[:, -1], return_inverse=True)
+    tokens, own = STAT_FIELDS.index("tokens"), STAT_FIELDS.index("own_tokens")
+    summary["by_source"] = {str(source): [int(n), int(t), int(o)] for source, n, t, o in zip(
+        ids.tolist(), np.bincount(which, minlength=len(ids)).tolist(),
+        np.bincount(which, figures[:, tokens], len(ids)).astype(np.int64).tolist(),
+        np.bincount(which, figures[:, own], len(ids)).astype(np.int64).tolist())}
     if kind != "tfrecord":
         from pipeline.shards import parquet
 

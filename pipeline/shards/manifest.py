@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from pipeline import schema, storage
-from pipeline.shards.builder import STAT_FIELDS, shard_name
+from pipeline.shards.builder import SUMMED_FIELDS, shard_name
 
 MANIFEST = "manifest.json"
 
@@ -41,7 +41,7 @@ def shard_count(options, document_tokens: int) -> int:
 def empty_summary(shard: int, shards: int) -> dict:
     return {"file": shard_name(shard, shards), "shard": shard, "instances": 0, "bytes": 0,
             "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            **{name: 0 for name in STAT_FIELDS}}
+            **{name: 0 for name in SUMMED_FIELDS}, "by_source": {}}
 
 
 def write_empty(directory, shard: int, shards: int, options) -> dict:
@@ -55,7 +55,7 @@ def write_empty(directory, shard: int, shards: int, options) -> dict:
 def build(options, vocab_path: str, vocab_sha256: str, vocab_size: int, summaries: list[dict],
           documents: int, document_tokens: int, sources: dict | None = None) -> dict:
     """The manifest (see ``schemas/manifest.v1.json``) from the shard summaries in shard order."""
-    totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *STAT_FIELDS)}
+    totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *SUMMED_FIELDS)}
     random_next = totals["random_next"]
     instances = totals["instances"]
     return {

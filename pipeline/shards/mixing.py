@@ -6,9 +6,9 @@ a hash of the seed and the document id), never from a shared stream: the same do
 repeated on every engine, at any worker count and partitioning.  Each weighted copy then gets its
 ``dupe_factor`` copies; a document of weight 1 is exactly what it was without weights.
 
-Per source, the stage counts (``count_source``, ``count_instances``) documents and tokens before and after
-weighting, and the instances built from its documents with their tokens; ``summary`` turns those counters
-into the manifest's ``sources`` and their shares.
+Per source, the tokenize step counts (engine counters) documents and tokens before and after weighting; each
+instance carries its source's id (``source_id``) among its figures, so each shard's summary gives its
+instances, tokens and own tokens per source; ``summary`` joins both into the manifest's ``sources``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from pipeline.shards.seeds import mix
+from pipeline.shards.seeds import derive, mix
 
 _WEIGHT_COUNTER = np.uint64(0x776569676874)       # "weight": the draw of a document's extra copy
 PREFIX = "shards.source:"
@@ -57,7 +57,12 @@ def count_source(count, source: str, tokens: int) -> None:
     count(name(source, "tokens"), int(tokens))
 
 
-def summary(counters: dict, weights: dict) -> dict:
+def source_id(source: str) -> int:
+    """A source's id among the figures of instances (a non-negative int64, the same in every process)."""
+    return derive("source", source) >> 1
+
+
+def summary(counters: dict, weights: dict, shard_summaries: list | None = None) -> dict:
     """Per source (sorted): its weight, the counted figures (``FIELDS``) and the shares: of document tokens
     before and after weighting, and of the shards' tokens (the tokens of the instances built from its
     documents, which in bert mode include random next segments borrowed from other documents)."""
@@ -67,6 +72,13 @@ def summary(counters: dict, weights: dict) -> dict:
             source, _, field = key[len(PREFIX):].rpartition(":")
             if field in FIELDS:
                 sources.setdefault(source, dict.fromkeys(FIELDS, 0))[field] = int(value)
+    names = {str(source_id(source)): source for source in sources}
+    for shard in shard_summaries or ():
+        for key, (instances, tokens, own) in (shard.get("by_source") or {}).items():
+            figures = sources.setdefault(names.get(key, key), dict.fromkeys(FIELDS, 0))
+            figures["instances"] += instances
+            figures["instance_tokens"] += tokens
+            figures["own_tokens"] += own
     totals = {field: sum(s[field] for s in sources.values()) for field in FIELDS}
     out = {}
     for source in sorted(sources):
