@@ -132,14 +132,31 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
         size_of = np.zeros(n, np.int64)
         size_of[rows] = draw_lengths(uniform(seeds[rows], np.full(len(rows), k, np.int64), SALT_UNIT), distribution)
         size_of[retry] = 1
+        # the first fitting start of each row: look at the first few candidates of every row, then at all the
+        # candidates of the rows that found none there (the same first start either way)
+        rank = np.arange(len(candidates))
+        row_start = np.ones(len(candidates), dtype=bool)
+        row_start[1:] = row[1:] != row[:-1]
+        rank -= np.maximum.accumulate(np.where(row_start, rank, 0))
+        near = np.flatnonzero(rank < _FIRST_LOOK)
+        hits = near[_fits(candidates[near], size_of[row[near]], room[row[near]], run_end, tokens_before, covered,
+                          words, longest)]
+        hit_row = row[hits]
+        first_of = np.ones(len(hits), dtype=bool)
+        first_of[1:] = hit_row[1:] != hit_row[:-1]
+        hits = hits[first_of]
+        found = np.zeros(n, dtype=bool)
+        found[row[hits]] = True
+        far = np.flatnonzero(~found[row] & (rank >= _FIRST_LOOK))
+        if len(far):
+            more = far[_fits(candidates[far], size_of[row[far]], room[row[far]], run_end, tokens_before, covered,
+                             words, longest)]
+            more_row = row[more]
+            first_of = np.ones(len(more), dtype=bool)
+            first_of[1:] = more_row[1:] != more_row[:-1]
+            hits = np.sort(np.concatenate([hits, more[first_of]]))
+        hit_rows, first_hit = row[hits], np.arange(len(hits))
         m = size_of[row]
-        ok = candidates + m - 1 <= run_end[candidates]
-        last = np.minimum(candidates + m, words)
-        ok &= tokens_before[last] - tokens_before[candidates] <= room[row]
-        for j in range(1, min(longest, int(m.max()))):
-            ok &= (j >= m) | ~covered[np.minimum(candidates + j, words)]
-        hits = np.flatnonzero(ok)
-        hit_rows, first_hit = np.unique(row[hits], return_index=True)
         missed = active.copy()
         missed[hit_rows] = False
         active[rows] = False
@@ -166,6 +183,18 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
     if not firsts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     return np.concatenate(firsts).astype(np.int64), np.concatenate(sizes).astype(np.int64)
+
+
+_FIRST_LOOK = 8     # candidates of each row tried first in a round
+
+
+def _fits(starts, m, room, run_end, tokens_before, covered, words: int, longest: int) -> np.ndarray:
+    """Whether a unit of ``m`` words from each of ``starts`` stays in its run, is free and fits in ``room``."""
+    ok = starts + m - 1 <= run_end[starts]
+    ok &= tokens_before[np.minimum(starts + m, words)] - tokens_before[starts] <= room
+    for j in range(1, min(longest, int(m.max()) if len(m) else 0)):
+        ok &= (j >= m) | ~covered[np.minimum(starts + j, words)]
+    return ok
 
 
 def unit_histogram(sizes: np.ndarray, longest: int) -> np.ndarray:
