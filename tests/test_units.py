@@ -145,3 +145,38 @@ def test_varints_decode():
     values = [0, 1, 127, 128, 300, 16383, 16384, 2**21 - 1, 2**35 + 7]
     data = np.frombuffer(b"".join(varint(v) for v in values), np.uint8)
     assert decode_varints(data).tolist() == values
+
+
+@pytest.mark.parametrize("scheme", ["wwm", "ngram", "span"])
+def test_mask_instances_from_word_ids_masks_whole_words_of_one_segment(scheme):
+    from pipeline.config import ShardOptions
+    from pipeline.shards.batch import flags_from_word_ids, mask_instances
+    from pipeline.shards.tokens import CONT, SPECIAL, START
+
+    word_ids = np.array([[0, 1, 1, 2, 3, 3, 3, 0, 4, 5, 0, 0]])
+    assert flags_from_word_ids(word_ids).tolist() == [[SPECIAL, START, CONT, START, START, CONT, CONT, SPECIAL,
+                                                       START, START, SPECIAL, SPECIAL]]
+    rng = np.random.default_rng(1)
+    words = np.zeros((300, 64), np.int64)
+    lengths = np.zeros(300, np.int64)
+    for row in range(300):
+        n, at, w = int(rng.integers(10, 64)), 1, 0
+        sep = n // 2
+        while at < n - 1:
+            if at == sep:
+                at += 1
+                continue
+            size = min(int(rng.integers(1, 4)), n - 1 - at, (sep - at) if at < sep else n)
+            w += 1
+            words[row, at:at + size] = w
+            at += size
+        lengths[row] = n
+    ids = 1000 + words
+    options = ShardOptions(masking=scheme, max_seq_length=64, max_predictions_per_seq=10)
+    masked, positions, labels, counts, _ = mask_instances(ids, flags_from_word_ids(words), lengths,
+                                                          np.arange(300, dtype=np.uint64), options, 103, [7, 8])
+    for row in range(300):
+        chosen = positions[row][:counts[row]]
+        assert counts[row] >= 1 and (words[row, chosen] > 0).all()
+        assert np.isin(words[row], words[row, chosen]).sum() == counts[row]       # whole words
+        assert np.array_equal(labels[row][:counts[row]], ids[row, chosen])

@@ -407,3 +407,25 @@ class Masker:
         in_pick[np.concatenate(picked)] = True
         picked = np.flatnonzero(in_pick)
         return picked
+
+
+def flags_from_word_ids(word_ids: np.ndarray) -> np.ndarray:
+    """Group flags (n × L uint8: START, CONT, SPECIAL) from the ``word_ids`` of unmasked shards (0 for [CLS],
+    [SEP] and padding; positions sharing a number are one word)."""
+    word_ids = np.asarray(word_ids)
+    flags = np.full(word_ids.shape, SPECIAL, np.uint8)
+    previous = np.zeros_like(word_ids)
+    previous[:, 1:] = word_ids[:, :-1]
+    flags[(word_ids > 0) & (word_ids != previous)] = START
+    flags[(word_ids > 0) & (word_ids == previous)] = CONT
+    return flags
+
+
+def mask_instances(ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray, options, mask_id: int,
+                   replacements) -> tuple:
+    """Mask a batch of instances (n × L ids and group flags, real lengths with [CLS]/[SEP], a uint64 seed each)
+    as the shards stage does (``Masker``, every draw from the instance's seed): masked ids, positions and labels
+    (n × P), predictions and words masked per instance."""
+    masker = Masker(options, mask_id, replacements, ids.shape[1])
+    return masker.mask_batch(np.asarray(ids), np.asarray(flags, np.uint8), np.asarray(lengths, np.int64),
+                             np.asarray(seeds, np.uint64))
