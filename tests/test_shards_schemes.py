@@ -246,9 +246,9 @@ def test_parquet_shards_hold_the_tfrecord_instances_field_by_field(mixed, parsed
     assert len(frame) == manifest["instances"]
     assert np.array_equal(np.stack(frame["input_ids"].to_numpy()), got["input_ids"])
     glob = str(mixed / "*.parquet")
-    count, labels = duckdb.sql(f"select count(*), sum(next_sentence_labels) from read_parquet('{glob}')").fetchone()
+    count, labels = duckdb.sql(f"select count(*), sum(next_sentence_labels) from read_parquet('{glob}')").fetchall()[0]
     assert (count, labels) == (manifest["instances"], manifest["next_sentence"]["random"])
-    masked = duckdb.sql(f"select sum(list_sum(masked_lm_weights)) from read_parquet('{glob}')").fetchone()[0]
+    masked = duckdb.sql(f"select sum(list_sum(masked_lm_weights)) from read_parquet('{glob}')").fetchall()[0][0]
     assert masked == manifest["masked_tokens"]
     # Hugging Face datasets, in a process of its own (no TensorFlow there)
     script = ("import json, sys, datasets\n"
