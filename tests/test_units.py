@@ -180,3 +180,12 @@ def test_mask_instances_from_word_ids_masks_whole_words_of_one_segment(scheme):
         assert counts[row] >= 1 and (words[row, chosen] > 0).all()
         assert np.isin(words[row], words[row, chosen]).sum() == counts[row]       # whole words
         assert np.array_equal(labels[row][:counts[row]], ids[row, chosen])
+
+
+def test_weights_flag_on_the_command_line():
+    from pipeline import cli
+
+    args = cli.build_parser().parse_args(["shards", "-o", "x", "--shards-weights", "wiki=2.5",
+                                          "--shards-weights", "web=0.5", "--shards-masking", "span"])
+    config = cli.config_from_args(args)
+    assert source_weights(config) == {"wiki": 2.5, "web": 0.5} and config.shards.masking == "span"
