@@ -40,8 +40,10 @@ setup(
     install_requires=CORE,
     extras_require={
         # TensorFlow parses the shards back in the tests (tf.data + tf.io.parse_single_example); the GCS emulator
-        # serves gs:// to tests/test_gcs.py (a real HTTP server for the GCS JSON API, no network)
-        "test": ["pytest>=8,<10", "tensorflow-cpu==2.21.0", "gcp-storage-emulator==2026.7.19"],
+        # serves gs:// to tests/test_gcs.py (a real HTTP server for the GCS JSON API, no network); Hugging Face
+        # datasets and DuckDB load the Parquet shards (datasets 4.x: 5.x wants huggingface-hub 2, tokenizers < 2)
+        "test": ["pytest>=8,<10", "tensorflow-cpu==2.21.0", "gcp-storage-emulator==2026.7.19", "datasets==4.8.5",
+                 "duckdb==2.0.0"],
         # neural LTP: torch 2.13.0 (a local CPU wheel on these machines) and the ltp package; never import it
         # in a process that imports TensorFlow
         # (ltp 4.2.14 calls tokenizer.batch_encode_plus, which transformers 5 removed)

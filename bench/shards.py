@@ -275,13 +275,16 @@ def run_google(bert: Path, text: Path, workdir: Path, env: dict) -> dict:
             "note": "wall time of the whole process (TF import, reading, tokenizing, instances, writing)"}
 
 
+MASKING = ["--shards-masking", "wwm"]      # main() sets it from --masking
+
+
 def run_ours(name: str, cores: int, engine_args: list[str], segmented: Path, output: Path, env: dict) -> dict:
     shutil.rmtree(output, ignore_errors=True)
     cmd = [sys.executable, "-m", "pipeline.cli", "shards", "--input", str(segmented), "--output", str(output),
            "--vocab", str(VOCAB), "--no-progress", "--shards-mode", "bert",
            "--shards-max-seq-length", str(SEQ), "--shards-max-predictions-per-seq", str(PREDICTIONS),
            "--shards-masked-lm-prob", str(MASKED_LM_PROB), "--shards-dupe-factor", str(DUPE),
-           "--shards-seed", str(SEED), *engine_args]
+           "--shards-seed", str(SEED), *MASKING, *engine_args]
     m = measured(cmd, env)
     stats = json.loads((output / "shards" / "stats.json").read_text(encoding="utf-8"))
     manifest = json.loads((output / "shards" / "manifest.json").read_text(encoding="utf-8"))
@@ -316,9 +319,13 @@ def main() -> None:
     parser.add_argument("--runs", nargs="+", default=["beam1", "spark1", "beam2", "spark2"],
                         choices=["beam1", "spark1", "beam2", "spark2"])
     parser.add_argument("--workdir", default=str(ROOT / "build" / "bench-shards"))
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--out", default=None, help="results file (default bench/results/shards.json, "
+                        "shards-ngram.json / shards-span.json with --masking ngram / span)")
+    parser.add_argument("--masking", default="wwm", choices=["wwm", "ngram", "span"],
+                        help="our masking scheme (--shards-masking; google's script has only its own)")
     args = parser.parse_args()
-    out = Path(args.out)
+    MASKING[1] = args.masking
+    out = Path(args.out or (OUT if args.masking == "wwm" else OUT.with_name(f"shards-{args.masking}.json")))
     if not (SHARED / "corpora").is_dir() or not VOCAB.exists():
         skip(f"shared data not found under {SHARED} (corpora and reference/bert_base_chinese_vocab.txt)", out)
         return

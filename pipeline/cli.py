@@ -235,12 +235,12 @@ def _overrides(args: argparse.Namespace) -> dict:
             continue
         if name == "pipeline_args":
             value = shlex.split(value)
-        elif name == "conf":
+        elif name in ("conf", "weights"):          # the dict options: KEY=VALUE, the flag repeated
             pairs = {}
             for item in value:
                 k, sep, v = item.partition("=")
                 if not sep:
-                    raise cfg.ConfigError(f"--{section}-conf expects KEY=VALUE, got {item!r}")
+                    raise cfg.ConfigError(f"--{section}-{name} expects KEY=VALUE, got {item!r}")
                 pairs[k] = v
             value = pairs
         values.setdefault(section, {})[name] = value

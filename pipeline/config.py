@@ -30,6 +30,7 @@ class InputSpec:
     path: str
     format: str = "auto"
     source: str | None = None
+    weight: float | None = None      # mixing weight of the source (see ShardOptions.weights)
 
 
 @dataclass
@@ -175,10 +176,26 @@ class ShardOptions:
     dupe_factor: int = option(10, "copies of each document, each masked (and paired) with its own seed")
     seed: int = option(12345, "global seed: every choice is seeded from (seed, document id, copy)")
     wwm: bool = option(True, "whole-word masking from the segmenter's words (false: plain per-token masking)")
+    masking: str = option("wwm", "masking units: wwm (whole words, google-research/bert's loop), ngram (runs of "
+                          "1..N whole words, MacBERT; lengths from ngram_probs) or span (SpanBERT: span lengths in "
+                          "whole words from a geometric distribution, span_p, clipped at span_max)",
+                          choices=["wwm", "ngram", "span"])
+    ngram_probs: str = option("0.4,0.3,0.2,0.1", "ngram masking: probabilities of a unit of 1, 2, ... N words "
+                              "(comma-separated; normalised)")
+    span_p: float = option(0.2, "span masking: p of the geometric distribution of span lengths (words)")
+    span_max: int = option(10, "span masking: longest span (words); the distribution is clipped there and "
+                           "renormalised (mean 3.8 words with p = 0.2)")
     mask_decision: str = option("word", "80/10/10 drawn once per masked word (word) or per token (token, as "
                                 "google-research/bert and Chinese-BERT-wwm)", choices=["word", "token"])
     unmasked: bool = option(False, "write unmasked instances with word_ids for masking on the fly in the runner "
                             "(true dynamic masking)")
+    format: str = option("tfrecord", "shard files: tfrecord (google-research/bert's Examples), parquet (the same "
+                         "features as columns, schemas/parquet_instances.v1.json) or both",
+                         choices=["tfrecord", "parquet", "both"])
+    weights: dict = option({}, "mixing weight per source name, e.g. {wiki: 2.0, web: 0.5} (also given per input "
+                           "as inputs: [{path, source, weight}] or SOURCE=PATH@WEIGHT): each document gets "
+                           "floor(w) copies and one more with probability w - floor(w), before dupe_factor; "
+                           "unnamed sources weigh 1")
     shards: int = option(0, "output shard count (0 = one per instances_per_shard estimated instances)")
     instances_per_shard: int = option(50_000, "aim when shards is 0 (a shard is held in memory while sorted)")
     pool_documents: int = option(128, "documents per pool: a random next sentence comes from another document "
@@ -192,8 +209,8 @@ class ShardOptions:
 class Config:
     engine: str = option("beam", "engine that runs the stages: beam or spark", choices=["beam", "spark"])
     output: str = option("output", "run directory; each stage writes OUTPUT/<stage>/")
-    inputs: list = option([], "inputs: paths, or 'SOURCE=PATH', or in YAML a list of "
-                          "{path, format, source}")
+    inputs: list = option([], "inputs: paths, or 'SOURCE=PATH' ('SOURCE=PATH@WEIGHT' with a mixing weight), "
+                          "or in YAML a list of {path, format, source, weight}")
     progress: bool = option(True, "print a progress line (documents/s, MB/s) while reading")
     up_to_date: str = option("stat", "how wwm run tells that a stage's inputs are unchanged: stat (path, size and "
                              "modification time of each file) or content (path, size and SHA-256 of each file's "
@@ -228,17 +245,68 @@ def parse_input(item: Any, default_format: str = "auto", default_source: str = "
     if isinstance(item, InputSpec):
         return item
     if isinstance(item, dict):
-        unknown = set(item) - {"path", "format", "source"}
+        unknown = set(item) - {"path", "format", "source", "weight"}
         if unknown or "path" not in item:
-            raise ConfigError(f"input {item!r}: expected keys path, format, source")
-        return InputSpec(str(item["path"]), str(item.get("format") or default_format),
-                         str(item.get("source") or default_source) or None)
+            raise ConfigError(f"input {item!r}: expected keys path, format, source, weight")
+        weight = item.get("weight")
+        return _weighted(InputSpec(str(item["path"]), str(item.get("format") or default_format),
+                                   str(item.get("source") or default_source) or None),
+                         None if weight is None else weight, item)
     if not isinstance(item, str) or not item:
         raise ConfigError(f"input {item!r}: expected a path string")
     source, sep, path = item.partition("=")
     if sep and source and "/" not in source and not Path(item).exists():
-        return InputSpec(path, default_format, source)
+        path, weight = _split_weight(path)
+        return _weighted(InputSpec(path, default_format, source), weight, item)
     return InputSpec(item, default_format, default_source or None)
+
+
+def _split_weight(path: str) -> tuple[str, str | None]:
+    """``PATH@2.5`` -> (PATH, "2.5") when PATH@2.5 is not itself a file and the tail is a number."""
+    head, at, tail = path.rpartition("@")
+    if at and head and not Path(path).exists():
+        try:
+            float(tail)
+        except ValueError:
+            return path, None
+        return head, tail
+    return path, None
+
+
+def _weighted(spec: InputSpec, weight, item) -> InputSpec:
+    if weight is None:
+        return spec
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        raise ConfigError(f"input {item!r}: weight {weight!r} is not a number") from None
+    if not value >= 0 or value == float("inf"):
+        raise ConfigError(f"input {item!r}: weight {weight!r} must be a finite number >= 0")
+    if not spec.source:
+        raise ConfigError(f"input {item!r}: a weight is per source, so it needs a source name "
+                          f"(SOURCE=PATH@WEIGHT, or source: in the YAML)")
+    spec.weight = value
+    return spec
+
+
+def source_weights(config: Config) -> dict[str, float]:
+    """The mixing weight of each named source: ``shards.weights``, then the inputs' own weights (which win);
+    ConfigError when two inputs of one source disagree or a weight is not a number >= 0."""
+    from pipeline.shards.mixing import check_weights
+
+    try:
+        weights = check_weights(config.shards.weights)
+    except ValueError as exc:
+        raise ConfigError(f"shards.weights: {exc}") from None
+    given: dict[str, float] = {}
+    for spec in config.input_specs():
+        if spec.weight is None:
+            continue
+        if spec.source in given and given[spec.source] != spec.weight:
+            raise ConfigError(f"source {spec.source!r}: two inputs give it different weights "
+                              f"({given[spec.source]} and {spec.weight})")
+        given[spec.source] = spec.weight
+    return {**weights, **given}
 
 
 def _input_item(item: Any) -> dict:
@@ -249,6 +317,8 @@ def _input_item(item: Any) -> dict:
         given["format"] = spec.format
     if spec.source:
         given["source"] = spec.source
+    if spec.weight is not None:
+        given["weight"] = spec.weight
     return given
 
 

@@ -90,6 +90,7 @@ class Plan:
     monitor: dict = dataclasses.field(default_factory=dict)
     info: dict = dataclasses.field(default_factory=dict)
     engine: bool = True
+    config: "Config | None" = None     # the configuration the engine runs with, where the plan completes it
 
 
 @dataclasses.dataclass

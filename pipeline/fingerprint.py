@@ -49,7 +49,7 @@ import shutil
 from pathlib import Path
 
 from pipeline import __version__, storage
-from pipeline.config import Config
+from pipeline.config import Config, source_weights
 
 FINGERPRINT = "fingerprint.json"
 LOCK = ".lock"
@@ -181,11 +181,13 @@ def made_from(config: Config, stage: str) -> dict | None:
     from pipeline.ingest.files import expand
 
     settings = dataclasses.asdict(getattr(config, stage))
+    if stage == "shards":
+        settings["weights"] = source_weights(config)       # the inputs' weights are shards settings too
     what = {"format": FORMAT, "stage": stage, "version": __version__, "settings": settings}
     content = getattr(config, "up_to_date", "stat") == "content"
     try:
         if stage == "ingest":
-            what["inputs"] = [{"spec": vars(spec),
+            what["inputs"] = [{"spec": {k: v for k, v in vars(spec).items() if k != "weight"},   # shards' setting
                                "files": [[f.path, f.relpath, f.source, f.format, f.size,
                                           _stamp(f.path, content)]
                                          for f in expand(spec.path, spec.source, spec.format, config.output)]}

@@ -228,6 +228,7 @@ def run_stage(stage: str, config: Config, input_dir: str | None = None, log=prin
         adapter = engine(config.engine)
         adapter.start(config)
         startup = time.time() - started
+    config = plan.config or config
     with StageOutput(config.output, stage) as out:
         job = Job(config, out, plan.source, plan.files, plan.vocab, plan.pools)
         started = time.time()

@@ -223,8 +223,8 @@ def _plan(counts, shards):
 
 
 class _WriteShardFn(beam.DoFn):
-    def __init__(self, directory: str, summaries: str) -> None:
-        self.directory, self.summaries = directory, summaries
+    def __init__(self, directory: str, summaries: str, options=None) -> None:
+        self.directory, self.summaries, self.options = directory, summaries, options
 
     def start_bundle(self):
         self.first = None
@@ -234,7 +234,7 @@ class _WriteShardFn(beam.DoFn):
         first = self.first is None      # test-only fault injection (pipeline.faults), keyed by the bundle's first shard
         if first:
             self.first = faults.attempt("shards.write", shard).started()
-        summary = shard_builder.write_shard(self.directory, shard, shards, list(parts))
+        summary = shard_builder.write_shard(self.directory, shard, shards, list(parts), self.options)
         if first:
             self.first.ending()      # the shard file is written: a retry must replace it
         write_summary(self.summaries, summary)
@@ -274,7 +274,7 @@ class BuildShards(beam.PTransform):
          | "ByShard" >> beam.GroupByKey()
          | "Split" >> beam.ParDo(_SplitShardFn(), plan)
          | "ByDestination" >> beam.GroupByKey()
-         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries), shards))
+         | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries, options), shards))
         return tokenized
 
 

@@ -39,6 +39,7 @@ class Masking:
     max_predictions: int
     mask_id: int
     replacement_ids: list[int]
+    units: list[float] | None = None      # ngram / span: probabilities of units of 1, 2, ... words (wwm: None)
 
     @classmethod
     def from_manifest(cls, manifest: dict, vocab_path: str | None = None) -> "Masking":
@@ -52,11 +53,17 @@ class Masking:
         if len(entries) != manifest["vocab_size"]:
             raise ValueError(f"vocab {path} has {len(entries)} entries, the shards were made with "
                              f"{manifest['vocab_size']}")
+        from pipeline.shards import units
+
         settings = manifest.get("settings", {})
+        distribution = units.unit_distribution(settings.get("masking", "wwm"),
+                                               settings.get("ngram_probs", "0.4,0.3,0.2,0.1"),
+                                               float(settings.get("span_p", 0.2)), int(settings.get("span_max", 10)))
         return cls(masked_lm_prob=float(settings.get("masked_lm_prob", 0.15)),
                    max_predictions=int(manifest["max_predictions_per_seq"]),
                    mask_id=entries.index("[MASK]"),
-                   replacement_ids=replacement_ids(entries, settings.get("lowercase", True)))
+                   replacement_ids=replacement_ids(entries, settings.get("lowercase", True)),
+                   units=None if distribution is None else distribution.tolist())
 
 
 def read_manifest(directory: str | Path) -> dict:
@@ -84,6 +91,9 @@ def feature_spec(manifest: dict) -> dict[str, tf.io.FixedLenFeature]:
 
 def shard_files(directory: str | Path, manifest: dict) -> list[str]:
     """The manifest's shards that hold instances, in order (``tf.io.gfile`` paths, so gs:// works)."""
+    if manifest.get("format", "tfrecord") == "parquet":
+        raise ValueError("these shards were written as Parquet only (--shards-format parquet); the runner reads "
+                         "the TFRecords: make them with --shards-format tfrecord or both")
     directory = str(directory).rstrip("/")
     return [f"{directory}/{s['file']}" for s in manifest["shards"] if s["instances"] > 0]
 
@@ -174,6 +184,12 @@ def dynamic_mask(features: dict[str, tf.Tensor], seed: tf.Tensor, masking: Maski
                                                        batch * groups), [batch, groups])
     is_word = (word_len > 0) & (tf.range(groups)[None, :] > 0)
     keys = tf.where(is_word, tf.random.stateless_uniform([batch, groups], seeds[0]), 2.0)
+    if masking.units is not None:
+        chosen, unit_of = _choose_units(word_ids, word_len, is_word, keys, wanted, predictions, masking.units,
+                                        tf.random.experimental.stateless_fold_in(seed, 4))
+        decision = tf.gather(tf.gather(tf.random.stateless_uniform([batch, groups], seeds[1]), unit_of, batch_dims=1),
+                             word_ids, batch_dims=1)
+        return _finish(features, ids, input_mask, chosen, decision, seeds, masking)
     order = tf.argsort(keys, axis=1, stable=True)
     sorted_len = tf.gather(word_len, order, batch_dims=1)
     sorted_len = tf.where(tf.gather(is_word, order, batch_dims=1), sorted_len, length + 1)   # never fits
@@ -188,6 +204,13 @@ def dynamic_mask(features: dict[str, tf.Tensor], seed: tf.Tensor, masking: Maski
     take = tf.gather(take_sorted, tf.argsort(order, axis=1), batch_dims=1)        # back to word-id order
     chosen = tf.gather(take, word_ids, batch_dims=1) & (word_ids > 0)
     decision = tf.gather(tf.random.stateless_uniform([batch, groups], seeds[1]), word_ids, batch_dims=1)
+    return _finish(features, ids, input_mask, chosen, decision, seeds, masking)
+
+
+def _finish(features, ids, input_mask, chosen, decision, seeds, masking: Masking) -> dict[str, tf.Tensor]:
+    """80/10/10 of the chosen positions (``decision`` per position), and the masked features."""
+    batch, length = ids.shape
+    predictions = masking.max_predictions
     pool = tf.constant(masking.replacement_ids, tf.int32)
     random_ids = tf.gather(pool, tf.random.stateless_uniform([batch, length], seeds[2], 0, len(masking.replacement_ids),
                                                              dtype=tf.int32))
@@ -202,6 +225,67 @@ def dynamic_mask(features: dict[str, tf.Tensor], seed: tf.Tensor, masking: Maski
             "masked_lm_positions": masked_positions, "masked_lm_ids": labels,
             "masked_lm_weights": tf.cast(valid, tf.float32),
             "next_sentence_labels": features["next_sentence_labels"]}
+
+
+def _choose_units(word_ids, word_len, is_word, keys, wanted, predictions: int, distribution: list[float], seed):
+    """n-gram / span units of a batch, as ``pipeline.shards.units.choose_units`` (in TensorFlow): in rounds, each
+    instance short of its stop draws a unit length (words) and takes the first start in its word order where that
+    many consecutive free words of one run fit under ``predictions``; it stops when none fits.  Returns the
+    chosen positions ([B, L] bool) and, per word id, the word id its unit starts at ([B, L + 1])."""
+    batch, length = word_ids.shape
+    groups = length + 1
+    column = tf.range(groups)[None, :]
+    rows = tf.range(batch)[:, None] * groups
+    position = tf.broadcast_to(tf.range(length)[None, :], [batch, length])
+    first = tf.reshape(tf.math.unsorted_segment_min(position, word_ids + rows, batch * groups), [batch, groups])
+    last = tf.reshape(tf.math.unsorted_segment_max(position, word_ids + rows, batch * groups), [batch, groups])
+    next_first = tf.concat([first[:, 1:], tf.fill([batch, 1], -5)], axis=1)
+    next_word = tf.concat([is_word[:, 1:], tf.zeros([batch, 1], tf.bool)], axis=1)
+    adjacent = is_word & next_word & (next_first == last + 1)      # word w + 1 follows w, nothing between
+    ends_run = is_word & ~adjacent
+    end_at = tf.where(ends_run, column, groups)
+    # the last word of each word's run: the first run end at or after it
+    later = column[:, None, :] >= column[:, :, None]                            # [1, w, j]: j >= w
+    run_end = tf.reduce_min(tf.where(later, end_at[:, None, :], groups), axis=2)
+    tokens_before = tf.concat([tf.zeros([batch, 1], tf.int32), tf.cumsum(word_len, axis=1)], axis=1)
+    words = tf.reduce_sum(tf.cast(is_word, tf.int32), axis=1)
+    tokens = tf.reduce_sum(word_len * tf.cast(is_word, tf.int32), axis=1)
+    probs = tf.constant(distribution, tf.float64)
+    lengths = tf.range(1, len(distribution) + 1, dtype=tf.float64)
+    ratio = tf.reduce_sum(lengths ** 2 * probs) / tf.reduce_sum(lengths * probs) / 2
+    per_word = tf.cast(tokens, tf.float64) / tf.cast(tf.maximum(words, 1), tf.float64)
+    stop = tf.maximum(1, tf.cast(tf.round(tf.cast(wanted, tf.float64) - (per_word * ratio - 0.5)), tf.int32))
+    stop = tf.minimum(stop, wanted)
+    cdf = tf.cast(tf.math.cumsum(probs) / tf.reduce_sum(probs), tf.float32)
+    cdf = tf.concat([cdf[:-1], [1.0]], axis=0)
+
+    def body(k, covered, unit_of, need, room, retry, active):
+        u = tf.random.stateless_uniform([batch], tf.random.experimental.stateless_fold_in(seed, k))
+        below = tf.reduce_sum(tf.cast(cdf[None, :] <= u[:, None], tf.int32), axis=1)    # searchsorted, right
+        m = tf.where(retry, 1, tf.minimum(below, len(distribution) - 1) + 1)[:, None]
+        end = tf.minimum(column + m, groups)
+        covered_before = tf.concat([tf.zeros([batch, 1], tf.int32), tf.cumsum(tf.cast(covered, tf.int32), axis=1)],
+                                   axis=1)
+        free = tf.gather(covered_before, end, batch_dims=1) - covered_before[:, :groups] == 0
+        unit_tokens = tf.gather(tokens_before, end, batch_dims=1) - tokens_before[:, :groups]
+        valid = (is_word & free & (column + m - 1 <= run_end) & (unit_tokens <= room[:, None])
+                 & active[:, None])
+        start = tf.argmin(tf.where(valid, keys, 3.0), axis=1, output_type=tf.int32)
+        found = tf.reduce_any(valid, axis=1)
+        inside = found[:, None] & (column >= start[:, None]) & (column < start[:, None] + m)
+        taken = tf.where(found, tf.gather(unit_tokens, start[:, None], batch_dims=1)[:, 0], 0)
+        # a first unit that fits nowhere: one word instead, once (as the shards stage)
+        again = active & ~found & (room == predictions) & ~retry
+        need, room = need - taken, room - taken
+        return (k + 1, covered | inside, tf.where(inside, start[:, None], unit_of), need, room, again,
+                (found & (need > 0)) | again)
+
+    state = (tf.constant(0), tf.zeros([batch, groups], tf.bool), tf.zeros([batch, groups], tf.int32), stop,
+             tf.fill([batch], predictions), tf.zeros([batch], tf.bool), stop > 0)
+    _, covered, unit_of, _, _, _, _ = tf.while_loop(lambda k, *rest: (k < predictions + 1) & tf.reduce_any(rest[-1]),
+                                                    body, state)
+    chosen = tf.gather(covered, word_ids, batch_dims=1) & (word_ids > 0)
+    return chosen, unit_of
 
 
 def make_dataset(directory: str | Path, manifest: dict, *, batch_size: int, seed: int = 12345,

@@ -280,7 +280,8 @@ def shards(root: Path, stats: dict) -> dict | None:
             "next_sentence": manifest["next_sentence"],
             "max_seq_length": manifest.get("max_seq_length"),
             "settings": manifest.get("settings", {}), "per_shard": per_shard,
-            "per_instance": instances, "tokens_by_source": tokens_by_source(root, entries)}
+            "per_instance": instances, "tokens_by_source": tokens_by_source(root, entries),
+            "sources": manifest.get("sources", {})}
 
 
 def _vocab_entries(path: Path) -> list[str] | None:

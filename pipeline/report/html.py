@@ -369,6 +369,17 @@ def _shards(data, plots) -> str:
                          "bytes"], rows))
     parts.append(_instances(s.get("per_instance"), plots))
     parts.append(_tokens_by_source(s.get("tokens_by_source"), plots))
+    sources = s.get("sources") or {}
+    if sources:
+        parts.append("<p>Per source, before and after the mixing weights (weighted copies before dupe_factor), "
+                     "and its instances' share of the shard tokens:</p>")
+        rows = [[_e(name), _n(v["weight"]), _n(v["documents"]), _n(v["tokens"]), _n(v["tokens_share"]),
+                 _n(v["weighted_documents"]), _n(v["weighted_tokens"]), _n(v["weighted_tokens_share"]),
+                 _n(v["instances"]), _n(v["instance_tokens"]), _n(v["instance_tokens_share"])]
+                for name, v in sources.items()]
+        parts.append(_table(["source", "weight", "documents", "tokens", "token share", "weighted documents",
+                             "weighted tokens", "weighted share", "instances", "shard tokens", "shard token share"],
+                            rows))
     return "".join(parts)
 
 

@@ -27,8 +27,10 @@ from pipeline.shards import tfrecord
 from pipeline.shards.instances import InstanceTable, PoolTokens
 from pipeline.shards.seeds import _splitmix, splitmix_in_place, uniform
 from pipeline.shards.tfrecord import _MASK_DELTA
+from pipeline.shards import units
 from pipeline.shards.tokens import CONT, SPECIAL, START
 from pipeline.vocab.wordpiece import is_cjk
+from pipeline.shards.units import choose_units
 
 _SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE = 1, 2, 3, 4
 
@@ -94,7 +96,7 @@ class BatchEncoder:
         self.predictions = options.max_predictions_per_seq
         self.cls, self.sep, self.mask = cls, sep, mask
         self.replacements = np.asarray(replacements, dtype=np.int64)
-        self._uniform = _Uniform(self.length + 1, (_SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE))
+        self.masker = Masker(options, mask, replacements)
         L, P = self.length, self.predictions
         int64_prefix = tfrecord.feature_prefix
         # the bytes before each feature's payload, by payload size (varints take 1 to 3 bytes a value)
@@ -178,111 +180,8 @@ class BatchEncoder:
         return ((column >= begin[:, None]) & (column <= end[:, None])).view(np.uint8)
 
     def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
-        """Masked ids, positions and labels (n × P), predictions and words masked per instance (the weights are
-        1.0 for each prediction, 0.0 after)."""
-        n, L = ids.shape
-        options = self.options
-        flat = flags.ravel()
-        bounds = np.flatnonzero(flat != CONT)           # group starts and specials (padding is special too)
-        is_start = flat[bounds] == START
-        group_at = bounds[is_start]
-        group_len = bounds[np.flatnonzero(is_start) + 1] - group_at
-        group_row = group_at // L
-        per_row = np.bincount(group_row, minlength=n)
-        first = _exclusive_cumsum(per_row)
-        group_index = np.arange(len(group_at)) - np.repeat(first, per_row)
-        priority = self._uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
-        wanted = np.minimum(options.max_predictions_per_seq,
-                            np.maximum(1, np.round(lengths * options.masked_lm_prob))).astype(np.int64)
-        # Only the words first in that order can be reached: sort just the ones whose priority is under a
-        # threshold that leaves about twice as many words as could be needed (each word is >= 1 token).
-        threshold = np.minimum(1.0, 2.0 * (wanted + 2) / np.maximum(per_row, 1))
-        candidate = priority < threshold[group_row]
-        picks = np.flatnonzero(candidate)
-        # by row, then priority: row + priority (non-negative floats) sorted as the bits of the float, which
-        # order as the floats do and sort faster
-        order = picks[np.argsort((group_row[picks] + priority[picks]).view(np.uint64), kind="stable")]
-        sorted_len = group_len[order]
-        sorted_row = group_row[order]
-        per_row_c = np.bincount(sorted_row, minlength=n)
-        first_c = _exclusive_cumsum(per_row_c)
-        # google's walk: accept each word in turn unless it would overshoot.  Up to the first overshoot that is a
-        # prefix (vectorised); the instances still short after it finish the walk in Python.
-        totals = np.cumsum(sorted_len)
-        base = np.where(first_c > 0, totals[np.maximum(first_c - 1, 0)], 0) if len(totals) else np.zeros(n, np.int64)
-        running = totals - np.repeat(base, per_row_c)
-        chosen = running <= wanted[sorted_row]
-        covered = np.bincount(sorted_row, weights=sorted_len * chosen, minlength=n).astype(np.int64)
-        # after the first overshoot the walk goes on: in rounds, each short instance takes its next word that fits
-        n_prefix = np.bincount(sorted_row, weights=chosen, minlength=n).astype(np.int64)
-        cursor = first_c + n_prefix                      # the word that overshot; the walk resumes after it
-        need = wanted - covered
-        active = (need > 0) & (cursor < first_c + per_row_c)
-        # the words still eligible: of an active instance, after its cursor, no longer than it needs (need only
-        # shrinks, so a word that drops out never comes back); each round takes the first of each instance
-        eligible = np.flatnonzero(active[sorted_row])
-        while active.any():
-            row_of = sorted_row[eligible]
-            eligible = eligible[active[row_of] & (eligible > cursor[row_of]) & (sorted_len[eligible] <= need[row_of])]
-            row_of = sorted_row[eligible]
-            first_of_row = np.ones(len(eligible), dtype=bool)
-            first_of_row[1:] = row_of[1:] != row_of[:-1]
-            rows = row_of[first_of_row]
-            stuck = active.copy()
-            stuck[rows] = False
-            active[stuck] = False                        # no candidate word fits any more
-            if not len(rows):
-                break
-            taken = eligible[first_of_row]
-            chosen[taken] = True
-            need[rows] -= sorted_len[taken]
-            cursor[rows] = taken
-            active[rows] = need[rows] > 0
-        picked = [order[chosen]]
-        # rare: the candidates ran out; the walk goes on over the instance's other words, in priority order
-        for row in np.flatnonzero((need > 0) & (per_row > per_row_c)).tolist():
-            left = int(need[row])
-            lo, hi = int(first[row]), int(first[row] + per_row[row])
-            rest = np.arange(lo, hi)[~candidate[lo:hi]]
-            extra = []
-            for g in rest[np.argsort(priority[rest], kind="stable")].tolist():
-                size = int(group_len[g])
-                if size <= left:
-                    extra.append(g)
-                    left -= size
-                    if not left:
-                        break
-            picked.append(np.asarray(extra, dtype=np.int64))
-        # the picked words in position order (groups are numbered in cell order and do not overlap), so their
-        # tokens come out as cells in position order
-        in_pick = np.zeros(len(group_at), dtype=bool)
-        in_pick[np.concatenate(picked)] = True
-        picked = np.flatnonzero(in_pick)
-        words = np.bincount(group_row[picked], minlength=n)
-        p_len = group_len[picked]
-        p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
-                  + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
-        p_row, p_col = p_flat // L, p_flat % L
-        seed_at = seeds[p_row]
-        if options.mask_decision == "word":
-            decision = np.repeat(self._uniform(seeds[group_row[picked]], group_index[picked], _SALT_DECISION), p_len)
-        else:
-            decision = self._uniform(seed_at, p_col, _SALT_TOKEN)
-        masked = ids.copy()
-        flat_masked = masked.reshape(-1)
-        flat_masked[p_flat[decision < 0.8]] = self.mask
-        to_replace = decision >= 0.9
-        if to_replace.any():
-            draw = self._uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
-            flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
-        counts = np.bincount(p_row, minlength=n)
-        slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
-        P = self.predictions
-        positions = np.zeros((n, P), np.int64)
-        labels = np.zeros((n, P), np.int64)
-        positions[p_row, slot] = p_col
-        labels[p_row, slot] = ids.reshape(-1)[p_flat]
-        return masked, positions, labels, counts, words
+        """``Masker.mask_batch`` with this encoder's settings."""
+        return self.masker.mask_batch(ids, flags, lengths, seeds)
 
     def _varints(self, prefixes: tuple[np.ndarray, np.ndarray, np.ndarray], matrix: np.ndarray, data: list,
                  valid: list) -> np.ndarray:
@@ -395,3 +294,175 @@ def replacement_ids(entries: list[str], lowercase: bool = True) -> list[int]:
             continue
         ids.append(index)
     return ids
+
+
+class Masker:
+    """Masking of instances laid out as n × L matrices (ids and group flags, see ``BatchEncoder.layout``): a
+    plain function of arrays and the settings (``masking``, ``masked_lm_prob``, ``max_predictions_per_seq``,
+    ``mask_decision`` and the unit lengths of ``units``), so other runners can mask on the fly with it."""
+
+    def __init__(self, options, mask: int, replacements, length: int | None = None) -> None:
+        self.options = options
+        self.mask = mask
+        self.replacements = np.asarray(replacements, dtype=np.int64)
+        self.units = units.of_options(options)
+        size = (length or options.max_seq_length) + 1
+        self._uniform = _Uniform(size, (_SALT_ORDER, _SALT_DECISION, _SALT_TOKEN, _SALT_REPLACE, units.SALT_UNIT))
+        self.last_unit_sizes = np.zeros(0, np.int64)   # words of each unit of the last batch (n-gram / span)
+
+    def mask_batch(self, ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray):
+        """Masked ids, positions and labels (n × P), predictions and words masked per instance (the weights are
+        1.0 for each prediction, 0.0 after)."""
+        n, L = ids.shape
+        options = self.options
+        flat = flags.ravel()
+        bounds = np.flatnonzero(flat != CONT)           # group starts and specials (padding is special too)
+        is_start = flat[bounds] == START
+        group_at = bounds[is_start]
+        group_len = bounds[np.flatnonzero(is_start) + 1] - group_at
+        group_row = group_at // L
+        per_row = np.bincount(group_row, minlength=n)
+        first = _exclusive_cumsum(per_row)
+        group_index = np.arange(len(group_at)) - np.repeat(first, per_row)
+        priority = self._uniform(seeds[group_row], group_index, _SALT_ORDER)   # each instance's words in random order
+        wanted = np.minimum(options.max_predictions_per_seq,
+                            np.maximum(1, np.round(lengths * options.masked_lm_prob))).astype(np.int64)
+        if self.units is None:
+            picked = self._walk(n, group_len, group_row, per_row, first, priority, wanted)
+            decision_index = group_index[picked]
+        else:
+            # n-gram / span units: consecutive words of one run (no [SEP], no padding between them)
+            ends = group_at + group_len
+            adjacent = np.zeros(len(group_at), dtype=bool)
+            adjacent[:-1] = (group_row[1:] == group_row[:-1]) & (group_at[1:] == ends[:-1])
+            # stop short of the target by the expected overshoot of the unit that crosses it, which is taken
+            # when it fits under max_predictions: the masked share is about masked_lm_prob and the lengths of
+            # the units taken follow the distribution (all units up to the crossing one are i.i.d. draws)
+            words_of = np.bincount(group_row, minlength=n)
+            tokens_of = np.bincount(group_row, weights=group_len, minlength=n)
+            stop = np.minimum(wanted, units.stop_threshold(wanted, tokens_of, words_of, self.units))
+            cap = np.full(n, options.max_predictions_per_seq, np.int64)
+            unit_first, unit_size = choose_units(group_len, group_row, adjacent, priority, seeds, stop,
+                                                 self.units, self._uniform, cap)
+            self.last_unit_sizes = unit_size
+            unit_of = np.full(len(group_at), -1, np.int64)
+            members = (np.repeat(unit_first, unit_size) + np.arange(int(unit_size.sum()))
+                       - np.repeat(np.cumsum(unit_size) - unit_size, unit_size))
+            unit_of[members] = np.repeat(unit_first, unit_size)
+            picked = np.flatnonzero(unit_of >= 0)
+            decision_index = group_index[unit_of[picked]]     # 80/10/10 drawn once per unit
+        words = np.bincount(group_row[picked], minlength=n)
+        p_len = group_len[picked]
+        p_flat = (np.repeat(group_at[picked], p_len)              # the picked tokens, as cells of the n × L matrix
+                  + np.arange(int(p_len.sum())) - np.repeat(_exclusive_cumsum(p_len), p_len))
+        p_row, p_col = p_flat // L, p_flat % L
+        seed_at = seeds[p_row]
+        if options.mask_decision == "word":
+            decision = np.repeat(self._uniform(seeds[group_row[picked]], decision_index, _SALT_DECISION), p_len)
+        else:
+            decision = self._uniform(seed_at, p_col, _SALT_TOKEN)
+        masked = ids.copy()
+        flat_masked = masked.reshape(-1)
+        flat_masked[p_flat[decision < 0.8]] = self.mask
+        to_replace = decision >= 0.9
+        if to_replace.any():
+            draw = self._uniform(seed_at[to_replace], p_col[to_replace], _SALT_REPLACE)
+            flat_masked[p_flat[to_replace]] = self.replacements[(draw * len(self.replacements)).astype(np.int64)]
+        counts = np.bincount(p_row, minlength=n)
+        slot = np.arange(len(p_row)) - np.repeat(_exclusive_cumsum(counts), counts)
+        P = options.max_predictions_per_seq
+        positions = np.zeros((n, P), np.int64)
+        labels = np.zeros((n, P), np.int64)
+        positions[p_row, slot] = p_col
+        labels[p_row, slot] = ids.reshape(-1)[p_flat]
+        return masked, positions, labels, counts, words
+
+    def _walk(self, n, group_len, group_row, per_row, first, priority, wanted) -> np.ndarray:
+        """google's walk over whole words (``wwm``): the picked words, in position order."""
+        # Only the words first in that order can be reached: sort just the ones whose priority is under a
+        # threshold that leaves about twice as many words as could be needed (each word is >= 1 token).
+        threshold = np.minimum(1.0, 2.0 * (wanted + 2) / np.maximum(per_row, 1))
+        candidate = priority < threshold[group_row]
+        picks = np.flatnonzero(candidate)
+        # by row, then priority: row + priority (non-negative floats) sorted as the bits of the float, which
+        # order as the floats do and sort faster
+        order = picks[np.argsort((group_row[picks] + priority[picks]).view(np.uint64), kind="stable")]
+        sorted_len = group_len[order]
+        sorted_row = group_row[order]
+        per_row_c = np.bincount(sorted_row, minlength=n)
+        first_c = _exclusive_cumsum(per_row_c)
+        # google's walk: accept each word in turn unless it would overshoot.  Up to the first overshoot that is a
+        # prefix (vectorised); the instances still short after it finish the walk in Python.
+        totals = np.cumsum(sorted_len)
+        base = np.where(first_c > 0, totals[np.maximum(first_c - 1, 0)], 0) if len(totals) else np.zeros(n, np.int64)
+        running = totals - np.repeat(base, per_row_c)
+        chosen = running <= wanted[sorted_row]
+        covered = np.bincount(sorted_row, weights=sorted_len * chosen, minlength=n).astype(np.int64)
+        # after the first overshoot the walk goes on: in rounds, each short instance takes its next word that fits
+        n_prefix = np.bincount(sorted_row, weights=chosen, minlength=n).astype(np.int64)
+        cursor = first_c + n_prefix                      # the word that overshot; the walk resumes after it
+        need = wanted - covered
+        active = (need > 0) & (cursor < first_c + per_row_c)
+        # the words still eligible: of an active instance, after its cursor, no longer than it needs (need only
+        # shrinks, so a word that drops out never comes back); each round takes the first of each instance
+        eligible = np.flatnonzero(active[sorted_row])
+        while active.any():
+            row_of = sorted_row[eligible]
+            eligible = eligible[active[row_of] & (eligible > cursor[row_of]) & (sorted_len[eligible] <= need[row_of])]
+            row_of = sorted_row[eligible]
+            first_of_row = np.ones(len(eligible), dtype=bool)
+            first_of_row[1:] = row_of[1:] != row_of[:-1]
+            rows = row_of[first_of_row]
+            stuck = active.copy()
+            stuck[rows] = False
+            active[stuck] = False                        # no candidate word fits any more
+            if not len(rows):
+                break
+            taken = eligible[first_of_row]
+            chosen[taken] = True
+            need[rows] -= sorted_len[taken]
+            cursor[rows] = taken
+            active[rows] = need[rows] > 0
+        picked = [order[chosen]]
+        # rare: the candidates ran out; the walk goes on over the instance's other words, in priority order
+        for row in np.flatnonzero((need > 0) & (per_row > per_row_c)).tolist():
+            left = int(need[row])
+            lo, hi = int(first[row]), int(first[row] + per_row[row])
+            rest = np.arange(lo, hi)[~candidate[lo:hi]]
+            extra = []
+            for g in rest[np.argsort(priority[rest], kind="stable")].tolist():
+                size = int(group_len[g])
+                if size <= left:
+                    extra.append(g)
+                    left -= size
+                    if not left:
+                        break
+            picked.append(np.asarray(extra, dtype=np.int64))
+        # the picked words in position order (groups are numbered in cell order and do not overlap), so their
+        # tokens come out as cells in position order
+        in_pick = np.zeros(len(group_len), dtype=bool)
+        in_pick[np.concatenate(picked)] = True
+        picked = np.flatnonzero(in_pick)
+        return picked
+
+
+def flags_from_word_ids(word_ids: np.ndarray) -> np.ndarray:
+    """Group flags (n × L uint8: START, CONT, SPECIAL) from the ``word_ids`` of unmasked shards (0 for [CLS],
+    [SEP] and padding; positions sharing a number are one word)."""
+    word_ids = np.asarray(word_ids)
+    flags = np.full(word_ids.shape, SPECIAL, np.uint8)
+    previous = np.zeros_like(word_ids)
+    previous[:, 1:] = word_ids[:, :-1]
+    flags[(word_ids > 0) & (word_ids != previous)] = START
+    flags[(word_ids > 0) & (word_ids == previous)] = CONT
+    return flags
+
+
+def mask_instances(ids: np.ndarray, flags: np.ndarray, lengths: np.ndarray, seeds: np.ndarray, options, mask_id: int,
+                   replacements) -> tuple:
+    """Mask a batch of instances (n × L ids and group flags, real lengths with [CLS]/[SEP], a uint64 seed each)
+    as the shards stage does (``Masker``, every draw from the instance's seed): masked ids, positions and labels
+    (n × P), predictions and words masked per instance."""
+    masker = Masker(options, mask_id, replacements, ids.shape[1])
+    return masker.mask_batch(np.asarray(ids), np.asarray(flags, np.uint8), np.asarray(lengths, np.int64),
+                             np.asarray(seeds, np.uint64))

@@ -35,6 +35,8 @@ from pipeline.counters import CountFn, no_count
 from pipeline.records import Quarantined, Rejected, excerpt
 from pipeline.shards.batch import BatchEncoder, replacement_ids
 from pipeline.shards.instances import InstanceTable, bert_table, pool_tokens, roberta_instances
+from pipeline.shards import mixing
+from pipeline.shards.mixing import count_source
 from pipeline.shards.seeds import SLOT_KEY, SLOT_MASK, copy_seeds, counter, derive, document_values, mix
 from pipeline.shards.spill import (
     DocumentSection,
@@ -60,7 +62,10 @@ _SHARED: dict[tuple, ShardBuilder] = {}
 
 # Figures carried by each instance, summed per shard for the manifest.
 STAT_FIELDS = ("tokens", "masked", "masked_words", "random_next", "own_tokens", "truncated",
-               "truncated_borrowed", "single_segment")
+               "truncated_borrowed", "single_segment", "source")
+# what a shard's summary sums; ``source`` is the id of the instance's source (``mixing.source_id``), by which
+# the summary gives instances, tokens and own tokens per source instead
+SUMMED_FIELDS = STAT_FIELDS[:-1]
 
 
 class ShardBuilder:
@@ -106,12 +111,14 @@ class ShardBuilder:
         if good:
             words = _word_columns(table)
             doc_ids = table.column("id").to_pylist()
+            sources = (table.column("source").to_pylist() if "source" in table.column_names
+                       else [""] * n)
             chunk, chars = [], 0
             for index in good:
                 chunk.append(index)
                 chars += sum(map(len, docs[index]))
                 if chars >= TOKENIZE_CHARS or index == good[-1]:
-                    self._tokenize_rows(chunk, docs, doc_ids, words, results, count)
+                    self._tokenize_rows(chunk, docs, doc_ids, words, results, count, sources)
                     chunk, chars = [], 0
         rows = None
         for index in range(n):
@@ -126,7 +133,8 @@ class ShardBuilder:
                     result = self.tokenize(row, count)
             yield result
 
-    def _tokenize_rows(self, rows: list[int], docs: list, doc_ids: list, words, results: dict, count: CountFn):
+    def _tokenize_rows(self, rows: list[int], docs: list, doc_ids: list, words, results: dict, count: CountFn,
+                       sources: list | None = None):
         """Tokenize the documents of ``rows`` together; ``results[row]`` is the document, or None when nothing
         of it is a token."""
         sentences = [s for index in rows for s in docs[index]]
@@ -145,10 +153,12 @@ class ShardBuilder:
                 results[index] = None
                 continue
             t0, t1 = int(piece_bounds[p0]), int(piece_bounds[p1])
-            results[index] = TokenizedDocument(doc_ids[index], ids[t0:t1].copy(), flags[t0:t1].tobytes(),
-                                               (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32))
+            source = (sources[index] if sources else "") or ""
+            results[index] = doc = TokenizedDocument(doc_ids[index], ids[t0:t1].copy(), flags[t0:t1].tobytes(),
+                                                     (piece_bounds[p0 + 1:p1 + 1] - t0).astype(np.int32), source)
             kept += 1
             tokens += t1 - t0
+            self.count_document(doc, count)
         if kept:
             count("shards.kept", kept)
             count("shards.document_tokens", tokens)
@@ -168,8 +178,10 @@ class ShardBuilder:
                                excerpt=excerpt("\n".join(str(x) for x in row.get("sentences") or [])))
         if not doc.tokens:
             return self._no_tokens(row, sentences, count)
+        doc.source = row.get("source") or ""
         count("shards.kept")
         count("shards.document_tokens", doc.tokens)
+        self.count_document(doc, count)
         return doc
 
     @staticmethod
@@ -187,33 +199,64 @@ class ShardBuilder:
         gathering them one by one."""
         options = self.options
         docs = sorted(docs, key=lambda d: d.id)
-        pool = pool_tokens(docs)
-        everyone = list(range(len(docs)))
         values = document_values(options.seed, [doc.id for doc in docs])
+        weighted = np.ones(len(docs), np.int64)
+        if options.weights:
+            weighted = mixing.copies(values, [float(options.weights.get(doc.source, 1.0)) for doc in docs])
+            kept = weighted > 0                         # weight < 1: a document may get no copy at all
+            docs = [doc for doc, keep in zip(docs, kept.tolist()) if keep]
+            values, weighted = values[kept], weighted[kept]
+        pool = pool_tokens(docs)
+        copies_of = weighted * options.dupe_factor     # each weighted copy gets its dupe_factor copies
+        ids_of = {source: mixing.source_id(source) for source in {doc.source for doc in docs}}
+        source_of = np.asarray([ids_of[doc.source] for doc in docs], np.int64)
         if options.mode == "bert":
-            copies = np.repeat(np.arange(options.dupe_factor), len(docs))
-            seeds = copy_seeds(np.tile(values, options.dupe_factor), copies)
-            table = bert_table(pool, seeds, options.max_seq_length, options.short_seq_prob,
-                               overflow=options.chunk_overflow)
+            # (copy, document) lanes, copy-major: copy c of every document that has more than c copies
+            most = int(copies_of.max()) if len(docs) else 0
+            lane_copy = np.repeat(np.arange(most), len(docs))
+            lane_doc = np.tile(np.arange(len(docs)), most)
+            present = copies_of[lane_doc] > lane_copy
+            lane_copy, lane_doc = lane_copy[present], lane_doc[present]
+            seeds = copy_seeds(values[lane_doc], lane_copy)
+            table = bert_table(pool, seeds, options.max_seq_length, options.short_seq_prob, 
+                               overflow=options.chunk_overflow, lane_doc=lane_doc, lane_copy=lane_copy)
         else:
             instances = []
-            for copy in range(options.dupe_factor):
-                order = sorted(everyone, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
+            for copy in range(int(copies_of.max()) if len(docs) else 0):
+                members = [d for d in range(len(docs)) if copies_of[d] > copy]
+                order = sorted(members, key=lambda d: derive(options.seed, "pack", copy, docs[d].id))
                 instances += roberta_instances(pool, order, copy, options.max_seq_length)
             table = InstanceTable.of_instances(instances)
         count("shards.instances", len(table))
         keys, mask_seeds = instance_keys(options.seed, table.runs, dict(zip(pool.doc_ids, values.tolist())))
+        position = {doc_id: d for d, doc_id in enumerate(pool.doc_ids)}
+        instance_source = np.repeat(np.asarray([source_of[position[run[0]]] for run in table.runs], np.int64),
+                                    np.asarray([run[2] for run in table.runs], np.int64)) if len(table) else \
+            np.zeros(0, np.int64)
         if shards is not None and len(table):
             grouped = np.argsort(keys % np.uint64(shards), kind="stable")
             table, keys, mask_seeds = table.take(grouped), keys[grouped], mask_seeds[grouped]
+            instance_source = instance_source[grouped]
         step = max(1, ENCODE_CELLS // options.max_seq_length)     # instances masked and encoded at once
         batches = []
         for begin in range(0, len(table), step):
             chunk = table.rows(begin, begin + step)
             data, offsets, figures = self.encoder.encode(pool, chunk, mask_seeds[begin:begin + step])
-            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures], axis=1)
+            own = np.concatenate([chunk.is_random_next[:, None], chunk.figures,
+                                  instance_source[begin:begin + step, None]], axis=1)
             batches.append(Records(keys[begin:begin + step], offsets, data, np.concatenate([figures, own], axis=1)))
         return Records.concat(batches, len(STAT_FIELDS))
+
+    def count_document(self, doc: TokenizedDocument, count: CountFn) -> None:
+        """A tokenized document's figures per source, before and after weighting (``mixing``)."""
+        count_source(count, doc.source, doc.tokens)
+        copies = 1
+        if self.options.weights:
+            weight = float(self.options.weights.get(doc.source, 1.0))
+            copies = int(mixing.copies(document_values(self.options.seed, [doc.id]), [weight])[0])
+        count("shards.weighted_document_tokens", copies * doc.tokens)
+        count(mixing.name(doc.source, "weighted_documents"), copies)
+        count(mixing.name(doc.source, "weighted_tokens"), copies * doc.tokens)
 
 
 # Characters of sentences tokenized in one call: large enough for NumPy to pay, small enough that the
@@ -403,13 +446,15 @@ def shard_name(shard: int, shards: int) -> str:
     return f"part-{shard:05d}-of-{shards:05d}.tfrecord"
 
 
-def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
+def write_shard(directory: str | Path, shard: int, shards: int, parts, options=None) -> dict:
     """Write one shard: the records of ``parts`` (``Kept`` references and ``Records`` batches, any order) in
     key order; returns its summary.
 
     Written under a temporary name and renamed (on an object store copied), so a retried task replaces the
-    shard whole.
+    shard whole.  With ``options.format`` parquet or both, the Parquet shard of the same records too
+    (``parquet``); parquet alone writes no TFRecord file (its summary's ``file`` is then the Parquet one).
     """
+    kind = getattr(options, "format", "tfrecord") if options is not None else "tfrecord"
     batches: list[Records] = []
     which, index = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     kept = False
@@ -431,14 +476,32 @@ def write_shard(directory: str | Path, shard: int, shards: int, parts) -> dict:
         records = Selection(batches, *merge_order(batches, np.concatenate(which), np.concatenate(index)))
     digest = hashlib.sha256()
     size = 0
-    with storage.atomic_output(storage.join(directory, shard_name(shard, shards))) as f:
-        for chunk in records.chunks():
-            f.write(chunk)
-            digest.update(chunk)
-            size += memoryview(chunk).nbytes
-    totals = records.figures().sum(axis=0).tolist() if len(records) else [0] * len(STAT_FIELDS)
-    return {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
-            "sha256": digest.hexdigest(), **dict(zip(STAT_FIELDS, (int(t) for t in totals)))}
+    if kind != "parquet":
+        with storage.atomic_output(storage.join(directory, shard_name(shard, shards))) as f:
+            for chunk in records.chunks():
+                f.write(chunk)
+                digest.update(chunk)
+                size += memoryview(chunk).nbytes
+    figures = records.figures() if len(records) else np.zeros((0, len(STAT_FIELDS)), np.int64)
+    totals = figures.sum(axis=0).tolist()
+    summary = {"file": shard_name(shard, shards), "shard": shard, "instances": len(records), "bytes": size,
+               "sha256": digest.hexdigest(), **dict(zip(SUMMED_FIELDS, (int(t) for t in totals)))}
+    ids, which = np.unique(figures[:, -1], return_inverse=True)
+    tokens, own = STAT_FIELDS.index("tokens"), STAT_FIELDS.index("own_tokens")
+    summary["by_source"] = {str(source): [int(n), int(t), int(o)] for source, n, t, o in zip(
+        ids.tolist(), np.bincount(which, minlength=len(ids)).tolist(),
+        np.bincount(which, figures[:, tokens], len(ids)).astype(np.int64).tolist(),
+        np.bincount(which, figures[:, own], len(ids)).astype(np.int64).tolist())}
+    if kind != "tfrecord":
+        from pipeline.shards import parquet
+
+        name = parquet.shard_name(shard, shards)
+        parquet_bytes, parquet_sha = parquet.write(storage.join(directory, name), records.chunks(), options)
+        if kind == "parquet":
+            summary.update(file=name, bytes=parquet_bytes, sha256=parquet_sha)
+        else:
+            summary.update(parquet_file=name, parquet_bytes=parquet_bytes, parquet_sha256=parquet_sha)
+    return summary
 
 
 def document_sections(docs: list[tuple[int, TokenizedDocument]], spill_dir: str | Path

@@ -156,7 +156,8 @@ def lone_cut_side(length):
 
 
 def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_seq_prob: float,
-               overflow: str = "stop") -> InstanceTable:
+               overflow: str = "stop", lane_doc: np.ndarray | None = None,
+               lane_copy: np.ndarray | None = None) -> InstanceTable:
     """The instances of ``len(seeds) // documents`` copies of every document of the pool, copy-major, each
     copy drawing from its seed (``seeds[copy * documents + document]``, see ``seeds.copy_seeds``); a random B
     comes from any other document of the pool.  Instances are in (copy, document, index) order, ``runs`` one
@@ -170,13 +171,18 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     sentence starts at most one chunk of a copy); an integer in [0, n) is ``seeds.below``.  So where the
     next chunk starts is known, for every copy, from every sentence that could start one: that is worked out
     for all of them, each copy's chunks are followed from its first sentence, and the instances of the
-    chunks on that path are built together."""
+    chunks on that path are built together.
+
+    ``lane_doc`` / ``lane_copy``: the document and copy number of each seed, when the copies are not
+    ``len(seeds) // documents`` of every document (mixing weights give documents different copy counts);
+    ``runs`` are then one per lane, in lane order."""
     docs = len(pool.doc_ids)
     lanes = len(seeds)                          # one per (copy, document)
     max_tokens = max_seq_length - 3
     bounds, first = pool.sentence_bounds, pool.first_sentence     # sentence g is bounds[g]:bounds[g + 1]
     seeds = np.asarray(seeds, dtype=np.uint64)
-    lane_doc = np.arange(lanes, dtype=np.int64) % max(docs, 1)
+    by_lane = lane_doc is not None
+    lane_doc = (np.asarray(lane_doc, np.int64) if by_lane else np.arange(lanes, dtype=np.int64) % max(docs, 1))
     target = np.full(lanes, max_tokens, np.int64)
     short = uniform_at(seeds, counter(-1, SLOT_SHORT)) < short_seq_prob
     target[short] = 2 + below(uniform_at(seeds[short], counter(-1, SLOT_TARGET)), max_tokens - 1)
@@ -280,8 +286,12 @@ def bert_table(pool: PoolTokens, seeds: np.ndarray, max_seq_length: int, short_s
     own -= truncated
 
     made = np.bincount(lane, minlength=lanes).tolist()
-    runs = [(pool.doc_ids[d], copy, made[copy * docs + d], 0) for copy in range(lanes // max(docs, 1))
-            for d in range(docs)]
+    if by_lane:
+        runs = [(pool.doc_ids[d], copy, count, 0) for d, copy, count in zip(lane_doc.tolist(),
+                                                                            np.asarray(lane_copy).tolist(), made)]
+    else:
+        runs = [(pool.doc_ids[d], copy, made[copy * docs + d], 0) for copy in range(lanes // max(docs, 1))
+                for d in range(docs)]
     both = np.empty((n, 2, 3), np.int64)
     both[:, 0, 0], both[:, 0, 1], both[:, 0, 2] = a0, a1, 0
     both[:, 1, 0], both[:, 1, 1], both[:, 1, 2] = b0, b1, 1

@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 from pipeline import schema, storage
-from pipeline.shards.builder import STAT_FIELDS, shard_name
+from pipeline.shards.builder import STAT_FIELDS, SUMMED_FIELDS, shard_name
 from pipeline.config import ShardOptions
 
 MANIFEST = "manifest.json"
@@ -42,13 +42,21 @@ def shard_count(options: ShardOptions, document_tokens: int) -> int:
 def empty_summary(shard: int, shards: int) -> dict:
     return {"file": shard_name(shard, shards), "shard": shard, "instances": 0, "bytes": 0,
             "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-            **{name: 0 for name in STAT_FIELDS}}
+            **{name: 0 for name in SUMMED_FIELDS}, "by_source": {}}
+
+
+def write_empty(directory, shard: int, shards: int, options) -> dict:
+    """The files of a shard no instance reached (an empty TFRecord file; a Parquet file of no rows) and its
+    summary."""
+    from pipeline.shards import builder
+
+    return builder.write_shard(directory, shard, shards, [], options)
 
 
 def build(options: ShardOptions, vocab_path: str, vocab_sha256: str, vocab_size: int, summaries: list[dict],
-          documents: int, document_tokens: int) -> dict:
+          documents: int, document_tokens: int, sources: dict | None = None) -> dict:
     """The manifest (see ``schemas/manifest.v1.json``) from the shard summaries in shard order."""
-    totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *STAT_FIELDS)}
+    totals = {name: sum(s[name] for s in summaries) for name in ("instances", "bytes", *SUMMED_FIELDS)}
     random_next = totals["random_next"]
     instances = totals["instances"]
     return {
@@ -72,10 +80,13 @@ def build(options: ShardOptions, vocab_path: str, vocab_sha256: str, vocab_size:
         "borrowed_truncated_tokens": totals["truncated_borrowed"],
         "single_segment_instances": totals["single_segment"],
         "bytes": totals["bytes"],
+        "sources": sources or {},
         "next_sentence": {"random": random_next, "actual": instances - random_next,
                           "random_share": round(random_next / instances, 4) if instances else None},
+        "format": getattr(options, "format", "tfrecord"),
         "shards": [{key: s[key] for key in ("file", "instances", "tokens", "masked", "random_next", "truncated",
-                                              "bytes", "sha256")} for s in summaries],
+                                              "bytes", "sha256", "parquet_file", "parquet_bytes", "parquet_sha256")
+                    if key in s} for s in summaries],
     }
 
 

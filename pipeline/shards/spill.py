@@ -325,43 +325,50 @@ def read_section_records(path: str | Path, offset: int, size: int, index: np.nda
 #     flags             t bytes
 #     id bytes          b bytes
 
-DOC_MAGIC = b"WWMDOC1\n"
+DOC_MAGIC = b"WWMDOC2\n"
 
 
 def documents_bytes(docs) -> list:
-    """The section of ``docs`` (``TokenizedDocument``), in pieces."""
+    """The section of ``docs`` (``TokenizedDocument``: id, ids, flags, ends, source), in pieces."""
     names = [doc.id.encode("utf-8") for doc in docs]
-    counts = np.zeros((3, len(docs) + 1), np.int64)
+    sources = [(getattr(doc, "source", "") or "").encode("utf-8") for doc in docs]
+    counts = np.zeros((4, len(docs) + 1), np.int64)
     np.cumsum([len(name) for name in names], out=counts[0, 1:])
     np.cumsum([len(doc.ids) for doc in docs], out=counts[1, 1:])
     np.cumsum([len(doc.ends) for doc in docs], out=counts[2, 1:])
+    np.cumsum([len(source) for source in sources], out=counts[3, 1:])
     ids = np.concatenate([doc.ids for doc in docs]).astype("<i4") if docs else np.zeros(0, "<i4")
     ends = np.concatenate([doc.ends for doc in docs]).astype("<i4") if docs else np.zeros(0, "<i4")
     return [DOC_MAGIC, _HEADER.pack(len(docs), len(ids), len(ends), int(counts[0, -1])), counts.astype("<i8").tobytes(),
-            ids.tobytes(), ends.tobytes(), *(doc.flags for doc in docs), *names]
+            ids.tobytes(), ends.tobytes(), *(doc.flags for doc in docs), *names, *sources]
 
 
 def documents_from_bytes(buffer, make) -> list:
-    """The documents of a section written from ``documents_bytes``, each ``make(id, ids, flags, ends)``;
+    """The documents of a section written from ``documents_bytes``, each ``make(id, ids, flags, ends, source)``;
     ``SpillError`` if it is anything else."""
     view = memoryview(buffer)
     head = len(DOC_MAGIC) + _HEADER.size
     if len(view) < head or bytes(view[:len(DOC_MAGIC)]) != DOC_MAGIC:
         raise SpillError("not a documents section (bad magic)")
     n, t, s, b = _HEADER.unpack(view[len(DOC_MAGIC):head])
-    if 24 * (n + 1) + 5 * t + 4 * s + b + head != len(view):
+    if 32 * (n + 1) + head > len(view):
         raise SpillError("documents section: sizes do not match its length")
-    counts = np.frombuffer(view, "<i8", 3 * (n + 1), head).reshape(3, n + 1)
-    if (counts[:, 0] != 0).any() or (np.diff(counts, axis=1) < 0).any() or counts[:, -1].tolist() != [b, t, s]:
+    counts = np.frombuffer(view, "<i8", 4 * (n + 1), head).reshape(4, n + 1)
+    c = int(counts[3, -1])
+    if 32 * (n + 1) + 5 * t + 4 * s + b + c + head != len(view):
+        raise SpillError("documents section: sizes do not match its length")
+    if (counts[:, 0] != 0).any() or (np.diff(counts, axis=1) < 0).any() or counts[:3, -1].tolist() != [b, t, s]:
         raise SpillError("documents section: bad offsets")
-    at = head + 24 * (n + 1)
+    at = head + 32 * (n + 1)
     ids = np.frombuffer(view, "<i4", t, at).astype(np.int32)
     ends = np.frombuffer(view, "<i4", s, at + 4 * t).astype(np.int32)
     flags = bytes(view[at + 4 * t + 4 * s:at + 5 * t + 4 * s])
-    names = bytes(view[at + 5 * t + 4 * s:])
-    names_at, tokens_at, sentences_at = (row.tolist() for row in counts)
+    names = bytes(view[at + 5 * t + 4 * s:at + 5 * t + 4 * s + b])
+    sources = bytes(view[at + 5 * t + 4 * s + b:])
+    names_at, tokens_at, sentences_at, sources_at = (row.tolist() for row in counts)
     return [make(names[names_at[k]:names_at[k + 1]].decode("utf-8"), ids[tokens_at[k]:tokens_at[k + 1]],
-                 flags[tokens_at[k]:tokens_at[k + 1]], ends[sentences_at[k]:sentences_at[k + 1]])
+                 flags[tokens_at[k]:tokens_at[k + 1]], ends[sentences_at[k]:sentences_at[k + 1]],
+                 sources[sources_at[k]:sources_at[k + 1]].decode("utf-8"))
             for k in range(n)]
 
 

@@ -12,11 +12,12 @@ truncated) is checked.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING
 
 from pipeline import storage
-from pipeline.config import Config, ConfigError, ShardOptions
+from pipeline.config import Config, ConfigError, ShardOptions, source_weights
 from pipeline.outputs import count_by
 from pipeline.shards import manifest as shard_manifest
 
@@ -53,15 +54,22 @@ def shards_vocab(config: Config) -> str:
 
 
 def plan(spec: "StageSpec", config: Config, input_dir: str | None) -> "Plan":
+    from pipeline.shards import units
     from pipeline.stages import plan_table
     from pipeline.vocab.wordpiece import read_vocab
 
     options = config.shards
     if options.max_predictions_per_seq < 1 or options.max_seq_length < 8 or options.dupe_factor < 1:
         raise ConfigError("shards: max_seq_length >= 8, max_predictions_per_seq >= 1 and dupe_factor >= 1 needed")
+    try:
+        units.of_options(options)
+    except ValueError as exc:
+        raise ConfigError(f"shards: {exc}") from None
     vocab = shards_vocab(config)
     entries = read_vocab(vocab)
     found = plan_table(spec, config, input_dir)
+    # the workers read the weights from the shard options: the inputs' weights join shards.weights there
+    found.config = dataclasses.replace(config, shards=dataclasses.replace(options, weights=source_weights(config)))
     found.vocab, found.pools = vocab, pool_count(options, found.read)
     found.input["pools"] = found.pools
     found.info["vocab_size"] = len(entries)
@@ -82,7 +90,7 @@ def write_summary(directory: str, summary: dict) -> None:
     storage.write_text(storage.join(directory, f"{summary['shard']:05d}.json"), json.dumps(summary))
 
 
-def _summaries(out, total: int) -> list[dict]:
+def _summaries(out, total: int, options: ShardOptions) -> list[dict]:
     """The summaries of every shard in shard order; a shard no instance reached is written as an empty file."""
     directory, found = summaries_dir(out), {}
     for rel, _, _ in storage.walk(directory):
@@ -93,26 +101,26 @@ def _summaries(out, total: int) -> list[dict]:
         storage.delete_dir(work)
     for shard in range(total):
         if shard not in found:
-            empty = shard_manifest.empty_summary(shard, total)
-            storage.write_bytes(out.path(empty["file"]), b"")
-            found[shard] = empty
+            found[shard] = shard_manifest.write_empty(out.tmp, shard, total, options)
     return [found[shard] for shard in range(total)]
 
 
 def finish(ran: "Ran") -> dict:
     """Empty shards, the manifest, the accounting; the stage's stats."""
     from pipeline.stages import AccountingError, accounting, common_stats, per_second
+    from pipeline.shards import mixing
     from pipeline.vocab.wordpiece import vocab_sha256
 
     options, counters, plan, out = ran.config.shards, ran.counters, ran.plan, ran.out
     document_tokens = counters.get("shards.document_tokens", 0)
     total = shard_total(options, document_tokens)
-    summaries = _summaries(out, total)
+    summaries = _summaries(out, total, options)
     kept = counters.get("shards.kept", 0)
     manifest = shard_manifest.build(options, plan.vocab, vocab_sha256(plan.vocab), plan.info["vocab_size"],
-                                    summaries, documents=kept, document_tokens=document_tokens)
+                                    summaries, documents=kept, document_tokens=document_tokens,
+                                    sources=mixing.summary(counters, options.weights, summaries))
     shard_manifest.write(out.tmp, manifest)
-    lost = manifest["document_tokens"] * options.dupe_factor - sum(
+    lost = counters.get("shards.weighted_document_tokens", 0) * options.dupe_factor - sum(
         s["own_tokens"] for s in summaries) - manifest["truncated_tokens"]
     instances = manifest["instances"]
     stats = common_stats(ran)

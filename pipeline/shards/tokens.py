@@ -40,6 +40,7 @@ class TokenizedDocument:
     ids: np.ndarray
     flags: bytes
     ends: np.ndarray
+    source: str = ""          # the input source it came from (mixing weights are per source)
 
     @classmethod
     def of_sentences(cls, doc_id: str, sentences: list[tuple]) -> TokenizedDocument:

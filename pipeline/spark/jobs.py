@@ -342,7 +342,8 @@ class SparkEngine:
 
         def write(shard, batches):      # batches: (shard, Kept reference or surplus records) pairs
             with faults.attempt("shards.write", shard):     # the shard file is written: a retry must replace it
-                summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches])
+                summary = shard_builder.write_shard(directory, shard, total_shards, [part for _, part in batches],
+                                                    options)
             write_summary(summaries, summary)
             yield summary
 
