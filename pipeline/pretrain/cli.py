@@ -64,6 +64,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cycle_length", type=int, default=8, help="shard files read at once")
     p.add_argument("--stop_after_steps", type=int, default=0, help="stop (checkpointed) at this step")
     p.add_argument("--no_export", action="store_true", help="do not export the release layouts at the end")
+    p.add_argument("--framework", choices=["tf", "torch"], default="tf",
+                   help="tf: the TensorFlow runner (TPU, GPU, CPU); torch: PyTorch + transformers, no TensorFlow "
+                        "(GPUs, DDP under torchrun; pip install -e '.[torch]')")
+    from pipeline.pretrain_torch.cli import add_arguments as add_torch_arguments
+    add_torch_arguments(p)
 
 
 def _exists(path: str) -> bool:
@@ -100,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
             check_inputs(args)       # before TensorFlow's import (and its start-up lines)
         except PretrainInputError as exc:
             return _input_error(exc)
+    if getattr(args, "framework", "tf") == "torch":
+        from pipeline.pretrain_torch.cli import run as run_torch
+        return run_torch(args)
+
     try:
         import tensorflow  # noqa: F401
     except ImportError:
