@@ -88,6 +88,16 @@ def beam_temp_dir(output) -> Path | None:
     return path
 
 
+def release_beam_temp(output) -> None:
+    """Remove this process's ``OUTPUT/.tmp-beam-<token>`` once a pipeline has finished (a killed run leaves it
+    to the next run's recovery)."""
+    if storage.is_remote(output):
+        return
+    path = _BEAM_TEMP.pop(str(Path(output).resolve()), None)
+    if path is not None:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def beam_local_temp(output):
     """While a ``beam.Pipeline`` is built: ``tempfile.mkdtemp`` makes its directory under the output."""

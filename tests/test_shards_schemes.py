@@ -22,7 +22,7 @@ from pipeline.config import InputSpec, ShardOptions  # noqa: E402
 from pipeline.shards import manifest as shard_manifest  # noqa: E402
 from pipeline.shards import units  # noqa: E402
 from pipeline.shards.builder import ShardBuilder, write_shard  # noqa: E402
-from pipeline.shards.masking import replacement_ids  # noqa: E402
+from pipeline.shards.batch import replacement_ids  # noqa: E402
 from pipeline.shards.tokens import TokenizedDocument  # noqa: E402
 from pipeline.stages import DOCUMENT_STAGES, run_all, run_stage  # noqa: E402
 from pipeline.vocab.wordpiece import is_cjk, read_vocab  # noqa: E402

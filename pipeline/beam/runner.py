@@ -47,9 +47,12 @@ def _run(config: Config, build) -> Counts:
     export_worker_environment()
     with guard.beam_local_temp(config.output):     # its beam-pipeline-temp* under OUTPUT, not /tmp
         pipeline = beam.Pipeline(runner=_runner(config), options=pipeline_options(config))
-    build(pipeline)
-    result = pipeline.run()
-    result.wait_until_finish()
+    try:
+        build(pipeline)
+        result = pipeline.run()
+        result.wait_until_finish()
+    finally:
+        guard.release_beam_temp(config.output)
     counters: dict[str, int] = {}
     for metric in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
         value = metric.committed if metric.committed is not None else metric.attempted

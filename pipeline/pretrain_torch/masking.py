@@ -43,7 +43,7 @@ class DynamicMasker:
     def __init__(self, manifest: dict, vocab_path: str | None = None) -> None:
         from pipeline.config import ShardOptions
         from pipeline.shards.batch import BatchEncoder
-        from pipeline.shards.masking import replacement_ids
+        from pipeline.shards.batch import replacement_ids
         from pipeline.vocab.wordpiece import read_vocab
 
         path = str(vocab_path or manifest["vocab"])
