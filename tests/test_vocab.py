@@ -200,11 +200,12 @@ def test_entry_kinds():
 
 
 @pytest.fixture(scope="module")
-def segmented(tmp_path_factory):
-    """The shared corpora, cleaned, segmented by jieba through the segment core, in a segmented table."""
+def segmented(tmp_path_factory, sample_inputs):
+    """The shared corpora (without them, the bundled sample), cleaned, segmented by jieba through the segment core,
+    in a segmented table."""
     paths = [SHARED_DATA / "corpora" / n for n in CORPORA]
     if not all(p.exists() for p in paths):
-        pytest.skip("shared corpora not present")
+        paths = [spec.path for spec in sample_inputs]
     cleaner, segmentation = Cleaner(), Segmentation(segmenter=JiebaSegmenter())
     docs = [r for r in (cleaner.process(d) for d in shared_documents(paths)) if isinstance(r, Document)]
     table = tmp_path_factory.mktemp("segmented") / "segmented"
@@ -218,12 +219,14 @@ def segmented(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def built(segmented, tmp_path_factory):
-    """The vocab stage on both engines, default size, Google's vocab as the reference."""
-    google = shared_file("reference", "bert_base_chinese_vocab.txt")
+    """The vocab stage on both engines, default size, Google's vocab as the reference (when the shared data has
+    it)."""
+    google = SHARED_DATA / "reference" / "bert_base_chinese_vocab.txt"
+    reference = str(google) if google.exists() else ""
     results = {}
     for engine in ("beam", "spark"):
         output = tmp_path_factory.mktemp(f"vocab-{engine}")
-        config = make_config(output, [], engine, vocab={"held_out_fraction": HELD_OUT, "reference": str(google)})
+        config = make_config(output, [], engine, vocab={"held_out_fraction": HELD_OUT, "reference": reference})
         results[engine] = (output, run_stage("vocab", config, str(segmented), log=lambda *_: None))
     return results
 
@@ -263,6 +266,7 @@ def test_the_vocab_has_the_layout_the_size_and_every_character(built):
 
 
 def test_held_out_unk_rate_is_no_worse_than_googles(built):
+    shared_file("reference", "bert_base_chinese_vocab.txt")      # the reference of the stats
     _, stats = built["beam"]
     ours, google = stats["held_out"]["vocab"], stats["held_out"]["reference"]
     print(json.dumps({"ours": ours, "google": google, "overlap": stats["overlap"]}, ensure_ascii=False))
@@ -288,7 +292,10 @@ def test_vocab_loads_in_bert_wordpiece_tokenizer_and_round_trips(built, segmente
             with_unk += 1
             continue
         assert tokenizer.decode(encoding.ids).replace(" ", "") == "".join(normalize.pre_tokens(sentence))
-    assert with_unk < 0.01 * len(sentences)
+    # the bundled sample (no shared corpora) is 37 documents: its few held-out ones bring characters seen nowhere
+    # else (8 of its 320 sentences), so it gets a looser bound than the shared corpora's 1%
+    shared = all((SHARED_DATA / "corpora" / n).exists() for n in CORPORA)
+    assert with_unk < (0.01 if shared else 0.05) * len(sentences)
     sample = sentences[:300]
     assert [e.ids for e in ours.encode_batch(sample)] == [e.ids for e in encodings[:300]]
 
