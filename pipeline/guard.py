@@ -45,7 +45,7 @@ def is_own_output(directory, stage: str) -> bool:
         stats = json.loads(storage.read_text(storage.join(str(directory), "stats.json")))
     except (OSError, ValueError, UnicodeDecodeError):
         return False
-    return isinstance(stats, dict) and stats.get("stage") == stage
+    return isinstance(stats, dict) and stats.get("stage", stage) == stage    # another stage's: not this one
 
 
 def _exists(directory) -> bool:
