@@ -123,40 +123,33 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
     retry = np.zeros(n, dtype=bool)
     firsts, sizes = [], []
     k = 0
+    # each row's candidates, in priority order, are order[row_first[row]:row_first[row] + row_count[row]]
+    order = candidates
+    row_count = np.bincount(group_row, minlength=n)
+    row_first = np.zeros(n, np.int64)
+    np.cumsum(row_count[:-1], out=row_first[1:])
     while True:
-        candidates = candidates[active[group_row[candidates]] & ~covered[candidates]]
-        if not len(candidates):
-            break
-        row = group_row[candidates]
         rows = np.flatnonzero(active)
+        if not len(rows):
+            break
         size_of = np.zeros(n, np.int64)
         size_of[rows] = draw_lengths(uniform(seeds[rows], np.full(len(rows), k, np.int64), SALT_UNIT), distribution)
         size_of[retry] = 1
-        # the first fitting start of each row: look at the first few candidates of every row, then at all the
-        # candidates of the rows that found none there (the same first start either way)
-        rank = np.arange(len(candidates))
-        row_start = np.ones(len(candidates), dtype=bool)
-        row_start[1:] = row[1:] != row[:-1]
-        rank -= np.maximum.accumulate(np.where(row_start, rank, 0))
-        near = np.flatnonzero(rank < _FIRST_LOOK)
-        hits = near[_fits(candidates[near], size_of[row[near]], room[row[near]], run_end, tokens_before, covered,
-                          words, longest)]
-        hit_row = row[hits]
-        first_of = np.ones(len(hits), dtype=bool)
-        first_of[1:] = hit_row[1:] != hit_row[:-1]
-        hits = hits[first_of]
+        # the first fitting start of each row, in its priority order: the front of every row's candidates first
+        # (each round covers about one front start, so the front grows with the round), then the rest of the
+        # rows that found none there; the same first start either way
+        width = _FIRST_LOOK + 2 * k
+        hits, hit_rows = _first_fits(order, row_first[rows], np.minimum(row_count[rows], width), rows, size_of, room,
+                                     run_end, tokens_before, covered, words, longest)
         found = np.zeros(n, dtype=bool)
-        found[row[hits]] = True
-        far = np.flatnonzero(~found[row] & (rank >= _FIRST_LOOK))
-        if len(far):
-            more = far[_fits(candidates[far], size_of[row[far]], room[row[far]], run_end, tokens_before, covered,
-                             words, longest)]
-            more_row = row[more]
-            first_of = np.ones(len(more), dtype=bool)
-            first_of[1:] = more_row[1:] != more_row[:-1]
-            hits = np.sort(np.concatenate([hits, more[first_of]]))
-        hit_rows, first_hit = row[hits], np.arange(len(hits))
-        m = size_of[row]
+        found[hit_rows] = True
+        rest = rows[~found[rows] & (row_count[rows] > width)]
+        if len(rest):
+            more, more_rows = _first_fits(order, row_first[rest] + width, row_count[rest] - width, rest, size_of,
+                                          room, run_end, tokens_before, covered, words, longest)
+            hits, hit_rows = np.concatenate([hits, more]), np.concatenate([hit_rows, more_rows])
+            by_row = np.argsort(hit_rows, kind="stable")
+            hits, hit_rows = hits[by_row], hit_rows[by_row]
         missed = active.copy()
         missed[hit_rows] = False
         active[rows] = False
@@ -169,8 +162,8 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
         if not len(hit_rows):
             k += 1
             continue
-        start = candidates[hits[first_hit]]
-        size = m[hits[first_hit]]
+        start = hits
+        size = size_of[hit_rows]
         firsts.append(start)
         sizes.append(size)
         cells = np.repeat(start, size) + np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
@@ -186,6 +179,23 @@ def choose_units(group_len: np.ndarray, group_row: np.ndarray, adjacent: np.ndar
 
 
 _FIRST_LOOK = 8     # candidates of each row tried first in a round
+
+
+def _first_fits(order, begin, count, rows, size_of, room, run_end, tokens_before, covered, words: int,
+                longest: int) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``rows``, the first of its candidates ``order[begin:begin + count]`` where its unit fits:
+    (the start words, their rows), rows in the order given, those with no fit left out."""
+    total = int(count.sum())
+    owner = np.repeat(np.arange(len(rows)), count)
+    at = np.repeat(begin - (np.cumsum(count) - count), count) + np.arange(total)
+    starts = order[at]
+    row = rows[owner]
+    ok = ~covered[starts] & _fits(starts, size_of[row], room[row], run_end, tokens_before, covered, words, longest)
+    good = np.flatnonzero(ok)
+    first = np.ones(len(good), dtype=bool)
+    first[1:] = owner[good][1:] != owner[good][:-1]
+    good = good[first]
+    return starts[good], row[good]
 
 
 def _fits(starts, m, room, run_end, tokens_before, covered, words: int, longest: int) -> np.ndarray:
