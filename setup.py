@@ -48,6 +48,9 @@ setup(
         # the pretraining runner (pipeline/pretrain): TensorFlow 2.20-2.21 (tensorflow-tpu stops at 2.20 on TPU VMs;
         # install tensorflow[and-cuda] for GPUs). Never in a process that imports torch.
         "pretrain": ["tensorflow>=2.20,<2.22"],
+        # the PyTorch runner (wwm pretrain --framework torch, pipeline/pretrain_torch): GPUs without TensorFlow;
+        # never in a process that imports TensorFlow (the google checkpoint export runs TF in a subprocess)
+        "torch": ["torch==2.13.0", "transformers>=4.30,<5"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )
