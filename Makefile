@@ -58,7 +58,7 @@ run: venv sample segment-model  ## run ingest, clean, dedup, segment, vocab, sha
 	$(WWM) report $(OUTPUT)
 
 $(VENV)/.neural: $(VENV)/.installed
-	$(PY) -m pip install --quiet '.[neural]'
+	$(PY) -m pip install --quiet '.[neural,torch]'
 	@touch $@
 
 test: venv $(VENV)/.neural  ## the whole test suite, neural LTP included (a run that collects no test fails)

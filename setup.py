@@ -53,6 +53,9 @@ setup(
         # (tpu-vm-tf-2.16.1-pjrt, TensorFlow preinstalled) `tpu-train` installs the wheel with --no-deps and only
         # these two (jobs/targets.py RUNNER_REQUIREMENTS). Never in a process that imports torch.
         "pretrain": ["tensorflow>=2.20,<2.22", "pyarrow>=18,<26", "google-crc32c>=1.5,<2"],
+        # the PyTorch runner (wwm pretrain --framework torch, pipeline/pretrain_torch): GPUs without TensorFlow;
+        # never in a process that imports TensorFlow (the google checkpoint export runs TF in a subprocess)
+        "torch": ["torch==2.13.0", "transformers>=4.30,<5"],
     },
     entry_points={"console_scripts": ["wwm = pipeline.cli:main"]},
 )

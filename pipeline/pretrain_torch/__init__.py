@@ -13,3 +13,7 @@ from the same ``bert_config.json`` presets. Modules:
 - ``export``: the Hugging Face directory, and the google checkpoint through ``google_export`` in a child
   process (the only place TensorFlow is imported).
 """
+
+import os
+
+os.environ.setdefault("USE_TF", "0")          # transformers, when first imported after this: no TensorFlow

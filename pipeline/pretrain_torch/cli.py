@@ -16,8 +16,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     import sys
 
+    os.environ.setdefault("USE_TF", "0")     # before transformers is first imported: never TensorFlow here
     try:
         import torch  # noqa: F401
         import transformers  # noqa: F401

@@ -60,7 +60,7 @@ class ShardBatches(IterableDataset):
         out = {name: features[name] for name in reader.MASKED_OUTPUTS}
         if self.as_numpy:
             return out
-        return {name: torch.from_numpy(np.ascontiguousarray(v)) for name, v in out.items()}
+        return {name: torch.from_numpy(np.array(v, copy=True, order="C")) for name, v in out.items()}
 
 
 def loader(dataset: ShardBatches, workers: int, seed: int, pin_memory: bool = False) -> DataLoader:
