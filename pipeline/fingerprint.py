@@ -125,8 +125,18 @@ def _recover_remote(root: str, log) -> list[str]:
     return done
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _json(value, **how) -> str:
+    """``value`` as JSON text that UTF-8 can hold: a lone surrogate (a file name that is not UTF-8, kept by
+    ``os.fsdecode``) is written as its ``\\uXXXX`` escape, which ``json.loads`` reads back unchanged."""
+    text = json.dumps(value, sort_keys=True, ensure_ascii=False, **how)
+    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
 def _canonical(value) -> bytes:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _json(value, separators=(",", ":")).encode("utf-8")
 
 
 def content_sha256(path: str | Path) -> str:
@@ -252,4 +262,4 @@ def record(config: Config, stage: str, what: dict | None) -> None:
     directory = storage.join(config.output, stage)
     body = {"digest": digest(what), "made_from": what, "outputs": _listing(directory)}
     with storage.atomic_output(storage.join(directory, FINGERPRINT)) as f:
-        f.write((json.dumps(body, indent=2, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8"))
+        f.write((_json(body, indent=2) + "\n").encode("utf-8"))

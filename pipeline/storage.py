@@ -24,6 +24,7 @@ import io
 import os
 import shutil
 import uuid
+from typing import NamedTuple
 
 import pyarrow.fs as pafs
 
@@ -88,9 +89,38 @@ def parent(path) -> str:
     return os.path.dirname(text)
 
 
-def info(path) -> pafs.FileInfo:
+def info(path) -> pafs.FileInfo | _LocalInfo:
     fs, inner = resolve(path)
+    if isinstance(fs, pafs.LocalFileSystem) and not _utf8(inner):
+        return _stat(inner)
     return fs.get_file_info(inner)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+class _LocalInfo(NamedTuple):
+    """The fields of ``pafs.FileInfo`` this module reads, for a name pyarrow cannot hold."""
+    path: str
+    type: pafs.FileType
+    size: int | None = None
+    mtime_ns: int | None = None
+
+
+def _stat(local: str) -> _LocalInfo:
+    """What ``get_file_info`` gives, for a local name that is not UTF-8 (``os.fsdecode`` keeps its bytes as
+    lone surrogates, which pyarrow cannot encode): ingest lists such a file and quarantines it by name."""
+    try:
+        st = os.stat(local)
+    except FileNotFoundError:
+        return _LocalInfo(local, pafs.FileType.NotFound)
+    kind = pafs.FileType.Directory if os.path.isdir(local) else pafs.FileType.File
+    return _LocalInfo(local, kind, st.st_size, st.st_mtime_ns)
 
 
 def is_local(path) -> bool:
