@@ -447,7 +447,9 @@ def main() -> None:
     results["notes"] = [
         "instance counts differ between the tools: google chunks each document copy with one shared random "
         "stream and picks random-next B from the whole corpus; ours seeds every (document, copy) on its own, "
-        "takes random-next B from a pool of documents and splits long sentences; tokens/s (real tokens in "
+        "takes random-next B from a pool of documents, splits long sentences and stops a chunk before the "
+        "sentence that would overflow it instead of truncating (about a third more, shorter instances; "
+        "bench/shards_shape.py and the README's 'Instance counts against google's'); tokens/s (real tokens in "
         "instances, [CLS]/[SEP] excluded) is the second basis",
         "our instances/s use the stage time from stats.json (engine start-up excluded); *_wall figures use the "
         "whole command; google's figure is its whole process (it has no separate start-up figure; TF import "
