@@ -63,6 +63,7 @@ $(VENV)/.neural: $(VENV)/.installed
 
 test: venv $(VENV)/.neural  ## the whole test suite, neural LTP included (a run that collects no test fails)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests/test_pretrain_torch.py $(PYTEST_ARGS)  # torch never beside TensorFlow: its own process
 
 bench-scale: venv  ## every stage at 100 MB and 1 GB of raw input on both engines: bench/results/scale.json (long)
 	$(PY) bench/scale.py

@@ -62,6 +62,29 @@ def make_config(output: Path, inputs, engine: str = "beam", **sections) -> Confi
     return config
 
 
+# torch and TensorFlow never share a process (importing both aborts): these modules import torch, so a pytest
+# run that collects anything else leaves them out and `make test` runs them in a pytest of their own
+TORCH_MODULES = {"test_pretrain_torch.py"}
+
+
+def _torch_only(config) -> bool:
+    names = {Path(str(arg).split("::")[0]).name for arg in config.args}
+    return bool(names) and names <= TORCH_MODULES
+
+
+def pytest_ignore_collect(collection_path, config):
+    if collection_path.name in TORCH_MODULES and not _torch_only(config):
+        return True
+    return None
+
+
+def pytest_report_header(config):
+    if not _torch_only(config):
+        return [f"left out (they import torch; run them in their own pytest, as `make test` does): "
+                f"{', '.join(sorted(TORCH_MODULES))}"]
+    return []
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "cluster: starts a Spark standalone cluster on loopback (minutes); skipped "
                                        "unless WWM_CLUSTER_TESTS=1, as 'make test-cluster' sets")

@@ -242,7 +242,7 @@ class Trainer:
         if not found:
             return 0
         step, path = found[-1]
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        state = torch.load(path, map_location=self.device, weights_only=True)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -254,7 +254,7 @@ class Trainer:
                      f"{position['batch_size_per_rank']}: the data order is not the interrupted run's")
         rng_file = self.checkpoint_dir / f"rng-{step}-rank{self.rank}.pt"
         if rng_file.exists():
-            rng = torch.load(rng_file, weights_only=False)
+            rng = torch.load(rng_file, weights_only=True)
             torch.set_rng_state(rng["cpu"])
             if rng["cuda"] is not None and self.kind == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)

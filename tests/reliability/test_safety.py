@@ -162,6 +162,11 @@ def _call_name(node: ast.Call) -> str:
     return ".".join(reversed(parts))
 
 
+def _weights_only(node: ast.Call) -> bool:
+    return any(k.arg == "weights_only" and isinstance(k.value, ast.Constant) and k.value.value is True
+               for k in node.keywords)
+
+
 def test_no_code_is_evaluated_and_nothing_is_unpickled_from_user_paths():
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
@@ -169,6 +174,8 @@ def test_no_code_is_evaluated_and_nothing_is_unpickled_from_user_paths():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call):
                 name = _call_name(node)
+                if name == "torch.load" and _weights_only(node):
+                    continue        # tensors and plain containers only: torch refuses any other object
                 if name in UNSAFE_CALLS and (rel, name) not in ALLOWED:
                     found.append(f"{rel}:{node.lineno} {name}")
             if isinstance(node, (ast.Import, ast.ImportFrom)):
