@@ -17,7 +17,7 @@ from apache_beam.runners.portability.fn_api_runner import FnApiRunner
 
 from pipeline import guard, storage
 from pipeline.beam.io import NAMESPACE, RowGroups, WriteLines, WriteTable, read_lines, read_tables, tables_of, tick
-from pipeline.beam.transforms import (DEDUP_COLUMNS, SEGMENT_COLUMNS, SHARD_COLUMNS, BuildShards, CleanDocuments,
+from pipeline.beam.transforms import (DEDUP_COLUMNS, SEGMENT_COLUMNS, BuildShards, CleanDocuments,
                                       CountPreTokens, DedupKeys, ExactSimilarities, KeptDocuments, NearDuplicateEdges,
                                       ReadInputs, SegmentDocuments)
 from pipeline.config import Config
@@ -28,6 +28,7 @@ from pipeline.engine import Counts, Job
 from pipeline.outputs import TableWriter
 from pipeline.records import Duplicate, Quarantined
 from pipeline.runtime import export_worker_environment
+from pipeline.shards import stage as shard_stage
 from pipeline.shards.stage import pools_dir, summaries_dir
 
 
@@ -166,7 +167,7 @@ class BeamEngine:
 
     def shards(self, job: Job) -> Counts:
         def build(p):
-            rows = read_tables(p, "ReadSegmented", job.source, SHARD_COLUMNS, "segmented")
+            rows = read_tables(p, "ReadSegmented", job.source, shard_stage.COLUMNS, "segmented")
             rows = tables_of(rows | "Progress" >> tick("shards", job.progress_dir))
             result = rows | "Shards" >> BuildShards(job.config.shards, job.vocab, job.pools, job.out.tmp,
                                                     summaries_dir(job.out), pools_dir(job.out))

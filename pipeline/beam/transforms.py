@@ -165,7 +165,6 @@ class _CountPreTokensFn(beam.DoFn):
 
 
 
-SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
 
 
 @beam.typehints.with_output_types(typing.Any)   # (pool, documents reference) pairs and tagged rejected/quarantined
@@ -509,4 +508,4 @@ class KeptDocuments(beam.PTransform):
 
 
 __all__ = ["ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "ExactSimilarities", "KeptDocuments",
-           "SegmentDocuments", "CountPreTokens", "BuildShards", "SHARD_COLUMNS", "DEDUP_COLUMNS", "SEGMENT_COLUMNS"]
+           "SegmentDocuments", "CountPreTokens", "BuildShards", "DEDUP_COLUMNS", "SEGMENT_COLUMNS"]

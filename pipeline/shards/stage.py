@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from pipeline.engine import Plan, Ran
     from pipeline.stages import StageSpec
 
+COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]   # what the stage reads of segmented
 SUMMARIES = ".summaries"     # inside the stage's temporary output: one JSON summary per shard written
 POOLS = ".pools"             # the engine's spill files: documents and instance bytes
 

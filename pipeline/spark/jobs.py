@@ -30,10 +30,10 @@ from pipeline.outputs import TableWriter, read_row_group, read_row_group_table, 
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, from_row
 from pipeline.segment.stage import COLUMNS as SEGMENT_COLUMNS, Segmentation, slices, text_bytes
+from pipeline.shards import stage as shard_stage
 from pipeline.spark.session import get_session
 from pipeline.vocab.counting import PreTokenCounter
 
-SHARD_COLUMNS = ["id", "source", "title", "sentences", "words", "file", "position"]
 
 
 @contextlib.contextmanager
@@ -299,7 +299,7 @@ class SparkEngine:
             make = shard_builder.ShardBuilder.shared(options, vocab)    # the vocab loads once per worker process
             progress = reporter("shards", report)
             with _table_writers(tables, f"part-{index:05d}") as writers, faults.attempt("shards.tokenize", index):
-                for table in _tables(items, "segmented", SHARD_COLUMNS):
+                for table in _tables(items, "segmented", shard_stage.COLUMNS):
                     progress.update(table.num_rows, table.nbytes)
                     docs = []
                     for result in make.tokenize_table(table, count):
