@@ -178,35 +178,36 @@ class DiskDedup:
 
     # -- step 2 -----------------------------------------------------------------------------------------------------
 
-    def _sorted(self, sections) -> Records:
-        records = Records.concat([read_section(*s) for s in sections], _FIELDS)
-        return records.sorted()
+    @staticmethod
+    def _read(sections) -> Records:
+        return Records.concat([read_section(*s) for s in sections], _FIELDS)
 
     def resolve(self, sections, count: CountFn = no_count):
         """One key partition's sections -> its duplicates, then ``("bands", partition, section)`` references of
-        what it keeps (with near dedup)."""
-        records = self._sorted(sections)
+        what it keeps (with near dedup).  Sorted by the key's first 8 bytes; within a run of those, records are
+        grouped by the whole key (so two keys sharing 8 bytes are still two groups)."""
+        records = self._read(sections)
+        order = np.argsort(records.keys, kind="stable")
+        keys = records.keys[order]
+        bounds = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1], [True]])).tolist()
         data, offsets = memoryview(records.data), records.offsets.tolist()
         signature_bytes = 4 * self.options.num_perm if self.options.near else 0
         kept = []
-        start = 0
-        n = len(records)
-        for end in range(1, n + 1):
-            if end < n and bytes(data[offsets[end]:offsets[end] + KEY_BYTES]) == \
-                    bytes(data[offsets[start]:offsets[start] + KEY_BYTES]):
-                continue
-            key = bytes(data[offsets[start]:offsets[start] + KEY_BYTES]).decode("ascii")
-            members, places = [], {}
-            for i in range(start, end):
-                raw = bytes(data[offsets[i] + KEY_BYTES:offsets[i + 1]])
-                member = (*json.loads(raw[signature_bytes:]), raw[:signature_bytes])
-                members.append(member)
-                places[member[0]] = tuple(int(v) for v in records.figures[i])
-            member, written = self.dedup.resolve(key, members, count)
-            yield from written
-            if self.options.near:
-                kept.append((member[5], places[member[0]]))
-            start = end
+        for start, end in zip(bounds[:-1], bounds[1:]):
+            groups: dict[bytes, list[int]] = {}
+            for i in order[start:end].tolist():
+                groups.setdefault(bytes(data[offsets[i]:offsets[i] + KEY_BYTES]), []).append(i)
+            for key, rows in groups.items():
+                members, places = [], {}
+                for i in rows:
+                    raw = bytes(data[offsets[i] + KEY_BYTES:offsets[i + 1]])
+                    member = (*json.loads(raw[signature_bytes:]), raw[:signature_bytes])
+                    members.append(member)
+                    places[member[0]] = tuple(int(v) for v in records.figures[i])
+                member, written = self.dedup.resolve(key.decode("ascii"), members, count)
+                yield from written
+                if self.options.near:
+                    kept.append((member[5], places[member[0]]))
         if kept:
             yield from self._bands(kept)
 
@@ -230,16 +231,18 @@ class DiskDedup:
 
     def edges(self, partition: int, sections, count: CountFn = no_count) -> int:
         """One band partition's sections -> its candidate edges in ``edges-<partition>.parquet``; how many."""
-        records = self._sorted(sections)
-        data, offsets = memoryview(records.data), records.offsets.tolist()
-        buckets, start, n = [], 0, len(records)
-        for end in range(1, n + 1):
-            if end < n and data[offsets[end]:offsets[end + 1]] == data[offsets[start]:offsets[start + 1]]:
-                continue
-            if end - start > 1:
-                buckets.append([tuple(int(v) for v in records.figures[i]) for i in range(start, end)])
-            start = end
-        del records, data
+        records = self._read(sections)
+        width = 2 + 4 * self.hasher.rows
+        rows = np.frombuffer(records.data, dtype=np.uint8)[:len(records) * width].reshape(len(records), width)
+        order = np.lexsort(rows.T[::-1])              # by band index, then the band's bytes: equal values meet
+        ordered = rows[order]
+        change = np.concatenate([[True], (ordered[1:] != ordered[:-1]).any(axis=1), [True]])
+        bounds = np.flatnonzero(change)
+        sizes = np.diff(bounds)
+        figures = records.figures
+        buckets = [[tuple(v) for v in figures[order[start:start + size]].tolist()]
+                   for start, size in zip(bounds[:-1][sizes > 1].tolist(), sizes[sizes > 1].tolist())]
+        del records, rows, ordered, order
         members = self._members({place for bucket in buckets for place in bucket})
         rows = []
         for bucket in buckets:
