@@ -55,7 +55,7 @@ from pipeline.dedup.stage import Deduplicator
 from pipeline.shards.spill import Records, read_section, read_section_records, select, write_sections
 
 KEY_BYTES = 32                      # an exact key: 16 bytes as hex
-SPILL_BYTES_PER_DOCUMENT = 4096     # what a partition holds per document while it is sorted (keys or bands)
+SPILL_BYTES_PER_DOCUMENT = 16384    # what a partition holds per document (sorted band values, buckets, edges; measured)
 EDGE_CHUNK = 50_000                 # edges per exact-check task
 _FIELDS = 2                         # figures of a key or band record: the member's location (file number, index)
 
