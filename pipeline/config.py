@@ -116,6 +116,9 @@ class DedupOptions:
     false_positive_weight: float = option(0.05, "near dedup: weight of false positives when deriving bands and "
                                           "rows (text-dedup's optimal_param); low because candidates are verified")
     false_negative_weight: float = option(0.95, "near dedup: weight of false negatives when deriving bands and rows")
+    memory_mb: float = option(256.0, "Beam: memory for dedup's groupings (exact keys, LSH buckets, candidate edges); "
+                            "when the input's groups would not fit, they spill to disk in partitions of about this "
+                            "size, sorted and resolved one partition at a time (0: always group in memory)")
 
 
 @dataclass

@@ -19,13 +19,14 @@ from pipeline import guard, storage
 from pipeline.beam.io import NAMESPACE, RowGroups, WriteLines, WriteTable, read_lines, read_tables, tables_of, tick
 from pipeline.beam.transforms import (DEDUP_COLUMNS, SEGMENT_COLUMNS, BuildShards, CleanDocuments,
                                       CountPreTokens, DedupKeys, ExactSimilarities, KeptDocuments, NearDuplicateEdges,
-                                      ReadInputs, SegmentDocuments)
+                                      ReadInputs, SegmentDocuments, SpilledDedup, _SpillSimilaritiesFn)
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
 from pipeline.dedup.minhash import edge_from_json, edge_to_json
+from pipeline.dedup.spill import DiskDedup, spill_partitions
 from pipeline.dedup.stage import Deduplicator
 from pipeline.engine import Counts, Job
-from pipeline.outputs import TableWriter
+from pipeline.outputs import TableWriter, table_rows
 from pipeline.records import Duplicate, Quarantined
 from pipeline.runtime import export_worker_environment
 from pipeline.shards import stage as shard_stage
@@ -97,7 +98,10 @@ class BeamEngine:
         """
         config, out, options = job.config, job.out, job.config.dedup
         counters: dict[str, int] = {}
-        if options.exact or options.near:
+        partitions = spill_partitions(table_rows(job.source), options) if options.exact or options.near else 0
+        if partitions:
+            counters = self._dedup_spilled(job, partitions)
+        elif options.exact or options.near:
             def build_keys(p):
                 result = (read_tables(p, "ReadDocuments", job.source, DEDUP_COLUMNS)
                           | "Keys" >> DedupKeys(options, job.progress_dir))
@@ -118,7 +122,7 @@ class BeamEngine:
         for table in ("duplicates", "quarantined"):
             storage.makedirs(out.table(table))
 
-        if options.near:
+        if options.near and not partitions:
             dedup, local = Deduplicator(options), Counters()
             edges = [edge_from_json(json.loads(line)) for line in read_lines(job.work, "edges")]
 
@@ -146,6 +150,44 @@ class BeamEngine:
              | "Kept" >> KeptDocuments(options, dropped)
              | "WriteDocuments" >> WriteTable(out.table("documents"), "documents"))
         return merge(counters, _run(config, build_kept))
+
+    def _dedup_spilled(self, job: Job, partitions: int) -> Counts:
+        """The dedup stage's groupings through spill files (``pipeline.dedup.spill``): memory bounded by one
+        partition; the same tables as the in-memory route."""
+        config, out, options = job.config, job.out, job.config.dedup
+        spill = storage.join(job.work, "spill")
+        storage.makedirs(spill)
+
+        def build_keys(p):
+            dropped = (read_tables(p, "ReadDocuments", job.source, DEDUP_COLUMNS)
+                       | "Spilled" >> SpilledDedup(options, spill, partitions, job.progress_dir))
+            (dropped | "Duplicates" >> beam.Filter(lambda r: isinstance(r, Duplicate))
+             | "WriteDuplicates" >> WriteTable(out.table("duplicates"), "duplicates"))
+            (dropped | "Quarantined" >> beam.Filter(lambda r: isinstance(r, Quarantined))
+             | "WriteQuarantined" >> WriteTable(out.table("quarantined"), "quarantined"))
+        counters = _run(config, build_keys)
+        for table in ("duplicates", "quarantined"):
+            storage.makedirs(out.table(table))
+        if options.near:
+            disk, local = DiskDedup(options, spill, partitions), Counters()
+            edges, places = disk.read_edges()
+
+            def exact_check(candidates):
+                nonlocal counters
+                chunks = disk.write_checks(candidates, places)
+
+                def build_exact_check(p):
+                    (p | "Chunks" >> beam.Create(chunks, reshuffle=True)
+                     | "Similarities" >> beam.ParDo(_SpillSimilaritiesFn(options, spill)))
+                counters = merge(counters, _run(config, build_exact_check))
+                return disk.read_similarities([c.replace("check-", "result-") for c in chunks])
+
+            writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
+            for duplicate in disk.dedup.near_duplicates(edges, exact_check, local):
+                writer.add(duplicate)
+            writer.close()
+            counters = merge(counters, local.as_dict())
+        return counters
 
     def segment(self, job: Job) -> Counts:
         def build(p):

@@ -20,6 +20,7 @@ from pipeline.beam.io import ROW_GROUP_BYTES, BeamCount, ReadTable, tables_of, t
 from pipeline.clean.stage import Cleaner
 from pipeline.config import CleanOptions, DedupOptions, SegmentOptions, ShardOptions, VocabOptions
 from pipeline.dedup.minhash import BATCH_MEMBERS
+from pipeline.dedup.spill import DiskDedup
 from pipeline.dedup.stage import COLUMNS as DEDUP_COLUMNS, Deduplicator
 from pipeline.ingest.readers import read_file
 from pipeline.progress import reporter, text_size
@@ -477,6 +478,97 @@ class ExactSimilarities(beam.PTransform):
                 | "Jaccard" >> beam.MapTuple(lambda key, members: (key, Deduplicator.similarity(list(members)))))
 
 
+class _SpillKeysFn(beam.DoFn):
+    """Row groups -> quarantined records, and tagged ``keys``/``bands`` (partition, section) references: the
+    members, keys, band values and shingles go to spill files (``DiskDedup.keyed``)."""
+
+    def __init__(self, options: DedupOptions, directory: str, partitions: int, progress_dir: str | None) -> None:
+        self.options, self.directory, self.partitions, self.progress_dir = options, directory, partitions, progress_dir
+
+    def setup(self):
+        self.disk = DiskDedup(self.options, self.directory, self.partitions)
+        self.progress = [reporter(label, self.progress_dir) for label in self.disk.dedup.progress_labels]
+
+    def teardown(self):
+        for progress in self.progress:
+            progress.close()
+
+    def process(self, table):
+        for progress in self.progress:
+            progress.update(table.num_rows, table.nbytes)
+        for item in self.disk.keyed(table):
+            if isinstance(item, tuple):
+                yield beam.pvalue.TaggedOutput(item[0], (item[1], item[2]))
+            else:
+                yield item
+
+
+class _SpillResolveFn(beam.DoFn):
+    """One key partition's sections -> its duplicates, and tagged ``bands`` references of what it keeps."""
+
+    def __init__(self, options: DedupOptions, directory: str, partitions: int) -> None:
+        self.options, self.directory, self.partitions = options, directory, partitions
+
+    def setup(self):
+        self.disk, self.count = DiskDedup(self.options, self.directory, self.partitions), BeamCount()
+
+    def process(self, group):
+        self.count("dedup.spill.key_partitions")
+        for item in self.disk.resolve(list(group[1]), self.count):
+            if isinstance(item, tuple):
+                yield beam.pvalue.TaggedOutput("bands", (item[1], item[2]))
+            else:
+                yield item
+
+
+class _SpillEdgesFn(beam.DoFn):
+    def __init__(self, options: DedupOptions, directory: str, partitions: int) -> None:
+        self.options, self.directory, self.partitions = options, directory, partitions
+
+    def setup(self):
+        self.disk, self.count = DiskDedup(self.options, self.directory, self.partitions), BeamCount()
+
+    def process(self, group):
+        self.count("dedup.spill.band_partitions")
+        self.disk.edges(group[0], list(group[1]), self.count)
+        return []
+
+
+class SpilledDedup(beam.PTransform):
+    """Row groups -> duplicates and quarantined records; candidate edges to ``directory/edges-*.parquet``.
+    Only references to spill-file sections are grouped (``pipeline.dedup.spill``)."""
+
+    def __init__(self, options: DedupOptions, directory: str, partitions: int, progress_dir: str | None) -> None:
+        super().__init__()
+        self.options, self.directory, self.partitions, self.progress_dir = options, directory, partitions, progress_dir
+
+    def expand(self, tables):
+        o, d, n = self.options, self.directory, self.partitions
+        keyed = tables | "SpillKeys" >> beam.ParDo(_SpillKeysFn(o, d, n, self.progress_dir)).with_outputs(
+            "keys", "bands", main="dropped")
+        dropped, bands = [keyed.dropped], [keyed.bands]
+        if o.exact:
+            resolved = (keyed.keys | "GroupKeyPartitions" >> beam.GroupByKey()
+                        | "ResolveSpilled" >> beam.ParDo(_SpillResolveFn(o, d, n)).with_outputs("bands", main="dropped"))
+            dropped.append(resolved.dropped)
+            bands.append(resolved.bands)
+        if o.near:
+            (bands | "AllBands" >> beam.Flatten() | "GroupBandPartitions" >> beam.GroupByKey()
+             | "SpilledEdges" >> beam.ParDo(_SpillEdgesFn(o, d, n)))
+        return dropped | "AllDropped" >> beam.Flatten()
+
+
+class _SpillSimilaritiesFn(beam.DoFn):
+    def __init__(self, options: DedupOptions, directory: str) -> None:
+        self.options, self.directory = options, directory
+
+    def setup(self):
+        self.disk = DiskDedup(self.options, self.directory, 1)
+
+    def process(self, path):
+        yield self.disk.similarities(path)
+
+
 class _KeepFn(beam.DoFn):
     """Arrow tables of documents -> the same tables without the dropped ids (``Deduplicator.kept``)."""
 
@@ -507,5 +599,5 @@ class KeptDocuments(beam.PTransform):
         return tables_of(tables | "Keep" >> beam.ParDo(_KeepFn(self.options), beam.pvalue.AsDict(dropped)))
 
 
-__all__ = ["ReadInputs", "CleanDocuments", "DedupKeys", "NearDuplicateEdges", "ExactSimilarities", "KeptDocuments",
-           "SegmentDocuments", "CountPreTokens", "BuildShards", "DEDUP_COLUMNS", "SEGMENT_COLUMNS"]
+__all__ = ["ReadInputs", "CleanDocuments", "DedupKeys", "SpilledDedup", "NearDuplicateEdges", "ExactSimilarities",
+           "KeptDocuments", "SegmentDocuments", "CountPreTokens", "BuildShards", "DEDUP_COLUMNS", "SEGMENT_COLUMNS"]

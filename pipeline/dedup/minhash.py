@@ -303,14 +303,19 @@ def _batches(hasher: MinHasher, chunk: list, shards: int):
                                       b"".join([refs[i] for i in rows.tolist()]))
 
 
+def edge_threshold(hasher: MinHasher, threshold: float, verify: str) -> float:
+    """The threshold :func:`bucket_edges` is given: with exact verification the prefilter works at the hasher's
+    ``candidate_threshold`` (lower than ``threshold`` when containment is on)."""
+    return min(threshold, hasher.candidate_threshold) if verify == "exact" else threshold
+
+
 def group_edges(hasher: MinHasher, batches, threshold: float, verify: str = "exact", count: CountFn = no_count
                 ) -> list[tuple[DocRef, DocRef, float]]:
     """Candidate edges of one (band, shard) group's batches (:func:`band_batches`): members with equal band
     values form a bucket, whose edges are :func:`bucket_edges`' (the same buckets as grouping by
     :meth:`MinHasher.band_keys`).  With exact verification the prefilter works at the hasher's
     ``candidate_threshold`` (lower than ``threshold`` when containment is on)."""
-    if verify == "exact":
-        threshold = min(threshold, hasher.candidate_threshold)
+    threshold = edge_threshold(hasher, threshold, verify)
     width, signature_width = 4 * hasher.rows, 4 * hasher.num_perm
     batches = list(batches)
     buckets: dict[bytes, list] = {}

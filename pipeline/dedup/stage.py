@@ -31,13 +31,14 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Iterable, Iterator, Tuple, Union
 
+import numpy as np
 import pyarrow as pa
 
 from pipeline.config import DedupOptions
 from pipeline.counters import CountFn, no_count
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
-from pipeline.dedup.minhash import (Rule, band_batches, exact_similarity, fold_digits, group_edges, incident_keys,
-                                    near_duplicates, MinHasher)
+from pipeline.dedup.minhash import (Rule, band_batches, bucket_edges, edge_threshold, exact_similarity, fold_digits,
+                                    group_edges, incident_keys, near_duplicates, MinHasher)
 from pipeline.outputs import read_table
 from pipeline.records import Duplicate, Quarantined, excerpt
 
@@ -71,6 +72,13 @@ class Deduplicator:
         """(exact key, member) per document of an Arrow table with :data:`COLUMNS`; (None, Quarantined) for a
         document whose key cannot be computed.  Without ``exact`` the key is the id (and a failure raises: there
         is no group to resolve it in)."""
+        for key, member, _ in self.keyed_with_shingles(table, False):
+            yield key, member
+
+    def keyed_with_shingles(self, table: pa.Table, shingles: bool
+                            ) -> Iterator[tuple[str | None, Union[Member, Quarantined], bytes]]:
+        """:meth:`keyed`, each with the document's shingle set (what :meth:`shingles` gives, from the same read
+        of the text) when ``shingles`` and near dedup are on, else ``b""``."""
         exact, near, hasher = self.options.exact, self.options.near, self.hasher
         columns = [table.column(name).to_pylist() for name in COLUMNS]
         for doc_id, source, file, position, title, text in zip(*columns):
@@ -81,10 +89,15 @@ class Deduplicator:
                 if not exact:
                     raise
                 yield None, Quarantined(stage=STAGE, source=source, file=file, position=position, id=doc_id,
-                                        error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(text))
+                                        error=f"{type(exc).__name__}: {exc}", excerpt=excerpt(text)), b""
                 continue
-            signature = hasher.signature_codes(fold_digits(codes)) if near else b""
-            yield key, (doc_id, source, file, position, title, signature)
+            signature, shingle_set = b"", b""
+            if near:
+                hashes = hasher.shingle_hashes(fold_digits(codes))
+                signature = hasher.signature_of(hashes).tobytes()
+                if shingles:
+                    shingle_set = np.unique(hashes).tobytes()
+            yield key, (doc_id, source, file, position, title, signature), shingle_set
 
     def resolve(self, key: str | None, members: Iterable, count: CountFn = no_count
                 ) -> tuple[Member | None, list[Duplicate | Quarantined]]:
@@ -106,6 +119,11 @@ class Deduplicator:
     def band_batches(self, members: Iterable[Member]):
         """Members -> (LSH group, batch of bytes) pairs, the band values of a batch of members per group."""
         return band_batches(self.hasher, members)
+
+    def bucket_edges(self, members, count: CountFn = no_count) -> list[Edge]:
+        """The candidate edges of one LSH bucket (:class:`Signed` members sharing a band value)."""
+        return bucket_edges(members, edge_threshold(self.hasher, self.options.threshold, self.options.verify),
+                            self.options.verify, count)
 
     def edges(self, batches, count: CountFn = no_count) -> Iterator[Edge]:
         """The batches of one LSH group -> its candidate edges (smallest id's ref, other ref, estimate)."""
