@@ -49,6 +49,23 @@ def float_feature(packed_floats: bytes) -> bytes:
     return _TAG2 + _length(len(inner)) + inner
 
 
+def example(features: list[tuple[bytes, bytes]]) -> bytes:
+    """An ``Example`` (field 1: ``Features``, a map of name -> ``Feature`` entries) from (UTF-8 name,
+    encoded Feature) pairs, written in the order given (the torch runner's TensorBoard events and its tests
+    write whole ones; shards are written from cached prefixes)."""
+    parts = []
+    for name, feature in features:
+        entry = _TAG1 + _length(len(name)) + name + _TAG2 + _length(len(feature)) + feature
+        parts.append(_TAG1 + _length(len(entry)) + entry)
+    entries = b"".join(parts)
+    return _TAG1 + _length(len(entries)) + entries
+
+
+def floats(values) -> bytes:
+    """Packed little-endian float32 values (a ``FloatList`` payload)."""
+    return struct.pack(f"<{len(values)}f", *values)
+
+
 def feature_prefix(name: bytes, kind: str, payload_size: int) -> bytes:
     """The bytes of a ``Features`` map entry that come before a feature's packed payload of ``payload_size``
     bytes (``kind``: int64 or float): constant for a given size, so encoders cache it."""
@@ -61,6 +78,13 @@ def feature_prefix(name: bytes, kind: str, payload_size: int) -> bytes:
 def masked_crc(data: bytes) -> int:
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def frame(record: bytes) -> bytes:
+    """One whole TFRecord: length, its masked CRC, the record, the record's masked CRC (the torch runner's
+    TensorBoard event files)."""
+    length = struct.pack("<Q", len(record))
+    return length + struct.pack("<I", masked_crc(length)) + record + struct.pack("<I", masked_crc(record))
 
 
 def frame_head(body_size: int) -> tuple[bytes, int]:
