@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 SOURCES := setup.py $(shell find pipeline schemas -name '*.py' -o -name '*.json' 2>/dev/null) \
            $(shell find pipeline/sample/corpus -type f 2>/dev/null)
 
-.PHONY: help venv run sample segment-model test bench bench-scale ingest clean dedup segment vocab shards pretrain report distclean
+.PHONY: help venv run sample segment-model test bench bench-quality bench-scale ingest clean dedup segment vocab shards pretrain report distclean
 .PHONY: test-cluster dataflow-image dataflow-submit dataproc-env dataproc-submit serverless-image serverless-submit tpu-train
 
 help:  ## this list
@@ -64,6 +64,9 @@ $(VENV)/.neural: $(VENV)/.installed
 test: venv $(VENV)/.neural  ## the whole test suite, neural LTP included (a run that collects no test fails)
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 	$(PY) -m pytest tests/test_pretrain_torch.py $(PYTEST_ARGS)  # torch never beside TensorFlow: its own process
+
+bench-quality: venv  ## whole-word vs token masking A/B with the torch runner (tiny model on CPU): bench/results/quality.json
+	$(PY) bench/quality.py
 
 bench-scale: venv  ## every stage at 100 MB and 1 GB of raw input on both engines: bench/results/scale.json (long)
 	$(PY) bench/scale.py
