@@ -64,6 +64,11 @@ class Engine(Protocol):
 
     def shards(self, job: Job) -> Counts: ...
 
+    def shared_ids(self, job: Job) -> list[str]:
+        """The ids taken by more than one row of the documents table ``job.source``: a group by id on the
+        engine, so that only these reach the driver (ingest's finish renames all but one holder of each)."""
+        ...
+
 
 ENGINES = {"beam": "pipeline.beam.runner", "spark": "pipeline.spark.jobs"}
 

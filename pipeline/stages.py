@@ -165,10 +165,23 @@ def _document_summary(stats: dict, final: str) -> list[str]:
             f"({stats['seconds']:.1f} s, {stats['throughput']['mb_per_s']} MB/s) -> {final}"]
 
 
+def _ingest(adapter: Engine, job: Job) -> Counts:
+    """Ingest on the engine, then the engine's group by id: the ids taken more than once, kept for the finish
+    (a file under ``job.work``)."""
+    counters = adapter.ingest(job)
+    shared = adapter.shared_ids(dataclasses.replace(job, source=job.out.table("documents")))
+    write_json(storage.join(job.work, SHARED_IDS), shared)
+    return counters
+
+
+SHARED_IDS = "shared-ids.json"
+
+
 def _ingest_ids(ran: Ran) -> dict:
     """Ingest's finish: ids made unique across the inputs (two datasets in one source may share ids), then the
     per-document stats."""
-    renamed = make_unique(ran.out.table("documents"), list(ran.plan.files))
+    shared = json.loads(storage.read_text(storage.join(ran.out.path("_work"), SHARED_IDS)))
+    renamed = make_unique(ran.out.table("documents"), list(ran.plan.files), shared)
     if renamed:
         ran.counters["ingest.ids_renamed"] = renamed
     ran.plan.read = ran.counters.get("ingest.read", 0)       # what the engine read of the input files
@@ -188,7 +201,7 @@ def _stage_specs() -> dict[str, StageSpec]:
     from pipeline.vocab import stage as vocab
 
     specs = [
-        StageSpec("ingest", None, ("documents", "quarantined"), lambda e, job: e.ingest(job), plan=_plan_ingest,
+        StageSpec("ingest", None, ("documents", "quarantined"), _ingest, plan=_plan_ingest,
                   finish=_ingest_ids),
         StageSpec("clean", ("ingest", "documents"), ("documents", "rejected", "quarantined"),
                   lambda e, job: e.clean(job)),

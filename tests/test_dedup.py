@@ -1,3 +1,5 @@
+import pytest
+
 from pipeline.counters import Counters
 from pipeline.dedup.exact import ExactKey, normalize_key_text, resolve_group
 from pipeline.clean.normalize import ScriptConverter
@@ -66,3 +68,20 @@ def test_nfkc_and_key_text_match_the_plain_unicodedata_route():
         assert normalize_key_text(text, convert) == _reference_key_text(text, convert), ascii(text)
         changed += nfkc(text) != text
     assert changed > 1000          # the texts did exercise the replacement
+
+
+def test_id_filter_never_misses_an_id_and_merges_by_or():
+    import pickle
+
+    from pipeline.dedup.idfilter import IdFilter
+
+    added = [f"wiki:{k}" for k in range(5000)]
+    others = [f"web:{k}" for k in range(20000)]
+    left, right = IdFilter.of(added[:2500], 16 * 5000), IdFilter.of(added[2500:], 16 * 5000)
+    merged = pickle.loads(pickle.dumps(left.merge(right)))
+    assert all(doc_id in merged for doc_id in added)
+    assert not all(doc_id in left for doc_id in added[2500:])
+    false_positive = sum(doc_id in merged for doc_id in others) / len(others)
+    assert false_positive < 0.01                 # 16 bits an id, 4 hashes: about 0.2%
+    with pytest.raises(ValueError):
+        left.merge(IdFilter(8 * 1024))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import shared_file
+from conftest import make_config, shared_file
 from pipeline.counters import Counters
 from pipeline.ingest.files import InputFile, expand
 from pipeline.ingest.formats import FormatError, detect
@@ -314,3 +314,44 @@ def test_an_id_already_taken_by_a_renamed_form_gets_a_suffix(tmp_path):
     ids = sorted(read_table(table, "documents", ["id"]).column("id").to_pylist())
     assert ids == ["s:7", "s:f2:000000004", "s:f2:000000004#2"]
     assert make_unique(str(table), files) == 0                                # unique now: nothing rewritten
+
+
+def _id_table(tmp_path, ids_per_file):
+    from pipeline.outputs import TableWriter
+    from pipeline.records import Document
+
+    table = tmp_path / "documents"
+    for n, ids in enumerate(ids_per_file):
+        writer = TableWriter(table, "documents", f"part-{n}")
+        for k, doc_id in enumerate(ids):
+            writer.add(Document(id=doc_id, source="s", format="text", text="x", file=f"/in/f{n}", position=k))
+        writer.close()
+    return table
+
+
+def test_shared_ids_through_disk_partitions_equal_one_count(tmp_path):
+    from collections import Counter
+
+    from pipeline.ingest.ids import shared_ids_on_disk
+
+    rng = random.Random(3)
+    files = [[f"s:{rng.randrange(900)}" for _ in range(400)] for _ in range(3)]
+    table = _id_table(tmp_path, files)
+    expected = sorted(i for i, n in Counter(i for ids in files for i in ids).items() if n > 1)
+    assert len(expected) > 100
+    work = tmp_path / "work"
+    work.mkdir()
+    assert shared_ids_on_disk(str(table), str(work), ids_per_partition=100) == expected    # 12 partitions
+    assert shared_ids_on_disk(str(table), str(work)) == expected                            # one
+    assert not list(work.iterdir())                                                         # partitions removed
+
+
+@pytest.mark.parametrize("engine", ["beam", "spark"])
+def test_the_engines_group_by_id(tmp_path, engine):
+    from pipeline.engine import Job, engine as engine_of
+
+    table = _id_table(tmp_path, [["s:1", "s:2", "s:3"], ["s:2", "s:4", "s:1", "s:2"]])
+    config = make_config(tmp_path / "out", [], engine=engine)
+    adapter = engine_of(engine)
+    adapter.start(config)
+    assert adapter.shared_ids(Job(config, None, source=str(table))) == ["s:1", "s:2"]

@@ -26,6 +26,7 @@ from pipeline.dedup.minhash import edge_from_json, edge_to_json
 from pipeline.dedup.spill import DiskDedup, spill_partitions
 from pipeline.dedup.stage import Deduplicator
 from pipeline.engine import Counts, Job
+from pipeline.ingest.ids import shared_ids_on_disk
 from pipeline.outputs import TableWriter, table_rows
 from pipeline.records import Duplicate, Quarantined
 from pipeline.runtime import export_worker_environment
@@ -62,6 +63,11 @@ def _run(config: Config, build) -> Counts:
     return dict(sorted(counters.items()))
 
 
+def _in_process(config: Config) -> bool:
+    """Whether the pipelines run in this process's runner (its groupings in this machine's memory)."""
+    return config.beam.runner in ("FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "PrismRunner")
+
+
 def _write(result, out, *tables: str) -> None:
     """Each named output of ``result`` to the stage's table of that name."""
     for table in tables:
@@ -79,6 +85,27 @@ class BeamEngine:
             read = p | "Ingest" >> ReadInputs(job.files, job.config.ingest.max_record_bytes, job.progress_dir)
             _write(read, job.out, "documents", "quarantined")
         return _run(job.config, build)
+
+    def shared_ids(self, job: Job) -> list[str]:
+        """The ids of ``job.source`` taken more than once.  The in-process runner would hold every id in one
+        group by, so there they are hash-partitioned to local disk and counted a partition at a time
+        (``pipeline.ingest.ids.shared_ids_on_disk``); a distributed runner counts them in a pipeline."""
+        if _in_process(job.config):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="wwm-ids-") as work:
+                return shared_ids_on_disk(job.source, work)
+        out = storage.join(job.work, "shared-ids")
+
+        def build(p):
+            (read_tables(p, "ReadIds", job.source, ["id"])
+             | "Ids" >> beam.FlatMap(lambda table: table.column("id").to_pylist())
+             | "Count" >> beam.combiners.Count.PerElement()
+             | "Shared" >> beam.Filter(lambda kv: kv[1] > 1)
+             | "Keys" >> beam.Keys()
+             | "Write" >> WriteLines(out, ".txt"))
+        _run(job.config, build)
+        return sorted(read_lines(job.work, "shared-ids"))
 
     def clean(self, job: Job) -> Counts:
         def build(p):

@@ -444,7 +444,9 @@ def clusters(edges, count: CountFn = no_count) -> list[Duplicate]:
 
     ``similarity`` of a dropped document is the estimate of its edge to the kept
     one where they share an edge, else the highest estimate on its own edges
-    (it joined the cluster through a chain).
+    (it joined the cluster through a chain).  An engine that finds the components
+    itself (``pipeline.dedup.components``) gives :func:`cluster_duplicates` the same
+    figures per component.
     """
     uf = UnionFind()
     best: dict[str, float] = {}
@@ -462,21 +464,26 @@ def clusters(edges, count: CountFn = no_count) -> list[Duplicate]:
         members.setdefault(uf.find(node), []).append(node)
     duplicates = []
     for root, nodes in sorted(members.items()):
-        count("dedup.near.clusters")
-        count(f"dedup.near.cluster_size.{_size_bucket(len(nodes))}")
-        kept = refs[root]
-        for node in sorted(nodes):
-            if node == root:
-                continue
-            ref = refs[node]
-            similarity = direct.get((root, node), best[node])
-            duplicates.append(Duplicate(id=ref.id, source=ref.source, duplicate_of=kept.id,
-                                        duplicate_of_source=kept.source, method=METHOD,
-                                        similarity=similarity, file=ref.file, position=ref.position,
-                                        title=ref.title))
-            count("dedup.duplicates")
-            count("dedup.near.duplicates")
-            count(f"dedup.duplicates.source.{ref.source}")
+        duplicates += cluster_duplicates(refs[root], [(refs[n], direct.get((root, n), best[n]))
+                                                      for n in nodes if n != root], count)
+    return duplicates
+
+
+def cluster_duplicates(kept: DocRef, members, count: CountFn = no_count) -> list[Duplicate]:
+    """One component's duplicates: ``members`` are (reference, similarity) of every document but the kept one
+    (the smallest id), with the similarity :func:`clusters` gives it; ordered by id."""
+    members = sorted(members, key=lambda m: m[0].id)
+    count("dedup.near.clusters")
+    count(f"dedup.near.cluster_size.{_size_bucket(len(members) + 1)}")
+    duplicates = []
+    for ref, similarity in members:
+        duplicates.append(Duplicate(id=ref.id, source=ref.source, duplicate_of=kept.id,
+                                    duplicate_of_source=kept.source, method=METHOD,
+                                    similarity=similarity, file=ref.file, position=ref.position,
+                                    title=ref.title))
+        count("dedup.duplicates")
+        count("dedup.near.duplicates")
+        count(f"dedup.duplicates.source.{ref.source}")
     return duplicates
 
 

@@ -20,10 +20,12 @@ the adapters only read row groups, group by key, shuffle and write:
 The kept documents are then every row of the input whose id is in neither the
 duplicates nor the quarantined table (:meth:`Deduplicator.kept`, per row group).
 
-Every step streams (a row group, a group, a batch at a time) except the
-driver's step 4, which holds the candidate edges; a bounded-memory version
-replaces that step and the dropped-id set without changing the per-document
-and per-group steps.
+Every step streams (a row group, a group, a batch at a time) except step 4
+when it runs whole on the driver (Beam), which holds the candidate edges.  The
+Spark adapter runs step 4 in pieces on the cluster instead: the edges checked
+where they land (:meth:`Deduplicator.verified`), the components found by
+:mod:`pipeline.dedup.components`' rounds, each component's duplicates written
+by :meth:`Deduplicator.cluster_duplicates` (the same records).
 """
 
 from __future__ import annotations
@@ -37,8 +39,9 @@ import pyarrow as pa
 from pipeline.config import DedupOptions
 from pipeline.counters import CountFn, no_count
 from pipeline.dedup.exact import DocRef, exact_key, key_codes, resolve_group
-from pipeline.dedup.minhash import (Rule, band_batches, bucket_edges, edge_threshold, exact_similarity, fold_digits,
-                                    group_edges, incident_keys, near_duplicates, MinHasher)
+from pipeline.dedup.minhash import (Rule, band_batches, bucket_edges, cluster_duplicates, edge_threshold,
+                                    exact_similarity, fold_digits, group_edges, incident_keys, near_duplicates,
+                                    verified, MinHasher)
 from pipeline.outputs import read_table
 from pipeline.records import Duplicate, Quarantined, excerpt
 
@@ -137,15 +140,21 @@ class Deduplicator:
     def shingles(self, table: pa.Table, incident: dict[str, list[str]]) -> Iterator[tuple[str, tuple[str, bytes]]]:
         """An Arrow table of (id, text) -> (edge key, (id, shingle set)) for each candidate edge a document is
         on; documents on no edge are passed over before their text becomes a Python string."""
+        for doc_id, shingles in self.shingles_of(table, incident):
+            for key in incident[doc_id]:
+                yield key, (doc_id, shingles)
+
+    def shingles_of(self, table: pa.Table, wanted) -> Iterator[tuple[str, bytes]]:
+        """(id, shingle set) of each document of an Arrow table of (id, text) whose id is ``in wanted`` (a set, or
+        an :class:`pipeline.dedup.idfilter.IdFilter`); the others are passed over before their text becomes a
+        Python string."""
         ids = table.column("id").to_pylist()
-        rows = [i for i, doc_id in enumerate(ids) if doc_id in incident]
+        rows = [i for i, doc_id in enumerate(ids) if doc_id in wanted]
         if not rows:
             return
         texts = table.column("text").take(rows).to_pylist()
         for i, text in zip(rows, texts):
-            shingles = self.hasher.shingle_bytes(text)
-            for key in incident[ids[i]]:
-                yield key, (ids[i], shingles)
+            yield ids[i], self.hasher.shingle_bytes(text)
 
     similarity = staticmethod(exact_similarity)     # the members of one edge -> Jaccard of their shingle sets
 
@@ -154,6 +163,13 @@ class Deduplicator:
         """The driver's step: candidate edges -> near duplicates (``exact_check(edges) -> {edge key:
         similarity}`` is run by the engine when ``verify`` is ``exact``)."""
         return near_duplicates(edges, self.options.verify, Rule.of(self.options), exact_check, count)
+
+    def verified(self, edges: Iterable[Edge], similarities: dict, count: CountFn = no_count) -> list[Edge]:
+        """The candidate edges whose exact similarities (``{edge key: [Jaccard, containment]}``) pass the rule
+        (for an engine that checks edges where they are, not on the driver)."""
+        return verified(edges, similarities, Rule.of(self.options), count)
+
+    cluster_duplicates = staticmethod(cluster_duplicates)   # one component -> its duplicates (engine-side clusters)
 
     def kept(self, table: pa.Table, dropped, count: CountFn = no_count) -> pa.Table:
         """A row group of the documents table without the rows whose id is in ``dropped``; without exact dedup
@@ -167,14 +183,6 @@ class Deduplicator:
 
 
 DROPPED_TABLES = ("duplicates", "quarantined")
-
-
-def dropped_ids(table_dirs: Iterable[str]) -> frozenset:
-    """Ids in the given duplicates and quarantined tables (what the kept step leaves out)."""
-    found = set()
-    for directory, name in zip(table_dirs, DROPPED_TABLES):
-        found.update(i for i in read_table(directory, name, ["id"]).column("id").to_pylist() if i is not None)
-    return frozenset(found)
 
 
 def duplicate_summary(duplicates_dir: str) -> dict:

@@ -23,7 +23,9 @@ from pipeline import faults, storage
 from pipeline.clean.stage import Cleaner
 from pipeline.config import Config
 from pipeline.counters import Counters, merge
-from pipeline.dedup.stage import COLUMNS as DEDUP_COLUMNS, DROPPED_TABLES, Deduplicator, dropped_ids
+from pipeline.dedup.idfilter import IdFilter
+from pipeline.dedup.minhash import edge_key
+from pipeline.dedup.stage import COLUMNS as DEDUP_COLUMNS, DROPPED_TABLES, Deduplicator
 from pipeline.engine import Counts, Job
 from pipeline.ingest.readers import read_file
 from pipeline.outputs import TableWriter, read_row_group, read_row_group_table, row_groups
@@ -78,6 +80,61 @@ def _tables(items, name: str, columns: list[str] | None = None):
         yield read_row_group_table(path, index, name, columns)
 
 
+def _persisted(rdd):
+    from pyspark import StorageLevel
+
+    return rdd.persist(StorageLevel.MEMORY_AND_DISK)
+
+
+def _split_counts(tagged):
+    """An RDD of ("counts", dict) and (kind, item) pairs (tasks' counters beside their items) -> (the items'
+    RDD, persisted, the counters summed): tasks return counters so that a retried task is counted once."""
+    tagged = _persisted(tagged)
+    counters = merge(*tagged.filter(lambda kv: kv[0] == "counts").values().collect())
+    items = _persisted(tagged.filter(lambda kv: kv[0] != "counts").values())
+    items.count()
+    tagged.unpersist()
+    return items, counters
+
+
+def _id_filter(ids, context):
+    """A broadcast :class:`IdFilter` of an RDD of ids, sized from their count (16 bits an id, so about 0.2% of
+    other ids pass); None when there are none.  The driver holds the filter: bits, not ids."""
+    total = ids.count()
+    if not total:
+        return None
+    bits = min(max(16 * total, 1 << 16), 1 << 30)
+    bits = (bits + 7) // 8 * 8
+    merged = ids.mapPartitions(lambda part: [IdFilter.of(part, bits)]).treeReduce(IdFilter.merge)
+    return context.broadcast(merged)
+
+
+def _near_clusters(edges, out, options, partitions: int) -> Counts:
+    """Verified edges -> the near duplicates, written by tasks: components on the cluster
+    (:mod:`pipeline.spark.graph`), each dropped document's figures joined to it, one component per group."""
+    from pipeline.spark.graph import components
+
+    if edges.isEmpty():
+        return {}
+    labels, _ = components(edges.map(lambda e: (e[0].id, e[1].id)), partitions)
+    refs = edges.flatMap(lambda e: ((e[0].id, e[0]), (e[1].id, e[1]))).reduceByKey(lambda x, y: x, partitions)
+    best = edges.flatMap(lambda e: ((e[0].id, e[2]), (e[1].id, e[2]))).reduceByKey(max, partitions)
+    direct = edges.map(lambda e: (tuple(sorted((e[0].id, e[1].id))), e[2]))
+    clustered = (labels.join(refs.join(best, partitions), partitions)     # (node, (root, (ref, best)))
+                 .map(lambda kv: ((kv[1][0], kv[0]), kv[1][1]))
+                 .leftOuterJoin(direct, partitions)                         # ((root, node), ((ref, best), direct))
+                 .map(lambda kv: (kv[0][0], (kv[1][0][0], kv[1][0][1] if kv[1][1] is None else kv[1][1])))
+                 .groupByKey(partitions).join(refs, partitions))           # (root, (members, root's ref))
+
+    def write(items, count):
+        for _, (members, kept) in sorted(items, key=lambda kv: kv[0]):
+            yield from Deduplicator.cluster_duplicates(kept, members, count)
+
+    counters = _run_parts(clustered, write, out, (Duplicate,), "near")
+    labels.unpersist()
+    return counters
+
+
 def _warm(_):
     """Import what the stage tasks use, in a Python worker."""
     import pipeline.clean.stage  # noqa: F401
@@ -124,6 +181,16 @@ class SparkEngine:
         rdd = get_session(job.config).sparkContext.parallelize(files, max(len(files), 1))
         return _run_parts(rdd, read, job.out, (Document, Quarantined), "part")
 
+    def shared_ids(self, job: Job) -> list[str]:
+        """The ids of ``job.source`` taken more than once: counted by id in Spark's shuffle; only those come back."""
+        def ids(items):
+            for table in _tables(items, "documents", ["id"]):
+                yield from ((doc_id, 1) for doc_id in table.column("id").to_pylist())
+
+        partitions = self._partitions(job.config)
+        return sorted(self._row_groups(job, partitions).mapPartitions(ids).reduceByKey(add, partitions)
+                      .filter(lambda kv: kv[1] > 1).keys().collect())
+
     def clean(self, job: Job) -> Counts:
         options, report = job.config.clean, job.progress_dir
 
@@ -140,13 +207,15 @@ class SparkEngine:
 
         Keys with member tuples (reference, signature) go through the exact-key shuffle, never the text; the
         grouped keys are kept (memory, then disk) so that the duplicates are written from them and what each
-        group keeps goes on to the band shuffle without a second read.  Candidate edges are collected to the
-        driver for the near-duplicate step; the kept documents are the input minus every dropped id.
+        group keeps goes on to the band shuffle without a second read.  Candidate edges stay on the cluster:
+        repeats dropped by key, checked (:meth:`_checked`), clustered (:func:`_near_clusters`) and written by
+        tasks; the kept documents are the input minus every dropped id (:meth:`_kept`).  The driver holds
+        counters, a fixed-size id filter and the list of row groups, nothing per document.
         """
         from pyspark import StorageLevel
 
         config, out, options, report = job.config, job.out, job.config.dedup, job.progress_dir
-        context, partitions = get_session(config).sparkContext, self._partitions(config)
+        partitions = self._partitions(config)
         for cls in (Duplicate, Quarantined):
             storage.makedirs(out.table(cls.TABLE))
         counters: dict[str, int] = {}
@@ -187,41 +256,100 @@ class SparkEngine:
 
             members = (grouped.map(lambda group: Deduplicator.kept_member(*group)).filter(lambda m: m is not None)
                        if options.exact else pairs.values())
-            results = members.mapPartitions(banded).groupByKey(partitions).mapPartitions(edges).collect()
+            tagged = members.mapPartitions(banded).groupByKey(partitions).mapPartitions(edges)
+            candidates, found = _split_counts(tagged)
+            # a pair sharing several bands is an edge of each: keep one (they are equal)
+            candidates = _persisted(candidates.map(lambda e: ((e[0].id, e[1].id), e))
+                                    .reduceByKey(lambda x, y: x, partitions).values())
+            counters = merge(counters, found)
             if grouped is not None:
                 grouped.unpersist()
+            if options.verify == "exact":
+                candidates, found = self._checked(job, candidates, partitions)
+                counters = merge(counters, found)
+            counters = merge(counters, _near_clusters(candidates, out, options, partitions))
+            candidates.unpersist()
 
-            def exact_check(candidates):
-                incident = context.broadcast(Deduplicator.incident(candidates))
+        counters = merge(counters, self._kept(job, partitions))
+        return counters
 
-                def shingled(items):
-                    dedup = Deduplicator(options)
-                    for table in _tables(items, "documents", ["id", "text"]):
-                        yield from dedup.shingles(table, incident.value)
+    def _checked(self, job: Job, candidates, partitions: int):
+        """The candidate edges whose exact similarity passes the rule, checked on the cluster: the documents on
+        an edge are found through a fixed-size id filter (the driver holds that, not the edges), their shingle
+        sets joined to the edges by id, each edge's pair compared where it lands."""
+        options, context = job.config.dedup, get_session(job.config).sparkContext
+        keyed = candidates.map(lambda e: (edge_key(e[0].id, e[1].id), e))
+        ends = _persisted(keyed.flatMap(lambda ke: ((ke[1][0].id, ke[0]), (ke[1][1].id, ke[0]))))
+        wanted = _id_filter(ends.keys(), context)
+        if wanted is None:
+            ends.unpersist()
+            return candidates, {}
 
-                similarities = dict(self._row_groups(job, partitions).mapPartitions(shingled)
-                                    .groupByKey(partitions).mapValues(lambda m: Deduplicator.similarity(list(m)))
-                                    .collect())
-                incident.unpersist()
-                return similarities
+        def shingled(items):
+            dedup = Deduplicator(options)
+            for table in _tables(items, "documents", ["id", "text"]):
+                yield from dedup.shingles_of(table, wanted.value)
 
-            local = Counters()
-            writer = TableWriter(out.table("duplicates"), "duplicates", "near-00000")
-            for duplicate in Deduplicator(options).near_duplicates(
-                    [value for kind, value in results if kind == "edge"], exact_check, local):
-                writer.add(duplicate)
-            writer.close()
-            counters = merge(counters, *(value for kind, value in results if kind == "counts"), local.as_dict())
+        shingles = self._row_groups(job, partitions).mapPartitions(shingled)
+        similarities = (ends.join(shingles, partitions).map(lambda kv: (kv[1][0], (kv[0], kv[1][1])))
+                        .groupByKey(partitions).mapValues(lambda m: Deduplicator.similarity(list(m))))
 
-        gone = context.broadcast(dropped_ids(out.table(t) for t in DROPPED_TABLES))
+        def check(items):
+            dedup, count = Deduplicator(options), Counters()
+            items = list(items)
+            for edge in dedup.verified([e for _, (e, _) in items], {k: v for k, (_, v) in items}, count):
+                yield "edge", edge
+            yield "counts", count.as_dict()
+
+        checked, found = _split_counts(keyed.join(similarities, partitions).mapPartitions(check))
+        checked = _persisted(checked)
+        ends.unpersist()
+        wanted.unpersist()
+        candidates.unpersist()
+        return checked, found
+
+    def _kept(self, job: Job, partitions: int) -> Counts:
+        """The documents table without the dropped ids, row group by row group.  The dropped ids stay on the
+        cluster: a fixed-size id filter passes most rows at once, the rows it names are joined with the dropped
+        ids, and each row group's task gets the dropped ids of its own rows."""
+        config, out, options = job.config, job.out, job.config.dedup
+        context = get_session(config).sparkContext
+        groups = list(enumerate(row_groups(job.source)))
+        slices = max(min(partitions, len(groups)), 1)
+        dropped_groups = [g for t in DROPPED_TABLES for g in row_groups(out.table(t))]
+        dropped = _persisted(context.parallelize(dropped_groups, max(min(partitions, len(dropped_groups)), 1))
+                             .mapPartitions(lambda items: (i for t in _tables(items, "dropped", ["id"])
+                                                           for i in t.column("id").to_pylist() if i is not None)))
+        wanted = _id_filter(dropped, context)
+        placed = context.parallelize(groups, slices).map(lambda ig: (ig[0], ("group", ig[1])))
+        if wanted is not None:
+            def suspects(items):
+                for index, (path, group) in items:
+                    ids = read_row_group_table(path, group, "documents", ["id"]).column("id").to_pylist()
+                    yield from ((doc_id, index) for doc_id in ids if doc_id in wanted.value)
+
+            confirmed = (context.parallelize(groups, slices).mapPartitions(suspects)
+                         .join(dropped.map(lambda i: (i, None)), partitions)
+                         .map(lambda kv: (kv[1][0], ("drop", kv[0]))))
+            placed = placed.union(confirmed)
+        count_of = len(groups) or 1
+        placed = placed.partitionBy(slices, lambda index: index * slices // count_of)
 
         def kept(items, count):
-            dedup = Deduplicator(options)
-            for table in _tables(items, "documents"):
-                yield dedup.kept(table, gone.value, count)
+            dedup, found, drops = Deduplicator(options), {}, {}
+            for index, (kind, value) in items:
+                if kind == "group":
+                    found[index] = value
+                else:
+                    drops.setdefault(index, set()).add(value)
+            for index in sorted(found):
+                path, group = found[index]
+                yield dedup.kept(read_row_group_table(path, group, "documents"), drops.get(index, ()), count)
 
-        counters = merge(counters, _run_parts(self._row_groups(job, partitions), kept, out, (Document,), "kept"))
-        gone.unpersist()
+        counters = _run_parts(placed, kept, out, (Document,), "kept")
+        dropped.unpersist()
+        if wanted is not None:
+            wanted.unpersist()
         return counters
 
     def segment(self, job: Job) -> Counts:
