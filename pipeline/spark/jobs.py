@@ -257,10 +257,12 @@ class SparkEngine:
             members = (grouped.map(lambda group: Deduplicator.kept_member(*group)).filter(lambda m: m is not None)
                        if options.exact else pairs.values())
             tagged = members.mapPartitions(banded).groupByKey(partitions).mapPartitions(edges)
-            candidates, found = _split_counts(tagged)
+            found_edges, found = _split_counts(tagged)
             # a pair sharing several bands is an edge of each: keep one (they are equal)
-            candidates = _persisted(candidates.map(lambda e: ((e[0].id, e[1].id), e))
+            candidates = _persisted(found_edges.map(lambda e: ((e[0].id, e[1].id), e))
                                     .reduceByKey(lambda x, y: x, partitions).values())
+            candidates.count()
+            found_edges.unpersist()
             counters = merge(counters, found)
             if grouped is not None:
                 grouped.unpersist()
@@ -302,7 +304,6 @@ class SparkEngine:
             yield "counts", count.as_dict()
 
         checked, found = _split_counts(keyed.join(similarities, partitions).mapPartitions(check))
-        checked = _persisted(checked)
         ends.unpersist()
         wanted.unpersist()
         candidates.unpersist()
