@@ -51,6 +51,9 @@ class SparkOptions:
                          "yarn")
     driver_memory: str = option("4g", "spark.driver.memory (local mode: the whole job's memory)")
     partitions: int = option(0, "tasks per stage for clean and dedup (0 = two per core Spark has)")
+    partition_mb: float = option(32.0, "dedup: at least one task per this many MB of its input table (Parquet files), "
+                                 "so each task's share of the exact-key and band shuffles stays the same as the "
+                                 "input grows (0: off; a set partitions count is taken as given)")
     conf: dict = option({}, "extra Spark settings, e.g. {spark.executor.memory: 8g}")
 
 

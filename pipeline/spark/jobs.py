@@ -15,6 +15,7 @@ needed.
 from __future__ import annotations
 
 import contextlib
+import math
 from operator import add
 
 import pyarrow as pa
@@ -28,7 +29,7 @@ from pipeline.dedup.minhash import edge_key
 from pipeline.dedup.stage import COLUMNS as DEDUP_COLUMNS, DROPPED_TABLES, Deduplicator
 from pipeline.engine import Counts, Job
 from pipeline.ingest.readers import read_file
-from pipeline.outputs import TableWriter, read_row_group, read_row_group_table, row_groups
+from pipeline.outputs import TableWriter, read_row_group, read_row_group_table, row_groups, table_bytes
 from pipeline.progress import reporter, text_size
 from pipeline.records import Document, Duplicate, Quarantined, Rejected, Segmented, from_row
 from pipeline.segment.stage import COLUMNS as SEGMENT_COLUMNS, Segmentation, slices, text_bytes
@@ -158,9 +159,15 @@ class SparkEngine:
         spark.sparkContext.parallelize(range(slots), slots).map(_warm).collect()
 
     @staticmethod
-    def _partitions(config: Config) -> int:
-        """Tasks per stage: the configured number, else two per core Spark has."""
-        return config.spark.partitions or 2 * get_session(config).sparkContext.defaultParallelism
+    def _partitions(config: Config, source: str | None = None) -> int:
+        """Tasks per stage: the configured number, else two per core Spark has; with ``source`` (a table) at least
+        one per ``spark.partition_mb`` of its Parquet files, so a task's share does not grow with the input."""
+        if config.spark.partitions:
+            return config.spark.partitions
+        cores = 2 * get_session(config).sparkContext.defaultParallelism
+        if source is None or config.spark.partition_mb <= 0:
+            return cores
+        return max(cores, math.ceil(table_bytes(source) / (config.spark.partition_mb * 2**20)))
 
     def _row_groups(self, job: Job, partitions: int | None = None):
         """(file, row group) pairs of the job's input table, spread over at most ``partitions`` tasks."""
@@ -215,7 +222,7 @@ class SparkEngine:
         from pyspark import StorageLevel
 
         config, out, options, report = job.config, job.out, job.config.dedup, job.progress_dir
-        partitions = self._partitions(config)
+        partitions = self._partitions(config, job.source)
         for cls in (Duplicate, Quarantined):
             storage.makedirs(out.table(cls.TABLE))
         counters: dict[str, int] = {}
