@@ -39,7 +39,7 @@ from pipeline.counters import CountFn, no_count
 from pipeline.vocab.wordpiece import is_cjk
 
 CHAR_SHARE = 0.75          # automatic min_char_count: characters + ## forms fill at most this share
-FEED_CHUNK_BYTES = 1 << 20  # size of the strings handed to the trainer
+FEED_CHUNK_BYTES = 1 << 16  # size of the strings handed to the trainer: its pre-tokenizer expands each many times over
 
 
 class VocabError(ValueError):
