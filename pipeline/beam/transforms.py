@@ -166,6 +166,7 @@ class _CountPreTokensFn(beam.DoFn):
 
 
 
+POOL_GROUP = 16      # pools per task of the shards stage's instance step (see _PoolFn)
 
 
 @beam.typehints.with_output_types(typing.Any)   # (pool, documents reference) pairs and tagged rejected/quarantined
@@ -193,7 +194,12 @@ class _TokenizeFn(beam.DoFn):
 
 
 class _PoolFn(beam.DoFn):
-    """A pool's documents -> its instances, written to a spill file; (first shard, reference) out."""
+    """A group of ``POOL_GROUP`` pools' documents -> their instances, one pool at a time, each written to its pool
+    file; ``(first shard, ((pool, offset, size, instances), ...))`` out, one per first shard the group reaches.
+
+    An in-process runner holds what goes into a grouping in memory: one small tuple per first shard and
+    group of pools is ``POOL_GROUP`` times fewer elements than one ``PoolSection`` (with its path) per
+    first shard and pool, and pools and shards both grow with the input."""
 
     def __init__(self, options: ShardOptions, vocab: str, spill_dir: str) -> None:
         self.options, self.vocab, self.spill_dir = options, vocab, spill_dir
@@ -202,19 +208,31 @@ class _PoolFn(beam.DoFn):
         self.builder = shard_builder.ShardBuilder.shared(self.options, self.vocab)
         self.count = BeamCount()
 
-    def process(self, pool, shards):
-        docs = [doc for section in pool[1] for doc in shard_builder.load_documents(section)]
-        items = self.builder.pool_instances(docs, self.count, shards)
-        yield from shard_builder.pool_sections(pool[0], items, shards, self.spill_dir)
+    def process(self, group, shards):
+        by_pool: dict[int, list] = {}
+        for pool, section in group[1]:
+            by_pool.setdefault(pool, []).append(section)
+        ranges: dict[int, list] = {}
+        for pool in sorted(by_pool):            # one pool's documents and instances in memory at a time
+            docs = [doc for section in by_pool[pool] for doc in shard_builder.load_documents(section)]
+            items = self.builder.pool_instances(docs, self.count, shards)
+            shard_builder.pool_group_ranges(
+                shard_builder.pool_sections(pool, items, shards, self.spill_dir), pool, ranges)
+        for shard in sorted(ranges):
+            yield shard, tuple(ranges[shard])
 
 
 class _SplitShardFn(beam.DoFn):
-    """Pool file sections of one first shard -> (destination, Kept reference or surplus records) out."""
+    """Pool file ranges of one first shard -> (destination, Kept reference or surplus records) out."""
+
+    def __init__(self, spill_dir: str) -> None:
+        self.spill_dir = spill_dir
 
     def process(self, group, plan):
-        shard, sections = group
+        shard, ranges = group
         targets, moves = plan
-        yield from shard_builder.split_shard(shard, list(sections), targets, moves).items()
+        sections = shard_builder.sections_of_ranges([r for part in ranges for r in part], self.spill_dir)
+        yield from shard_builder.split_shard(shard, sections, targets, moves).items()
 
 
 def _plan(counts, shards):
@@ -262,17 +280,18 @@ class BuildShards(beam.PTransform):
             | "SumTokens" >> beam.CombineGlobally(sum)
             | "ShardCount" >> beam.Map(lambda tokens: shard_total(options, tokens)))
         keyed = (docs
+                 | "PoolGroup" >> beam.MapTuple(lambda pool, section: (pool // POOL_GROUP, (pool, section)))
                  | "ByPool" >> beam.GroupByKey()
                  | "Instances" >> beam.ParDo(_PoolFn(options, self.vocab, pools_dir), shards))
         plan = beam.pvalue.AsSingleton(
             keyed
-            | "Sizes" >> beam.Map(lambda kv: (kv[0], kv[1].instances))
+            | "Sizes" >> beam.Map(lambda kv: (kv[0], sum(r[3] for r in kv[1])))
             | "PerShard" >> beam.CombinePerKey(sum)
             | "AllShards" >> beam.combiners.ToList()
             | "Plan" >> beam.Map(_plan, shards))
         (keyed
          | "ByShard" >> beam.GroupByKey()
-         | "Split" >> beam.ParDo(_SplitShardFn(), plan)
+         | "Split" >> beam.ParDo(_SplitShardFn(pools_dir), plan)
          | "ByDestination" >> beam.GroupByKey()
          | "Write" >> beam.ParDo(_WriteShardFn(self.directory, self.summaries, options), shards))
         return tokenized

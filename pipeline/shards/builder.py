@@ -334,6 +334,25 @@ def instance_keys(seed: int, runs: list[tuple[str, int, int, int]],
     return mix(seeds, counter(index, SLOT_KEY)), mix(seeds, counter(index, SLOT_MASK))
 
 
+def pool_file(spill_dir: str | Path, pool: int) -> str:
+    """The file ``pool_sections`` writes a pool's records to."""
+    return str(storage.join(spill_dir, f"pool-{pool:06d}.bin"))
+
+
+def pool_group_ranges(sections: list[tuple[int, PoolSection]], pool: int,
+                      into: dict[int, list[tuple[int, int, int, int]]]) -> None:
+    """Add one pool's ``pool_sections`` to ``into`` (first shard -> ``(pool, offset, size, instances)``
+    ranges): the compact form in which an engine moves the sections of several pools, with no path (the
+    pool number names the file, :func:`pool_file`); :func:`sections_of_ranges` turns them back."""
+    for shard, section in sections:
+        into.setdefault(shard, []).append((pool, section.offset, section.size, section.instances))
+
+
+def sections_of_ranges(ranges, spill_dir: str | Path) -> list[PoolSection]:
+    """``(pool, offset, size, instances)`` ranges (:func:`pool_group_ranges`) -> the ``PoolSection`` of each."""
+    return [PoolSection(pool_file(spill_dir, pool), offset, size, n) for pool, offset, size, n in ranges]
+
+
 def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Path) -> list[tuple[int, PoolSection]]:
     """Write a pool's records to one file, a section per first shard (``key % shards``); returns
     ``(shard, PoolSection)`` per section, so the engines move these small references instead
@@ -342,7 +361,7 @@ def pool_sections(pool: int, records: Records, shards: int, spill_dir: str | Pat
     order = np.argsort(first, kind="stable")
     present, starts = np.unique(first[order], return_index=True)
     bounds = [*starts.tolist(), len(order)]
-    final = storage.join(spill_dir, f"pool-{pool:06d}.bin")
+    final = pool_file(spill_dir, pool)
     sections = [Selection([records], np.zeros(bounds[k + 1] - bounds[k], np.int64), order[bounds[k]:bounds[k + 1]])
                 for k in range(len(present))]
     placed = write_sections(final, sections)
